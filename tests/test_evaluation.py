@@ -5,7 +5,7 @@ import torch
 
 from rmdt.evaluation import evaluate_policy
 from rmdt.evaluation.rollout import wilson_interval
-from rmdt.evaluation.tmaze import plot_success
+from rmdt.evaluation.tmaze import plot
 from rmdt.models.policy import Policy
 
 SETTINGS = dict(env="tmaze", target_return=1.0, corridor_lengths=[1, 5, 40], episodes=32, seed=3)
@@ -64,6 +64,6 @@ def test_wilson_interval():
 def test_plot_is_a_png(tmp_path):
     results = [{"corridor_length": n, "success_rate": r, "ci95": list(wilson_interval(int(r * 100), 100)),
                 "episodes": 100} for n, r in [(9, 1.0), (90, 0.97), (900, 0.5)]]
-    plot_success(results, tmp_path / "plot.png")
+    plot(results, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if p.name != "plot.png"]  # no temp files left

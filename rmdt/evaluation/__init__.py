@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from pathlib import Path
 
 from rmdt.atomic import write_text
 
-ENVS = ("tmaze",)
+# env name -> module providing evaluate(policy, settings, device, progress, periodic) -> rows,
+# plot(rows, path, title), describe(row) -> one console line and scalars(rows) -> {name: value}.
+# Modules are imported on use, so an env's optional packages are needed only to evaluate in it.
+ENV_EVALUATORS = {
+    "tmaze": "rmdt.evaluation.tmaze",
+}
 
 
 class CheckpointNotFound(FileNotFoundError):
@@ -40,34 +46,44 @@ def load_policy(path: str | Path, device="cpu"):
     return policy.to(device).eval()
 
 
-def evaluate_policy(policy, evaluation, corridor_lengths=None, episodes=None, seed=None,
-                    device="cpu", progress: bool = True) -> dict:
-    """Rolls the policy out as ``evaluation`` (an EvaluationConfig or its dict) says; returns the report."""
+def env_evaluator(env: str):
+    """The evaluation module of ``env`` (see ``ENV_EVALUATORS``)."""
+    if env not in ENV_EVALUATORS:
+        raise ValueError(f"evaluation env {env!r} is unknown (known: {', '.join(ENV_EVALUATORS)})")
+    return importlib.import_module(ENV_EVALUATORS[env])
+
+
+def evaluate_policy(policy, evaluation, overrides: dict | None = None, device="cpu", progress: bool = True,
+                    periodic: bool = False) -> dict:
+    """Rolls the policy out as ``evaluation`` (an EvaluationConfig or its dict) says; returns the report.
+
+    ``overrides`` replaces settings for this call (e.g. episodes, seed, corridor_lengths); ``periodic``
+    asks the env for its cheaper in-training evaluation.
+    """
     settings = dataclasses.asdict(evaluation) if dataclasses.is_dataclass(evaluation) else dict(evaluation)
-    env = settings["env"]
-    if env not in ENVS:
-        raise ValueError(f"evaluation env {env!r} is unknown (known: {', '.join(ENVS)})")
-    episodes = episodes or settings["episodes"]
-    seed = settings["seed"] if seed is None else seed
-    from rmdt.evaluation.tmaze import evaluate_tmaze
+    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    evaluator = env_evaluator(settings["env"])
+    was_training = policy.training
+    policy.eval()
+    try:
+        results = evaluator.evaluate(policy, settings, device=device, progress=progress, periodic=periodic)
+    finally:
+        policy.train(was_training)
+    return {"env": settings["env"], "target_return": settings["target_return"], "seed": settings["seed"],
+            "results": results}
 
-    lengths = corridor_lengths or settings["corridor_lengths"]
-    results = evaluate_tmaze(policy, lengths, episodes, settings["target_return"], seed, device, progress)
-    return {"env": env, "target_return": settings["target_return"], "seed": seed, "results": results}
 
-
-def evaluate_checkpoint(path, corridor_lengths=None, episodes=None, seed=None, out=None, device="cpu") -> Path:
+def evaluate_checkpoint(path, overrides: dict | None = None, out=None, device="cpu") -> Path:
     """Evaluates a checkpoint; writes the JSON report and a PNG plot beside it; returns the JSON path."""
-    from rmdt.evaluation.tmaze import plot_success
-
     model_dir = checkpoint_model_dir(path)
     policy = load_policy(model_dir, device)
     evaluation = getattr(policy.config, "evaluation", None)
     if evaluation is None:
         raise ValueError(f"{model_dir}: config.json has no 'evaluation' settings (not trained by rmdt?)")
-    report = evaluate_policy(policy, evaluation, corridor_lengths, episodes, seed, device)
+    report = evaluate_policy(policy, evaluation, overrides, device)
     report["checkpoint"] = str(model_dir.resolve())
     out = Path(out) if out else model_dir.parent / "eval" / "results.json"
     write_text(out, json.dumps(report, indent=2))
-    plot_success(report["results"], out.with_suffix(".png"), title=f"{model_dir.parent.name or model_dir.name}")
+    env_evaluator(report["env"]).plot(report["results"], out.with_suffix(".png"),
+                                      title=f"{model_dir.parent.name or model_dir.name}")
     return out

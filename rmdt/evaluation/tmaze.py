@@ -9,30 +9,37 @@ from rmdt.envs.tmaze import TMazeVectorEnv
 from rmdt.evaluation.rollout import rollout, wilson_interval
 
 
-def evaluate_tmaze(policy, corridor_lengths, episodes: int, target_return: float, seed: int,
-                   device="cpu", progress: bool = True) -> list[dict]:
-    """One batch of ``episodes`` corridors per length; success means the episode earned reward 1."""
-    results = []
-    was_training = policy.training
-    policy.eval()
-    try:
-        for length in corridor_lengths:
-            env = TMazeVectorEnv(episodes, int(length))
-            start = time.perf_counter()
-            out = rollout(policy, env, target_return, seed, max_steps=int(length) + 2, device=device,
-                          progress=f"T-Maze L={length}" if progress else None)
-            seconds = time.perf_counter() - start
-            successes = int(np.sum(out.returns >= 1.0))
-            low, high = wilson_interval(successes, episodes)
-            results.append({"corridor_length": int(length), "success_rate": successes / episodes,
-                            "ci95": [low, high], "episodes": episodes,
-                            "env_steps_per_second": out.steps * episodes / seconds})
-    finally:
-        policy.train(was_training)
+def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:
+    """One batch of ``episodes`` corridors per length; success means the episode earned reward 1.
+
+    Lengths: ``corridor_lengths``, or ``periodic_lengths`` for the evaluation during training.
+    """
+    episodes, results = int(settings["episodes"]), []
+    for length in settings["periodic_lengths" if periodic else "corridor_lengths"]:
+        env = TMazeVectorEnv(episodes, int(length))
+        start = time.perf_counter()
+        out = rollout(policy, env, settings["target_return"], settings["seed"], max_steps=int(length) + 2,
+                      device=device, progress=f"T-Maze L={length}" if progress else None)
+        seconds = time.perf_counter() - start
+        successes = int(np.sum(out.returns >= 1.0))
+        low, high = wilson_interval(successes, episodes)
+        results.append({"corridor_length": int(length), "success_rate": successes / episodes,
+                        "ci95": [low, high], "episodes": episodes,
+                        "env_steps_per_second": out.steps * episodes / seconds})
     return results
 
 
-def plot_success(results: list[dict], path, title: str = "") -> None:
+def describe(row: dict) -> str:
+    low, high = row["ci95"]
+    return (f"L={row['corridor_length']:>6}  success {row['success_rate']:.2f}  [{low:.2f}, {high:.2f}]  "
+            f"({row['episodes']} episodes, {row['env_steps_per_second']:,.0f} env steps/s)")
+
+
+def scalars(results: list[dict]) -> dict[str, float]:
+    return {f"success_L{r['corridor_length']}": r["success_rate"] for r in results}
+
+
+def plot(results: list[dict], path, title: str = "") -> None:
     """Success rate versus corridor length (log scale) with 95% intervals, as a PNG."""
     import matplotlib
     matplotlib.use("Agg")

@@ -46,6 +46,41 @@ class MLPObsEncoder(nn.Module):
         return self.net(obs.flatten(-self.obs_ndim) if self.obs_ndim else obs.unsqueeze(-1))
 
 
+@register_obs_encoder("nature_cnn")
+class NatureCNNEncoder(nn.Module):
+    """The Nature-DQN convolutional torso (Mnih et al., 2015) for pixel observations -> d_model.
+
+    Takes uint8 or float pixels in [0, 255]: (C, H, W) stacks such as Atari's 4x84x84, (H, W, C)
+    images such as Memory Maze's 64x64x3 (channels last when the last axis has at most 4 entries
+    and the first more), or (H, W) single frames. Scales by 1/255 itself, so no dataset statistics.
+    """
+
+    def __init__(self, obs_shape: tuple[int, ...], d_model: int):
+        super().__init__()
+        if len(obs_shape) not in (2, 3):
+            raise ValueError(f"nature_cnn needs (C, H, W), (H, W, C) or (H, W) observations, got shape {obs_shape}")
+        self.obs_ndim = len(obs_shape)
+        self.channels_last = self.obs_ndim == 3 and obs_shape[-1] <= 4 < obs_shape[0]
+        if self.obs_ndim == 2:
+            chw = (1, *obs_shape)
+        else:
+            chw = (obs_shape[-1], *obs_shape[:2]) if self.channels_last else tuple(obs_shape)
+        self.conv = nn.Sequential(nn.Conv2d(chw[0], 32, 8, stride=4), nn.ReLU(),
+                                  nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+                                  nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, *chw)).shape[-1]
+        self.head = nn.Sequential(nn.Linear(flat, d_model), nn.ReLU())
+        self.chw = chw
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[:obs.ndim - self.obs_ndim]
+        x = obs.reshape(-1, *obs.shape[obs.ndim - self.obs_ndim:]).float() / 255.0
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        return self.head(self.conv(x.reshape(-1, *self.chw))).reshape(*lead, -1)
+
+
 class ObsNormalizer(nn.Module):
     """``(obs - mean) / std`` with dataset statistics stored as buffers, so they are saved in the
     checkpoint next to the weights and evaluation needs nothing else. No statistics: identity

@@ -25,7 +25,7 @@ from transformers.utils import logging as hf_logging
 from rmdt.config import Config
 from rmdt.data import SegmentSampler, load_config_data
 from rmdt.data.trajectories import Trajectories
-from rmdt.evaluation import evaluate_policy
+from rmdt.evaluation import env_evaluator, evaluate_policy
 from rmdt.models.factory import build_policy
 from rmdt.progress import progress_bar
 from rmdt.training.checkpoint import checkpoint_dirs, load_checkpoint, save_checkpoint
@@ -185,10 +185,10 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
             logger.scalars("train", values, step)
             window_time, windows = 0.0, 0
         if t.eval_every and step % t.eval_every == 0 and accelerator.is_main_process:
-            report = evaluate_policy(policy, config.evaluation, config.evaluation.periodic_lengths,
-                                     progress=False, device=accelerator.device)
-            logger.scalars("eval", {**{f"success_L{r['corridor_length']}": r["success_rate"]
-                                       for r in report["results"]}, "train_seconds": train_seconds}, step)
+            report = evaluate_policy(policy, config.evaluation, device=accelerator.device, progress=False,
+                                     periodic=True)
+            logger.scalars("eval", {**env_evaluator(report["env"]).scalars(report["results"]),
+                                    "train_seconds": train_seconds}, step)
         if step % t.checkpoint_every == 0 or step == t.steps:
             save_checkpoint(accelerator, run_dir, step, t.keep_checkpoints, train_seconds)
     bar.close()

@@ -1,0 +1,50 @@
+"""The Nature-CNN observation encoder: layouts, scaling, and training an RMDT on pixels."""
+import pytest
+import torch
+
+from rmdt.data.segments import Batch
+from rmdt.models import RMDTConfig, RMDTModel
+from rmdt.models.embeddings import build_obs_encoder
+
+
+@pytest.mark.parametrize("shape", [(4, 84, 84), (64, 64, 3), (84, 84)])
+def test_any_leading_dims_map_to_d_model(shape):
+    encoder = build_obs_encoder("nature_cnn", shape, 24)
+    obs = torch.randint(0, 256, (2, 5, *shape), dtype=torch.uint8)
+    out = encoder(obs)
+    assert out.shape == (2, 5, 24)
+    torch.testing.assert_close(out[1, 3], encoder(obs[1, 3]))  # rows are encoded independently
+
+
+def test_channels_last_images_equal_the_same_image_channels_first():
+    torch.manual_seed(0)
+    last = build_obs_encoder("nature_cnn", (64, 64, 3), 16)
+    first = build_obs_encoder("nature_cnn", (3, 64, 64), 16)
+    first.load_state_dict(last.state_dict())
+    image = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    torch.testing.assert_close(last(image), first(image.permute(0, 3, 1, 2)))
+
+
+def test_uint8_and_float_pixels_agree():
+    encoder = build_obs_encoder("nature_cnn", (4, 84, 84), 16)
+    obs = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(encoder(obs), encoder(obs.float()))
+
+
+def test_bad_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match="nature_cnn needs"):
+        build_obs_encoder("nature_cnn", (7,), 16)
+
+
+def test_rmdt_on_pixels_gets_gradients_in_its_cnn():
+    config = RMDTConfig(obs_shape=[4, 84, 84], num_actions=3, context_len=2, memory_tokens=2, d_model=32,
+                        n_layers=1, n_heads=2, obs_encoder="nature_cnn")
+    model = RMDTModel(config)
+    B, L = 2, 4
+    batch = Batch(returns_to_go=torch.ones(B, L), observations=torch.randint(0, 256, (B, L, 4, 84, 84), dtype=torch.uint8),
+                  actions=torch.randint(0, 3, (B, L)), rewards=torch.zeros(B, L),
+                  timesteps=torch.arange(L).repeat(B, 1), mask=torch.ones(B, L, dtype=torch.bool))
+    loss, _ = model.loss(batch)
+    loss.backward()
+    first_conv = model.embed_obs.conv[0].weight
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
