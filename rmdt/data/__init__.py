@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from rmdt.data.d4rl_hdf5 import load_d4rl_hdf5
+from rmdt.data.frame_store import is_frame_store, load_frame_store
 from rmdt.data.minari_source import load_minari
 from rmdt.data.segments import Batch, SegmentSampler
 from rmdt.data.trajectories import DataError, Trajectories
@@ -12,9 +13,12 @@ HDF5_SUFFIXES = (".hdf5", ".h5")
 
 
 def load_trajectories(source: str | os.PathLike, root=None, num_actions: int | None = None) -> Trajectories:
-    """A D4RL-layout file for ``*.hdf5`` / ``*.h5`` paths, otherwise a Minari dataset id or directory."""
+    """A D4RL-layout file for ``*.hdf5`` / ``*.h5`` paths, a frame store directory (Atari), otherwise a
+    Minari dataset id or directory."""
     if str(source).endswith(HDF5_SUFFIXES):
         return load_d4rl_hdf5(source, num_actions=num_actions)
+    if is_frame_store(source):
+        return load_frame_store(source)
     return load_minari(str(source), root=root)
 
 
@@ -24,7 +28,7 @@ def load_config_data(data) -> Trajectories:
         from rmdt.data.recipes import load_recipe
 
         name = load_recipe(data.recipe).build(**data.recipe_args, root=data.root)
-        return load_minari(name, root=data.root)
+        return load_trajectories(name, root=data.root)
     return load_trajectories(data.dataset, root=data.root, num_actions=data.num_actions)
 
 
