@@ -31,6 +31,9 @@ class Attention(nn.Module):
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.resid_drop = nn.Dropout(dropout)
+        # Analysis only: a callable that receives the (B, n_heads, T_query, T_key) softmax weights
+        # of every call (rmdt.evaluation.attention). None keeps the fused SDPA path, which hides them.
+        self.capture = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
@@ -43,9 +46,21 @@ class Attention(nn.Module):
         k, v = (self._heads(t) for t in self.key_value(x if context is None else context).chunk(2, dim=-1))
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if self.capture is None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = self._attend_and_capture(q, k, v, mask)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, D))), (k, v)
+
+    def _attend_and_capture(self, q, k, v, mask) -> torch.Tensor:
+        """What SDPA computes, with the softmax weights made explicit and handed to ``capture``."""
+        scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: masked keys get exactly 0
+        weights = scores.softmax(dim=-1)
+        self.capture(weights.detach())
+        return F.dropout(weights, self.dropout, self.training) @ v
 
 
 class MLP(nn.Module):

@@ -1,0 +1,449 @@
+"""Attention maps of RMDT and DT: capture, one ``.npz`` per episode, heatmaps and a read/write summary.
+
+Capture switches the attention of every transformer block to explicit softmax weights (the fused
+SDPA path hides them) only inside ``capture_attention``; outside it the model runs unchanged. The
+weights of every call are placed into the full square of their segment,
+``[read M ; (R, o, a) x K ; write M]``, so a map recorded step by step in a rollout (where a step's
+queries see the segment's key/value cache) and a map of the whole-window forward pass are the same
+picture. Row = query token, column = key token. The Memory Retention Valve's cross-attention is not
+part of these maps.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rmdt.atomic import atomic_path, write_text
+
+TOKEN_TYPES = ("read", "return", "observation", "action", "write")
+READ, RETURN, OBSERVATION, ACTION, WRITE = range(len(TOKEN_TYPES))
+_SHORT = ("m", "R", "o", "a", "w")  # label prefixes: m3 = read slot 3, o7 = observation of segment step 7
+_COLORS = ("#7b3294", "#e66101", "#1b7837", "#2166ac", "#c51b7d")
+
+
+@dataclass
+class AttentionMaps:
+    """One episode's (or one dataset window's) attention, segment by segment."""
+
+    weights: np.ndarray  # (S, n_layers, n_heads, T, T) float32 softmax weights; row = query, column = key
+    allowed: np.ndarray  # (S, T, T) bool: the keys each query may attend (the model's segment mask)
+    computed: np.ndarray  # (S, T) bool: rows that were run on real steps; other rows are all zero
+    token_step: np.ndarray  # (S, T) int: episode step of each R, o, a token; -1 for memory tokens
+    context_len: int  # K
+    memory_tokens: int  # M
+
+    @property
+    def token_type(self) -> np.ndarray:
+        """(T,) index into TOKEN_TYPES."""
+        return token_layout(self.context_len, self.memory_tokens)[0]
+
+    @property
+    def token_label(self) -> np.ndarray:
+        """(T,) readable names: m0.. read slots, R0 o0 a0 .. per segment step, w0.. write slots."""
+        kind, slot = token_layout(self.context_len, self.memory_tokens)
+        return np.array([f"{_SHORT[k]}{s}" for k, s in zip(kind, slot)])
+
+    def save(self, path: str | Path) -> None:
+        """A compressed ``.npz`` with the maps, the token labels and the memory read/write summary."""
+        read, write = memory_summary(self)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(
+                f, weights=self.weights, allowed=self.allowed, computed=self.computed,
+                token_step=self.token_step, token_type=self.token_type, token_label=self.token_label,
+                token_type_names=np.array(TOKEN_TYPES), context_len=self.context_len,
+                memory_tokens=self.memory_tokens, read_mass=read, write_mass=write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AttentionMaps":
+        with np.load(path) as f:
+            return cls(weights=f["weights"], allowed=f["allowed"], computed=f["computed"],
+                       token_step=f["token_step"], context_len=int(f["context_len"]),
+                       memory_tokens=int(f["memory_tokens"]))
+
+
+def token_layout(context_len: int, memory_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) token type and (T,) slot (memory slot, or step within the segment) of a segment's tokens."""
+    K, M = context_len, memory_tokens
+    kind = np.concatenate([np.full(M, READ), np.tile([RETURN, OBSERVATION, ACTION], K), np.full(M, WRITE)])
+    slot = np.concatenate([np.arange(M), np.repeat(np.arange(K), 3), np.arange(M)])
+    return kind, slot
+
+
+def _attention_layers(model) -> list:
+    blocks = getattr(model, "blocks", None)
+    if blocks is None or not all(hasattr(block, "attn") for block in blocks):
+        raise TypeError(f"{type(model).__name__} has no transformer blocks, so no attention maps "
+                        "(only RMDT and DT have them; recurrent models carry a state instead)")
+    return [block.attn for block in blocks]
+
+
+class _SegmentRecorder:
+    """Receives one layer's attention calls and writes them into full per-segment squares.
+
+    Every call's queries are the last ``n_query`` of its keys (the keys are the segment's cache plus
+    the new tokens), and a call without cached keys starts a segment: the read tokens' own pass,
+    the first step of a DT segment, or a whole segment of the forward pass.
+    """
+
+    def __init__(self, size: int, keep):
+        self.size, self.keep = size, keep
+        self.segments: list[torch.Tensor] = []  # (b, H, T, T) each
+        self.rows_run: list[torch.Tensor] = []  # (T,) bool each
+
+    def __call__(self, weights: torch.Tensor) -> None:
+        if self.keep is not None:
+            weights = weights[self.keep]
+        n_query, n_key = weights.shape[-2:]
+        if n_key > self.size:
+            raise ValueError(f"an attention call has {n_key} keys, more than a segment's {self.size} tokens")
+        if n_query == n_key:
+            self.segments.append(weights.new_zeros(*weights.shape[:2], self.size, self.size, dtype=torch.float32))
+            self.rows_run.append(torch.zeros(self.size, dtype=torch.bool))
+        self.segments[-1][..., n_key - n_query:n_key, :n_key] = weights.float().cpu()
+        self.rows_run[-1][n_key - n_query:n_key] = True
+
+
+def _attach(model, keep) -> list[_SegmentRecorder]:
+    """Points every layer's attention capture at a fresh recorder; returns the recorders."""
+    layers = _attention_layers(model)
+    size = 2 * model.config.memory_tokens + 3 * model.config.context_len
+    recorders = [_SegmentRecorder(size, keep) for _ in layers]
+    for attn, recorder in zip(layers, recorders):
+        attn.capture = recorder
+    return recorders
+
+
+def _detach(model) -> None:
+    for attn in _attention_layers(model):
+        attn.capture = None
+
+
+@contextlib.contextmanager
+def capture_attention(model, keep=None):
+    """Inside the block, every layer's attention weights are recorded; yields the per-layer recorders.
+
+    ``keep`` (indices into the batch) records only those rows, so a long rollout of many environments
+    keeps only the episodes asked for. Outputs equal the fused path's up to float rounding (tested).
+    """
+    recorders = _attach(model, keep)
+    try:
+        yield recorders
+    finally:
+        _detach(model)
+
+
+def assemble_maps(model, recorders, step_real: torch.Tensor, masked_padding: bool) -> list[AttentionMaps]:
+    """Per recorded batch row, the recorded segments that hold a real step (``step_real`` (b, L) bool).
+
+    ``masked_padding``: padded steps were hidden by the mask (a window), so a partly real segment's
+    write rows are real; in a rollout the steps after an episode's end are visible junk, so they are not.
+    """
+    from rmdt.models.rmdt import segment_mask
+
+    K, M = model.config.context_len, model.config.memory_tokens
+    S = len(recorders[0].segments)
+    weights = torch.stack([torch.stack(r.segments) for r in recorders], dim=2)  # (S, b, layers, H, T, T)
+    rows_run = torch.stack(recorders[0].rows_run)  # (S, T)
+    padded = torch.zeros(step_real.shape[0], S * K, dtype=torch.bool)
+    padded[:, :min(S * K, step_real.shape[1])] = step_real[:, :S * K]
+    kind, slot = (torch.as_tensor(a) for a in token_layout(K, M))
+    trajectory = (kind != READ) & (kind != WRITE)
+    out = []
+    for b in range(weights.shape[1]):
+        real = padded[b].view(S, K)
+        keep = real.any(dim=1)
+        real, w, run = real[keep], weights[keep, b], rows_run[keep]
+        step_of_token = torch.where(trajectory, slot, 0)
+        written = real.any(dim=1) if masked_padding else real.all(dim=1)
+        token_real = torch.where(trajectory, real[:, step_of_token],
+                                 torch.where(kind == WRITE, written[:, None], True))
+        computed = run & token_real
+        steps = torch.arange(S * K).view(S, K)[keep]
+        out.append(AttentionMaps(
+            weights=torch.where(computed[:, None, None, :, None], w, 0.0).numpy(),
+            allowed=segment_mask(real, M)[:, 0].numpy(), computed=computed.numpy(),
+            token_step=torch.where(trajectory, steps[:, step_of_token], -1).numpy(), context_len=K,
+            memory_tokens=M))
+    return out
+
+
+@torch.no_grad()
+def capture_window(model, returns_to_go, observations, actions, mask=None) -> list[AttentionMaps]:
+    """The attention of the forward pass over (B, N*K) dataset windows, one AttentionMaps per row."""
+    was_training = model.training
+    model.eval()
+    try:
+        with capture_attention(model) as recorders:
+            model(returns_to_go, observations, actions, mask)
+    finally:
+        model.train(was_training)
+    if mask is None:
+        mask = torch.ones(returns_to_go.shape, dtype=torch.bool)
+    return assemble_maps(model, recorders, mask.cpu(), masked_padding=True)
+
+
+def state_norm(state, batch_size: int) -> torch.Tensor:
+    """(B,) L2 norm of everything in a policy state that has one row per environment.
+
+    The generic view of a recurrent model's memory (any nesting of tensors, dataclasses, tuples,
+    lists and dicts; complex values count by magnitude).
+    """
+    total = torch.zeros(batch_size)
+    stack = [state]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            if item.dim() and item.shape[0] == batch_size:
+                total += item.detach().abs().float().reshape(batch_size, -1).pow(2).sum(dim=1).cpu()
+        elif dataclasses.is_dataclass(item):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total.sqrt()
+
+
+class _Rollout:
+    """What was recorded between one ``initial_state`` and the next."""
+
+    def __init__(self, recorders, keep):
+        self.recorders, self.keep = recorders, keep
+        self.steps = 0
+        self.state_norms: list[torch.Tensor] = []  # per step, (len(keep),); models without attention only
+
+
+class _Recording:
+    """Stands in for the policy inside an environment's ``evaluate``: records the first ``episodes``
+    environments of every rollout (a rollout starts at each ``initial_state``); all else is delegated.
+    """
+
+    def __init__(self, policy, episodes: int):
+        self._policy, self._episodes = policy, episodes
+        self._attention = hasattr(policy, "blocks")
+        self.rollouts: list[_Rollout] = []
+
+    def __getattr__(self, name):
+        return getattr(self._policy, name)
+
+    def initial_state(self, batch_size: int, device=None):
+        keep = torch.arange(min(self._episodes, batch_size))
+        recorders = _attach(self._policy, keep.to(device) if device is not None else keep) \
+            if self._attention else None
+        self.rollouts.append(_Rollout(recorders, keep))
+        return self._policy.initial_state(batch_size, device)
+
+    def act(self, state, obs, last_action, last_reward, return_to_go):
+        output, state = self._policy.act(state, obs, last_action, last_reward, return_to_go)
+        rollout = self.rollouts[-1]
+        rollout.steps += 1
+        if not self._attention:
+            rollout.state_norms.append(state_norm(state, obs.shape[0])[rollout.keep])
+        return output, state
+
+
+def export_attention(policy, evaluation, out_dir, overrides: dict | None = None, episodes: int = 2,
+                     per_head: bool = False, device="cpu", progress: bool = True) -> dict:
+    """Evaluates as ``rmdt.evaluation.evaluate_policy`` does and exports the first ``episodes``
+    environments of every rollout (``NN_episodeE.*``, NN = the evaluated setting); writes and returns
+    an index (``attention.json``) with the evaluation report and the files of each setting.
+
+    Maps cover the lockstep steps of the rollout: an episode that ended before the others of its
+    batch keeps being stepped (the environment reports nothing) until the batch is done. Models
+    without attention (recurrent baselines) get their per-step state norm instead of maps.
+    """
+    from rmdt.evaluation import env_evaluator, evaluate_policy
+
+    out_dir = Path(out_dir)
+    recording = _Recording(policy, episodes)
+    try:
+        report = evaluate_policy(recording, evaluation, overrides, device, progress)
+    finally:
+        if recording._attention:
+            _detach(policy)
+    describe = env_evaluator(report["env"]).describe
+    rows = report["results"] if len(report["results"]) == len(recording.rollouts) else [None] * len(recording.rollouts)
+    index = {"report": report, "settings": []}
+    if not recording._attention:
+        index["note"] = (f"{type(policy).__name__} has no attention maps (it is not a transformer); "
+                         "exported: its per-step state norm")
+    for r, (rollout, row) in enumerate(zip(recording.rollouts, rows)):
+        title = describe(row) if row is not None else f"rollout {r}"
+        files = []
+        if recording._attention:
+            step_real = torch.ones(len(rollout.keep), rollout.steps, dtype=torch.bool)
+            for e, maps in enumerate(assemble_maps(policy, rollout.recorders, step_real, masked_padding=False)):
+                files += export_maps(maps, out_dir, f"{r:02d}_episode{e}", title, per_head)
+        else:
+            norms = torch.stack(rollout.state_norms, dim=1).numpy()  # (episodes, steps)
+            for e, norm in enumerate(norms):
+                files += export_state_norm(norm, out_dir, f"{r:02d}_episode{e}", title)
+        index["settings"].append({"row": row, "files": [str(f.relative_to(out_dir)) for f in files]})
+    write_text(out_dir / "attention.json", json.dumps(index, indent=2))
+    return index
+
+
+def memory_summary(maps: AttentionMaps) -> tuple[np.ndarray, np.ndarray]:
+    """How memory is read and written, per segment and layer (heads averaged).
+
+    read (S, layers, M): mean weight that the real trajectory tokens put on each read slot.
+    write (S, layers, M, 5): the weight each write slot puts on each token type (rows sum to 1 when
+    the segment's write ran, else 0).
+    """
+    M = maps.memory_tokens
+    w = maps.weights.mean(axis=2)  # (S, layers, T, T)
+    kind = maps.token_type
+    trajectory = (kind != READ) & (kind != WRITE)
+    queries = maps.computed & trajectory[None]  # (S, T)
+    count = np.maximum(queries.sum(axis=1), 1)[:, None, None]
+    read = (w[:, :, :, :M] * queries[:, None, :, None]).sum(axis=2) / count
+    per_type = np.stack([w[:, :, -M:, kind == k].sum(axis=-1) for k in range(len(TOKEN_TYPES))], axis=-1) \
+        if M else np.zeros((*w.shape[:2], 0, len(TOKEN_TYPES)), np.float32)
+    return read.astype(np.float32), per_type.astype(np.float32)
+
+
+# ---- plots ----
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    _pyplot().close(fig)
+
+
+def _segments_to_show(maps: AttentionMaps, limit: int) -> list[int]:
+    """Up to ``limit`` segments spread over the episode, always the first and the last."""
+    S = len(maps.weights)
+    return sorted({int(round(x)) for x in np.linspace(0, S - 1, min(S, limit))})
+
+
+def _heatmap(ax, fig, square: np.ndarray, shown: np.ndarray, kind: np.ndarray, title: str) -> None:
+    """One map on a square-root colour scale with token-type bands along both axes; entries not in
+    ``shown`` (masked keys, rows that never ran) are light grey, so a tiny weight is not mistaken for
+    a masked one."""
+    from matplotlib.colors import ListedColormap, PowerNorm
+
+    cmap = _pyplot().get_cmap("viridis").with_extremes(bad="#e8e8e8")
+    vmax = max(float(square[shown].max()) if shown.any() else 0.0, 1e-9)
+    image = ax.imshow(np.ma.masked_where(~shown, square), cmap=cmap, norm=PowerNorm(0.5, vmin=0, vmax=vmax),
+                      interpolation="nearest")
+    bands = ListedColormap(_COLORS)
+    top = ax.inset_axes([0, 1.01, 1, 0.035], sharex=ax)
+    left = ax.inset_axes([-0.045, 0, 0.035, 1], sharey=ax)
+    for band, strip in ((top, kind[None]), (left, kind[:, None])):
+        band.imshow(strip, cmap=bands, vmin=0, vmax=len(TOKEN_TYPES) - 1, aspect="auto", interpolation="nearest")
+        band.set_axis_off()
+    ax.set_title(title, pad=14, fontsize=9)
+    ax.set_xlabel("key token", fontsize=8)
+    ax.set_ylabel("query token", fontsize=8, labelpad=10)
+    ax.tick_params(labelsize=7)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
+
+
+def _legend(fig) -> None:
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=c, label=n) for c, n in zip(_COLORS, TOKEN_TYPES)], loc="lower center",
+               ncol=len(TOKEN_TYPES), fontsize=8, frameon=False)
+
+
+def plot_layer(maps: AttentionMaps, layer: int, path, title: str = "", per_head: bool = False,
+               max_segments: int = 4) -> None:
+    """PNG of one layer's maps for a few segments: heads averaged, or one row of panels per head."""
+    plt = _pyplot()
+    shown = _segments_to_show(maps, max_segments)
+    heads = list(range(maps.weights.shape[2])) if per_head else [None]
+    fig, axes = plt.subplots(len(heads), len(shown), figsize=(4.2 * len(shown), 4.0 * len(heads) + 0.5),
+                             squeeze=False)
+    for r, head in enumerate(heads):
+        for c, s in enumerate(shown):
+            w = maps.weights[s, layer]
+            square = w.mean(axis=0) if head is None else w[head]
+            steps = maps.token_step[s][(maps.token_step[s] >= 0) & maps.computed[s]]
+            span = f"steps {steps.min()}-{steps.max()}" if len(steps) else ""
+            visible = maps.allowed[s] & maps.computed[s][:, None]
+            _heatmap(axes[r, c], fig, square, visible, maps.token_type,
+                     f"segment {s} ({span}), " + ("heads averaged" if head is None else f"head {head}"))
+    fig.suptitle(f"{title}  layer {layer}".strip(), fontsize=10)
+    _legend(fig)
+    # fixed margins: tight_layout measures every tick of every panel and takes most of the time
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.6 / height, top=1 - 1.0 / height, wspace=0.3,
+                        hspace=0.35)
+    _save(fig, path)
+
+
+def plot_memory_summary(maps: AttentionMaps, path, title: str = "") -> None:
+    """Read: weight on each read slot from trajectory tokens, per segment. Write: what each write slot reads."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    read, write = memory_summary(maps)
+    M = maps.memory_tokens
+    fig, (ax_read, ax_write) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    image = ax_read.imshow(read.mean(axis=1).T, aspect="auto", cmap="magma", interpolation="nearest")
+    ax_read.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_read.set(xlabel="segment", ylabel="read slot", yticks=range(M),
+                title="read: mean weight from trajectory tokens (layers, heads averaged)")
+    fig.colorbar(image, ax=ax_read, fraction=0.046, pad=0.02)
+    written = maps.computed[:, -M:].all(axis=1)  # segments whose write tokens ran
+    mass = write[written].mean(axis=(0, 1)) if written.any() else np.zeros((M, len(TOKEN_TYPES)))
+    image = ax_write.imshow(mass, aspect="auto", cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+    for (m, k), value in np.ndenumerate(mass):
+        ax_write.text(k, m, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="black" if value > 0.5 else "white")
+    ax_write.set(xticks=range(len(TOKEN_TYPES)), xticklabels=TOKEN_TYPES, yticks=range(M), ylabel="write slot",
+                 title=f"write: weight on each token type ({int(written.sum())} written segments)")
+    ax_write.tick_params(axis="x", labelsize=7)
+    fig.colorbar(image, ax=ax_write, fraction=0.046, pad=0.02)
+    for ax in (ax_read, ax_write):
+        ax.title.set_fontsize(9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def export_maps(maps: AttentionMaps, out_dir, name: str, title: str = "", per_head: bool = False) -> list[Path]:
+    """Writes ``name.npz``, ``name_layerL.png`` per layer (``_heads`` too on request) and, with memory,
+    ``name_memory.png``; returns the paths written."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{name}.npz"]
+    maps.save(paths[0])
+    for layer in range(maps.weights.shape[1]):
+        paths.append(out_dir / f"{name}_layer{layer}.png")
+        plot_layer(maps, layer, paths[-1], title)
+        if per_head:
+            paths.append(out_dir / f"{name}_layer{layer}_heads.png")
+            plot_layer(maps, layer, paths[-1], title, per_head=True)
+    if maps.memory_tokens:
+        paths.append(out_dir / f"{name}_memory.png")
+        plot_memory_summary(maps, paths[-1], title)
+    return paths
+
+
+def export_state_norm(norm: np.ndarray, out_dir, name: str, title: str = "") -> list[Path]:
+    """A recurrent model's per-step state norm: ``name.npz`` and ``name_state_norm.png``."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{name}.npz", out_dir / f"{name}_state_norm.png"]
+    with atomic_path(paths[0]) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, state_norm=norm.astype(np.float32), step=np.arange(len(norm)))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(np.arange(len(norm)), norm)
+    ax.set(xlabel="step", ylabel="state norm (L2)", title=title)
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, paths[1])
+    return paths

@@ -1,0 +1,202 @@
+"""Attention capture and export: same outputs as the fused path, row sums, masks, shapes, labels, files."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from rmdt.evaluation.attention import (TOKEN_TYPES, AttentionMaps, assemble_maps, capture_attention,
+                                       capture_window, export_attention, export_maps, memory_summary,
+                                       state_norm)
+from rmdt.models import RMDTConfig, RMDTModel
+from rmdt.models.policy import Policy
+
+K, N = 3, 3
+MEMORY_KINDS = [dict(memory_tokens=2), dict(memory_tokens=2, memory_update="mrv"),
+                dict(memory_tokens=2, memory_update="gated"), dict(memory_tokens=0)]
+MEMORY_IDS = ["replace", "mrv", "gated", "dt"]
+TMAZE = dict(env="tmaze", target_return=1.0, corridor_lengths=[7], periodic_lengths=[7], episodes=3, seed=5)
+
+
+def make_model(**overrides) -> RMDTModel:
+    torch.manual_seed(0)
+    args = dict(obs_shape=[4], num_actions=4, context_len=K, d_model=16, n_layers=2, n_heads=2,
+                initializer_range=0.2, evaluation=TMAZE)
+    return RMDTModel(RMDTConfig(**{**args, **overrides})).eval()
+
+
+def make_window(batch_size=3, lengths=None, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    L = N * K
+    mask = torch.ones(batch_size, L, dtype=torch.bool)
+    if lengths is not None:
+        mask = torch.arange(L)[None] < torch.tensor(lengths)[:, None]
+    return (torch.randn(batch_size, L, generator=g), torch.randn(batch_size, L, 4, generator=g),
+            torch.randint(0, 4, (batch_size, L), generator=g), mask)
+
+
+def assert_rows_are_distributions(maps: AttentionMaps):
+    """Computed rows sum to 1 over allowed keys and are exactly 0 on masked keys; other rows are 0."""
+    w = maps.weights  # (S, layers, H, T, T)
+    rows = np.broadcast_to(maps.computed[:, None, None], w.shape[:-1])
+    np.testing.assert_allclose(w.sum(-1)[rows], 1.0, atol=1e-5)
+    assert np.all(w[np.broadcast_to(~maps.allowed[:, None, None], w.shape)] == 0)
+    assert np.all(w[~rows] == 0)
+    assert maps.computed.any()
+
+
+def act_through(model, r, o, a, steps):
+    """Outputs of ``act`` fed the window's steps one by one (crosses segment boundaries)."""
+    state = model.initial_state(r.shape[0])
+    outputs = []
+    for t in range(steps):
+        last = a[:, t - 1] if t else torch.zeros_like(a[:, 0])
+        output, state = model.act(state, o[:, t], last, torch.zeros(r.shape[0]), r[:, t])
+        outputs.append(output)
+    return torch.stack(outputs, dim=1), state
+
+
+@pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
+def test_capture_gives_the_same_forward_and_act_outputs(memory_kind):
+    model = make_model(**memory_kind)
+    r, o, a, mask = make_window(lengths=[9, 5, 2])
+    with torch.no_grad():
+        plain = model(r, o, a, mask)
+        with capture_attention(model) as recorders:
+            captured = model(r, o, a, mask)
+    torch.testing.assert_close(captured.action_preds, plain.action_preds, atol=1e-5, rtol=0)
+    torch.testing.assert_close(captured.memory, plain.memory, atol=1e-5, rtol=0)
+    assert len(recorders[0].segments) == N  # the capture really ran
+    plain_out, _ = act_through(model, r, o, a, N * K)
+    with capture_attention(model) as recorders:
+        captured_out, _ = act_through(model, r, o, a, N * K)
+    torch.testing.assert_close(captured_out, plain_out, atol=1e-5, rtol=0)
+    assert torch.equal(model.greedy_action(captured_out), model.greedy_action(plain_out))
+    assert len(recorders[0].segments) == N
+    assert all(block.attn.capture is None for block in model.blocks)  # off again: the SDPA path
+
+
+def test_capture_is_switched_off_after_an_error():
+    model = make_model(memory_tokens=2)
+    with pytest.raises(RuntimeError, match="boom"):
+        with capture_attention(model):
+            raise RuntimeError("boom")
+    assert all(block.attn.capture is None for block in model.blocks)
+
+
+@pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
+def test_window_maps_have_the_layout_and_are_masked_distributions(memory_kind):
+    model = make_model(**memory_kind)
+    M = model.config.memory_tokens
+    T = 2 * M + 3 * K
+    maps = capture_window(model, *make_window(lengths=[9, 5, 2]))
+    assert [m.weights.shape for m in maps] == [(3, 2, 2, T, T), (2, 2, 2, T, T), (1, 2, 2, T, T)]
+    expected = [f"m{i}" for i in range(M)] + [f"{c}{k}" for k in range(K) for c in "Roa"] + [f"w{i}" for i in range(M)]
+    assert maps[0].token_label.tolist() == expected
+    assert [TOKEN_TYPES[k] for k in maps[0].token_type[M:M + 3]] == ["return", "observation", "action"]
+    assert maps[1].token_step[1].tolist() == [-1] * M + [3, 3, 3, 4, 4, 4, 5, 5, 5] + [-1] * M
+    for m in maps:
+        assert_rows_are_distributions(m)
+    # padded keys (steps 2.. of row 2) are masked for every query but their own diagonal
+    assert not maps[2].allowed[0, M:, M + 6].any() or maps[2].allowed[0, M + 6, M + 6]
+    assert maps[2].weights[0, ..., M + 3:, M + 6].sum() == pytest.approx(maps[2].weights[0, ..., M + 6, M + 6].sum())
+
+
+@pytest.mark.parametrize("memory_kind", MEMORY_KINDS[::3], ids=MEMORY_IDS[::3])
+def test_maps_recorded_step_by_step_equal_the_window_maps(memory_kind):
+    """Each act call's rows land where the forward pass puts them, across segment boundaries."""
+    model = make_model(**memory_kind)
+    r, o, a, _ = make_window(batch_size=2)
+    window = capture_window(model, r, o, a)
+    steps = N * K - 1  # the last segment stops before its final action and write tokens
+    with capture_attention(model) as recorders:
+        act_through(model, r, o, a, steps)
+    stepwise = assemble_maps(model, recorders, torch.ones(2, steps, dtype=torch.bool), masked_padding=False)
+    for got, want in zip(stepwise, window):
+        assert_rows_are_distributions(got)
+        # a complete segment ran every row (a DT never feeds its last action: no write follows it)
+        assert got.computed[:-1, :-1].all() and got.computed[:-1, -1].all() == bool(model.config.memory_tokens)
+        assert not got.computed[-1].all()
+        rows = np.broadcast_to(got.computed[:, None, None, :, None], got.weights.shape)
+        np.testing.assert_allclose(got.weights[rows], want.weights[rows], atol=1e-5)
+
+
+def test_summary_reads_the_memory_columns_and_write_rows():
+    maps = capture_window(make_model(memory_tokens=2), *make_window(batch_size=1))[0]
+    read, write = memory_summary(maps)
+    assert read.shape == (N, 2, 2) and write.shape == (N, 2, 2, len(TOKEN_TYPES))
+    np.testing.assert_allclose(write.sum(-1), 1.0, atol=1e-5)  # every write row is a distribution
+    w = maps.weights[1, 0].mean(axis=0)  # segment 1, layer 0
+    np.testing.assert_allclose(read[1, 0], w[2:2 + 3 * K, :2].mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(write[1, 0, :, 1], w[-2:, 2:2 + 3 * K:3].sum(axis=-1), atol=1e-6)  # on R tokens
+
+
+def test_export_through_the_evaluation_writes_npz_pngs_and_an_index(tmp_path):
+    model = make_model(memory_tokens=2)
+    index = export_attention(model, TMAZE, tmp_path, episodes=2, progress=False)
+    assert index["report"]["results"][0]["corridor_length"] == 7
+    files = index["settings"][0]["files"]
+    assert files == ["00_episode0.npz", "00_episode0_layer0.png", "00_episode0_layer1.png", "00_episode0_memory.png",
+                     "00_episode1.npz", "00_episode1_layer0.png", "00_episode1_layer1.png", "00_episode1_memory.png"]
+    assert json.loads((tmp_path / "attention.json").read_text())["settings"][0]["files"] == files
+    for name in files:
+        if name.endswith(".png"):
+            assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    with np.load(tmp_path / "00_episode1.npz") as f:
+        assert {"weights", "allowed", "computed", "token_type", "token_label", "token_step", "read_mass",
+                "write_mass", "token_type_names"} <= set(f.files)
+        assert f["token_label"][:3].tolist() == ["m0", "m1", "R0"]
+        steps = f["token_step"][f["computed"] & (f["token_step"] >= 0)]
+    maps = AttentionMaps.load(tmp_path / "00_episode1.npz")
+    assert maps.weights.shape == (3, 2, 2, 13, 13)  # 7 corridor + up to 2 more steps: 3 segments of 3
+    assert steps.min() == 0 and steps.max() >= 7  # the whole episode, to the junction
+    assert_rows_are_distributions(maps)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_per_head_heatmaps_on_request(tmp_path):
+    maps = capture_window(make_model(memory_tokens=2, n_layers=1), *make_window(batch_size=1))[0]
+    assert export_maps(maps, tmp_path, "w", per_head=True) == [
+        tmp_path / "w.npz", tmp_path / "w_layer0.png", tmp_path / "w_layer0_heads.png", tmp_path / "w_memory.png"]
+    assert (tmp_path / "w_layer0_heads.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dt_export_has_no_memory_summary(tmp_path):
+    index = export_attention(make_model(memory_tokens=0), TMAZE, tmp_path, episodes=1, progress=False)
+    assert index["settings"][0]["files"] == ["00_episode0.npz", "00_episode0_layer0.png", "00_episode0_layer1.png"]
+    assert AttentionMaps.load(tmp_path / "00_episode0.npz").weights.shape[-1] == 3 * K
+
+
+class RecurrentPolicy(torch.nn.Module, Policy):
+    """No attention: a running sum of observations as its state."""
+
+    discrete = True
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(return_scale=1.0)
+
+    def initial_state(self, batch_size, device=None):
+        return {"h": torch.zeros(batch_size, 4), "steps": 0}
+
+    def act(self, state, obs, last_action, last_reward, return_to_go):
+        state = {"h": state["h"] + obs, "steps": state["steps"] + 1}
+        return torch.nn.functional.one_hot(torch.zeros(obs.shape[0], dtype=torch.long), 4).float(), state
+
+
+def test_models_without_attention_export_state_norms_and_say_so(tmp_path):
+    index = export_attention(RecurrentPolicy(), TMAZE, tmp_path, episodes=2, progress=False)
+    assert "no attention maps" in index["note"]
+    assert index["settings"][0]["files"] == ["00_episode0.npz", "00_episode0_state_norm.png",
+                                             "00_episode1.npz", "00_episode1_state_norm.png"]
+    with np.load(tmp_path / "00_episode0.npz") as f:
+        assert f["state_norm"].shape == (9,)  # never turns: times out after L + 2 steps
+    with pytest.raises(TypeError, match="no attention maps"):
+        with capture_attention(RecurrentPolicy()):
+            pass
+
+
+def test_state_norm_walks_nested_states():
+    state = {"a": torch.ones(2, 3), "b": [torch.full((2,), 2.0), (torch.ones(5),)], "n": 3}
+    torch.testing.assert_close(state_norm(state, 2), torch.full((2,), 7.0).sqrt())
