@@ -1,0 +1,103 @@
+"""Atari evaluation: mean game score over many games played at once, with a 95% interval and a plot.
+
+The target return defaults to the DT paper's per game (Chen et al., 2021) and the plot marks the
+score RATE reports on the DQN-Replay 1% data, the anchor this project measures against.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rmdt.envs.atari import AtariEnvs, rom_id
+from rmdt.evaluation.rollout import rollout
+
+TARGET_RETURNS = {"breakout": 90.0, "qbert": 14000.0, "seaquest": 1150.0, "pong": 20.0}  # DT paper
+RATE_RETURNS = {"breakout": 111.0, "qbert": 12487.0, "seaquest": 1038.0, "pong": 18.8}  # RATE paper, 1% data
+
+
+def target_return(settings: dict) -> float:
+    """``settings["target_return"]``, or the DT paper's target for the game when it is None."""
+    if settings.get("target_return") is not None:
+        return float(settings["target_return"])
+    game = rom_id(settings["game"])
+    if game not in TARGET_RETURNS:
+        raise ValueError(f"no default target return for {game!r} (known: {', '.join(TARGET_RETURNS)}); "
+                         "set evaluation.target_return")
+    return TARGET_RETURNS[game]
+
+
+def mean_interval(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean: no normality assumed (game scores are skewed)."""
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:
+    """Plays ``episodes`` games at once to game over (or ``max_steps``); one row for the game.
+
+    Periodic evaluation during training plays the same protocol.
+    """
+    episodes, max_steps = int(settings["episodes"]), int(settings["max_steps"])
+    target = target_return(settings)
+    env = AtariEnvs(settings["game"], episodes, sticky_actions=float(settings["sticky_actions"]), max_steps=max_steps)
+    trained_actions = getattr(policy.config, "num_actions", None)
+    if trained_actions is not None and trained_actions != env.num_actions:
+        env.close()
+        raise ValueError(f"the policy was trained with {trained_actions} actions but {env.game} has "
+                         f"{env.num_actions}: evaluate it in the game its data came from")
+    start = time.perf_counter()
+    try:
+        out = rollout(policy, env, target, settings["seed"], max_steps, device=device,
+                      progress=env.game if progress else None)
+    finally:
+        env.close()
+    seconds = time.perf_counter() - start
+    low, high = mean_interval(out.returns)
+    return [{"game": env.game, "target_return": target, "mean_return": float(out.returns.mean()),
+             "ci95": [low, high], "std_return": float(out.returns.std()), "returns": out.returns.tolist(),
+             "mean_length": float(out.lengths.mean()), "episodes": episodes,
+             "sticky_actions": float(settings["sticky_actions"]), "max_steps": max_steps,
+             "episodes_per_second": episodes / seconds, "env_steps_per_second": float(out.lengths.sum()) / seconds}]
+
+
+def describe(row: dict) -> str:
+    low, high = row["ci95"]
+    return (f"{row['game']}  return {row['mean_return']:.1f}  [{low:.1f}, {high:.1f}]  target {row['target_return']:g}  "
+            f"({row['episodes']} episodes, mean length {row['mean_length']:.0f}, {row['episodes_per_second']:.2f} "
+            f"episodes/s, {row['env_steps_per_second']:,.0f} env steps/s)")
+
+
+def scalars(results: list[dict]) -> dict[str, float]:
+    return {f"return_{r['game']}": r["mean_return"] for r in results}
+
+
+def plot(results: list[dict], path, title: str = "") -> None:
+    """Each episode's score, the mean with its 95% interval, and RATE's reported score, per game (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rmdt.atomic import atomic_path
+
+    fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.6), squeeze=False)
+    for ax, row in zip(axes[0], results):
+        returns = np.asarray(row["returns"])
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(returns))
+        ax.scatter(jitter, returns, s=12, alpha=0.5, label="episodes")
+        low, high = row["ci95"]
+        ax.errorbar([0], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
+                    fmt="o", color="black", capsize=4, label="mean, 95% CI")
+        if row["game"] in RATE_RETURNS:
+            ax.axhline(RATE_RETURNS[row["game"]], color="grey", linestyle=":", label="RATE paper")
+        ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="game score", title=f"{row['game']} (target {row['target_return']:g})")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
