@@ -6,7 +6,7 @@ interchangeable behind this class.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -52,6 +52,15 @@ class Policy:
         raise NotImplementedError(
             f"{type(self).__name__} cannot restart single environments; start a new batch of "
             "episodes with initial_state()")
+
+    def set_memory_hook(self, hook: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+        """Makes ``act`` pass the memory it carries into each new segment through ``hook`` (None: stop).
+
+        Optional, for the memory probe (rmdt.evaluation.probe), which zeroes or shuffles memory this
+        way; ``hook`` maps a (B, ...) memory to one of the same shape.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no segment memory the memory probe can intervene on")
 
     def greedy_action(self, output: torch.Tensor) -> torch.Tensor:
         """The deterministic action for an ``act`` output: argmax of logits, or the action itself."""

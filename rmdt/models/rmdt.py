@@ -181,6 +181,7 @@ class RMDTModel(PreTrainedModel, Policy):
         # Gated update: m' = m + z * (write - m), z = sigmoid(W [m ; write]), per memory channel.
         self.gate = nn.Linear(2 * d, d) if M and config.memory_update == "gated" else None
         self.head = nn.Linear(d, config.num_actions if self.discrete else config.act_dim)
+        self.memory_hook = None  # set_memory_hook: the memory probe's intervention in act
         self.post_init()
 
     @torch.no_grad()
@@ -310,6 +311,8 @@ class RMDTModel(PreTrainedModel, Policy):
                 cache = self._run(self.drop(a), _cache_mask(cache, 1, a.device), cache)[1]
                 write = self.drop(memory + self.position(M + 3 * K, 2 * M + 3 * K))
                 memory = self._update_memory(memory, self._run(write, None, cache)[0])
+                if self.memory_hook is not None:
+                    memory = self.memory_hook(memory)
             cache, step = self._read_cache(memory), 0
         tokens = [self.embed_return(return_to_go), self.embed_obs(self.obs_norm(obs))]
         first = M + 3 * step
@@ -319,6 +322,13 @@ class RMDTModel(PreTrainedModel, Policy):
         x = torch.stack(tokens, dim=1) + self.position(first, M + 3 * step + 2)
         out, cache = self._run(self.drop(x), _cache_mask(cache, x.shape[1], x.device), cache)
         return self._head(out[:, -1]), RMDTState(memory=memory, cache=cache, step=step + 1)
+
+    def set_memory_hook(self, hook) -> None:
+        """``act`` passes each memory it writes at a segment boundary through ``hook`` before reading it.
+
+        A DT (M = 0) writes no memory, so the hook is never called and its rollouts are unchanged.
+        """
+        self.memory_hook = hook
 
 
 class DTModel(RMDTModel):

@@ -1,0 +1,116 @@
+"""Memory probe: what does the memory carry? Evaluate with it intact, zeroed and shuffled.
+
+The same evaluation (same environments, same seed) runs three times; in the last two every memory
+written at a segment boundary is replaced before the next segment reads it, by zeros or by the
+memory of another environment of the batch (a fresh derangement at each boundary, so none keeps
+its own). A model whose decisions depend on what memory carries from earlier segments loses
+performance; one with no memory (DT) gets exactly the same results. Goes through the env registry,
+so it works in every environment ``evaluate.py`` knows.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rmdt.atomic import atomic_path, write_text
+
+INTERVENTIONS = ("intact", "zeroed", "shuffled")
+
+
+def zero_memory(memory: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(memory)
+
+
+class ShuffleMemory:
+    """Gives every environment the memory of another one, with a new derangement at each call."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, memory: torch.Tensor) -> torch.Tensor:
+        n = memory.shape[0]
+        if n < 2:
+            raise ValueError("shuffling memory across environments needs at least 2 environments per batch")
+        order = torch.randperm(n, generator=self.generator)
+        source = torch.empty_like(order)
+        source[order] = order.roll(1)  # order[i] reads order[i - 1]'s memory: nobody reads its own
+        return memory[source.to(memory.device)]
+
+
+def intervention(name: str, seed: int = 0):
+    """The memory hook of an intervention (None for ``intact``); ``seed`` fixes the shuffles."""
+    if name not in INTERVENTIONS:
+        raise ValueError(f"memory intervention {name!r} is unknown (known: {', '.join(INTERVENTIONS)})")
+    return {"intact": None, "zeroed": zero_memory, "shuffled": ShuffleMemory(seed)}[name]
+
+
+def memory_probe(policy, evaluation, overrides: dict | None = None, device="cpu", progress: bool = True) -> dict:
+    """Evaluates ``policy`` once per intervention; returns the report (rows and scalars per intervention).
+
+    ``evaluation`` and ``overrides`` are as for ``rmdt.evaluation.evaluate_policy``. Models without
+    segment memory to intervene on (``set_memory_hook`` not implemented) raise NotImplementedError.
+    """
+    from rmdt.evaluation import env_evaluator, evaluate_policy
+
+    by_intervention = {}
+    for name in INTERVENTIONS:
+        policy.set_memory_hook(intervention(name))
+        try:
+            report = evaluate_policy(policy, evaluation, overrides, device, progress)
+        finally:
+            policy.set_memory_hook(None)
+        by_intervention[name] = {"results": report["results"],
+                                 "scalars": env_evaluator(report["env"]).scalars(report["results"])}
+    intact = by_intervention["intact"]["scalars"]
+    for name in INTERVENTIONS[1:]:
+        by_intervention[name]["drop"] = {k: intact[k] - v for k, v in by_intervention[name]["scalars"].items()}
+    return {"env": report["env"], "target_return": report["target_return"], "seed": report["seed"],
+            "interventions": by_intervention}
+
+
+def plot_probe(report: dict, path, title: str = "") -> None:
+    """Grouped bars: each evaluated scalar (e.g. success at one corridor length) under each intervention."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["interventions"]["intact"]["scalars"])
+    x = np.arange(len(names))
+    width = 0.8 / len(INTERVENTIONS)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 3.6))
+    for i, (intervention_name, color) in enumerate(zip(INTERVENTIONS, ("#1b7837", "#b2182b", "#2166ac"))):
+        values = [report["interventions"][intervention_name]["scalars"][n] for n in names]
+        bars = ax.bar(x + (i - 1) * width, values, width, label=f"memory {intervention_name}", color=color)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set(ylabel="evaluation scalar", title=title or f"memory probe ({report['env']})")
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(INTERVENTIONS), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def probe_checkpoint(path, overrides: dict | None = None, out=None, device="cpu", progress: bool = True) -> Path:
+    """Runs the probe on a checkpoint; writes the JSON report and a bar plot beside it; returns the JSON path."""
+    from rmdt.evaluation import checkpoint_model_dir, load_policy
+
+    model_dir = checkpoint_model_dir(path)
+    policy = load_policy(model_dir, device)
+    evaluation = getattr(policy.config, "evaluation", None)
+    if evaluation is None:
+        raise ValueError(f"{model_dir}: config.json has no 'evaluation' settings (not trained by rmdt?)")
+    try:
+        report = memory_probe(policy, evaluation, overrides, device, progress)
+    except NotImplementedError as error:
+        raise ValueError(f"{model_dir}: {error}") from error
+    report["checkpoint"] = str(model_dir.resolve())
+    out = Path(out) if out else model_dir.parent / "eval" / "memory_probe.json"
+    write_text(out, json.dumps(report, indent=2))
+    plot_probe(report, out.with_suffix(".png"), title=f"memory probe: {model_dir.parent.name or model_dir.name}")
+    return out

@@ -1,0 +1,177 @@
+"""Memory probe: interventions really zero / shuffle memory; a model that remembers drops, DT does not."""
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from test_models import N, clue_batch
+
+from rmdt.evaluation import ENV_EVALUATORS
+from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe, probe_checkpoint
+from rmdt.models import RMDTConfig, RMDTModel
+from rmdt.models.policy import Policy
+
+K = 2
+TMAZE = dict(env="tmaze", target_return=1.0, corridor_lengths=[1, 9], periodic_lengths=[9], episodes=200, seed=5)
+
+
+def make_model(memory_tokens=2, **overrides) -> RMDTModel:
+    torch.manual_seed(0)
+    args = dict(obs_shape=[2], num_actions=2, context_len=K, memory_tokens=memory_tokens, d_model=16, n_layers=1,
+                n_heads=2, initializer_range=0.2)
+    return RMDTModel(RMDTConfig(**{**args, **overrides})).eval()
+
+
+def run_act(model, batch, hook=None):
+    """``act`` over a clue-task batch; returns outputs (B, L, A) and the state after every step."""
+    model.set_memory_hook(hook)
+    try:
+        state, outputs, states = model.initial_state(batch.actions.shape[0]), [], []
+        for t in range(batch.actions.shape[1]):
+            last = batch.actions[:, t - 1] if t else torch.zeros_like(batch.actions[:, 0])
+            output, state = model.act(state, batch.observations[:, t], last, batch.rewards[:, t],
+                                      batch.returns_to_go[:, t])
+            outputs.append(output)
+            states.append(state)
+    finally:
+        model.set_memory_hook(None)
+    return torch.stack(outputs, dim=1), states
+
+
+def test_zeroed_run_reads_zeros_after_every_boundary():
+    model = make_model()
+    batch = clue_batch(4, K, torch.Generator().manual_seed(0))
+    intact, _ = run_act(model, batch)
+    zeroed, states = run_act(model, batch, intervention("zeroed"))
+    for t, state in enumerate(states):
+        if t >= K:  # past the first boundary: the memory read by this segment is all zero
+            assert torch.equal(state.memory, torch.zeros_like(state.memory))
+    reference = model._read_cache(torch.zeros(4, 2, 16))  # the read tokens really hold zeros
+    torch.testing.assert_close(states[K].cache[0][0][:, :, :2], reference[0][0])
+    torch.testing.assert_close(zeroed[:, :K], intact[:, :K])  # the first segment is untouched
+    assert not torch.allclose(zeroed[:, K:], intact[:, K:])  # and later ones see the difference
+    assert model.memory_hook is None
+
+
+def test_shuffle_is_a_derangement_that_changes_each_time():
+    shuffle = ShuffleMemory(seed=0)
+    memory = torch.arange(8.0)[:, None, None].expand(8, 3, 4)
+    seen = []
+    for _ in range(3):
+        out = shuffle(memory)
+        source = out[:, 0, 0].long()
+        assert sorted(source.tolist()) == list(range(8)) and not (source == torch.arange(8)).any()
+        seen.append(source.tolist())
+    assert seen[0] != seen[1] or seen[1] != seen[2]
+    with pytest.raises(ValueError, match="at least 2 environments"):
+        shuffle(memory[:1])
+    with pytest.raises(ValueError, match="unknown.*intact, zeroed, shuffled"):
+        intervention("scrambled")
+
+
+def test_dt_rollouts_are_unchanged_by_interventions():
+    model = make_model(memory_tokens=0)
+    batch = clue_batch(4, K, torch.Generator().manual_seed(0))
+    intact, _ = run_act(model, batch)
+    for name in ("zeroed", "shuffled"):
+        assert torch.equal(run_act(model, batch, intervention(name))[0], intact)
+
+
+class ScriptedPolicy(torch.nn.Module, Policy):
+    """Carries the T-Maze clue in a memory handed over every ``K`` steps (or has no memory at all)."""
+
+    discrete = True
+
+    def __init__(self, memory: bool):
+        super().__init__()
+        self.has_memory, self.hook = memory, None
+        self.config = SimpleNamespace(return_scale=1.0)
+
+    def set_memory_hook(self, hook):
+        self.hook = hook
+
+    def initial_state(self, batch_size, device=None):
+        return torch.zeros(batch_size, 1), 0
+
+    def act(self, state, obs, last_action, last_reward, return_to_go):
+        memory, t = state
+        if t and t % 3 == 0 and self.hook is not None:  # a segment boundary
+            memory = self.hook(memory)
+        memory = torch.where(obs[:, 1:2] != 0, obs[:, 1:2], memory) if self.has_memory else memory
+        turn = torch.where(memory[:, 0] >= 0, 1, 3)  # no memory (or zeros): always up
+        action = torch.where(obs[:, 2] == 1, turn, 0)
+        return torch.nn.functional.one_hot(action, 4).float(), (memory, t + 1)
+
+
+def test_probe_of_a_remembering_policy_drops_and_of_a_memoryless_one_does_not(tmp_path):
+    report = memory_probe(ScriptedPolicy(memory=True), TMAZE, progress=False)
+    by = {name: report["interventions"][name]["scalars"] for name in ("intact", "zeroed", "shuffled")}
+    assert by["intact"] == {"success_L1": 1.0, "success_L9": 1.0}
+    assert by["zeroed"]["success_L1"] == 1.0 and 0.35 < by["zeroed"]["success_L9"] < 0.65  # a boundary lies between
+    assert by["shuffled"]["success_L1"] == 1.0 and 0.35 < by["shuffled"]["success_L9"] < 0.65
+    assert report["interventions"]["zeroed"]["drop"]["success_L9"] > 0.35
+    memoryless = memory_probe(ScriptedPolicy(memory=False), TMAZE, progress=False)["interventions"]
+    assert memoryless["zeroed"]["scalars"] == memoryless["shuffled"]["scalars"] == memoryless["intact"]["scalars"]
+    assert all(v == 0 for name in ("zeroed", "shuffled") for v in memoryless[name]["drop"].values())
+    plot_probe(report, tmp_path / "probe.png")
+    assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---- a real RMDT trained to remember, against a DT, through the probe (a tiny clue-recall "env") ----
+def evaluate(policy, settings, device="cpu", progress=True, periodic=False):
+    """The clue-recall task as an env: accuracy of the first action of segment 3 (two boundaries on)."""
+    batch = clue_batch(settings["episodes"], K, torch.Generator().manual_seed(settings["seed"]))
+    outputs, _ = run_act_plain(policy, batch)
+    return [{"recall": float((outputs[:, 2 * K].argmax(-1) == batch.actions[:, 2 * K]).float().mean())}]
+
+
+def scalars(rows):
+    return {"recall": rows[0]["recall"]}
+
+
+def run_act_plain(policy, batch):
+    """``act`` without touching the hook: the probe sets it."""
+    state, outputs = policy.initial_state(batch.actions.shape[0]), []
+    for t in range(N * K):
+        last = batch.actions[:, t - 1] if t else torch.zeros_like(batch.actions[:, 0])
+        output, state = policy.act(state, batch.observations[:, t], last, batch.rewards[:, t],
+                                   batch.returns_to_go[:, t])
+        outputs.append(output)
+    return torch.stack(outputs, dim=1), state
+
+
+@pytest.mark.parametrize("memory_tokens", [2, 0])
+def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, memory_tokens):
+    monkeypatch.setitem(ENV_EVALUATORS, "clue", __name__)
+    model = make_model(memory_tokens, initializer_range=0.02).train()
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss, _ = model.loss(clue_batch(32, K, g))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    report = memory_probe(model.eval(), dict(env="clue", episodes=256, seed=1, target_return=1.0), progress=False)
+    recall = {name: v["scalars"]["recall"] for name, v in report["interventions"].items()}
+    if memory_tokens:
+        assert recall["intact"] > 0.95 and recall["zeroed"] < 0.7 and recall["shuffled"] < 0.7
+    else:
+        assert recall["intact"] < 0.7 and recall["zeroed"] == recall["shuffled"] == recall["intact"]
+
+
+def test_probe_checkpoint_writes_json_and_png(tmp_path):
+    model = make_model(obs_shape=[4], num_actions=4, evaluation=TMAZE | {"corridor_lengths": [3], "episodes": 8})
+    model.save_pretrained(tmp_path / "final")
+    out = probe_checkpoint(tmp_path, progress=False)
+    assert out == tmp_path / "eval" / "memory_probe.json"
+    report = json.loads(out.read_text())
+    assert set(report["interventions"]) == {"intact", "zeroed", "shuffled"} and report["checkpoint"]
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_models_without_segment_memory_are_refused_clearly():
+    class Recurrent(torch.nn.Module, Policy):
+        discrete = True
+
+    with pytest.raises(NotImplementedError, match="Recurrent has no segment memory"):
+        memory_probe(Recurrent(), TMAZE, progress=False)
