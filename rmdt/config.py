@@ -75,11 +75,18 @@ class TrainingConfig:
 @dataclass
 class EvaluationConfig:
     env: str = "tmaze"  # environment to roll out in
-    target_return: float = 1.0  # return-to-go the policy is conditioned on at t=0 (before scaling)
+    target_return: float | None = 1.0  # return-to-go at t=0 (before scaling); null: the env's default
+    #                                      (Atari: the DT paper's target for the game, e.g. Breakout 90)
     corridor_lengths: list = field(default_factory=lambda: [9, 30, 90, 150, 300, 600, 900])  # T-Maze lengths
     episodes: int = 100  # episodes per corridor length (all run at once)
     periodic_lengths: list = field(default_factory=lambda: [90])  # lengths evaluated every training.eval_every steps
     seed: int = 12345  # seed of evaluation environments (unseen by training)
+    game: str = "Breakout"  # Atari: ALE game (Breakout, Pong, Qbert, Seaquest, ...)
+    sticky_actions: float = 0.0  # Atari: probability of repeating the last action (0 in DT/RATE, 0.25 in Dopamine)
+    max_steps: int = 27000  # Atari: agent steps before an episode is cut (108k frames at frame skip 4)
+    maze_size: int = 9  # Memory Maze: maze side without outer walls (9, 11, 13 or 15)
+    episode_steps: int = 1000  # Memory Maze: steps per evaluation episode (1000: the 9x9 benchmark)
+    gif: str | None = None  # Memory Maze: save the first evaluation episode as this GIF (null: none)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from rmdt.atomic import write_text
 # Modules are imported on use, so an env's optional packages are needed only to evaluate in it.
 ENV_EVALUATORS = {
     "tmaze": "rmdt.evaluation.tmaze",
+    "atari": "rmdt.evaluation.atari",
+    "memory_maze": "rmdt.evaluation.memory_maze",
 }
 
 

@@ -1,0 +1,126 @@
+"""Memory Maze evaluation: total reward per episode with a 95% interval, a plot, and optionally a GIF.
+
+Settings (``EvaluationConfig``): ``maze_size``, ``episode_steps``, ``episodes`` (maze i seeded
+``seed + i``), ``target_return`` and ``gif`` (a path: the first episode's frames are saved
+there). The periodic evaluation during training uses the same settings.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from rmdt.envs.memory_maze import MemoryMazeVectorEnv
+from rmdt.evaluation.rollout import rollout
+
+ENVS_AT_ONCE = 4
+
+
+class _FirstEpisodeFrames:
+    """Passes a vector env through and keeps the frames env 0 shows until its episode ends."""
+
+    def __init__(self, env) -> None:
+        self.env, self.num_envs, self.frames = env, env.num_envs, []
+        self._done = False
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.frames, self._done = [obs[0].copy()], False
+        return obs, info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        if not self._done:
+            self.frames.append(obs[0].copy())
+            self._done = bool(terminated[0] or truncated[0])
+        return obs, reward, terminated, truncated, info
+
+
+def mean_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean (scipy comes with dm-control); (mean, mean) for one value."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, mean
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean - half, mean + half
+
+
+def save_gif(frames: list, path, scale: int = 4, fps: int = 8) -> None:
+    """Frames (H, W, 3) uint8 as an animated GIF, enlarged ``scale`` times so 64x64 is watchable."""
+    from PIL import Image
+
+    from rmdt.atomic import atomic_path
+
+    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
+
+
+def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:
+    """One row: the total reward of each of ``episodes`` episodes, their mean and its 95% interval.
+
+    Episodes run ``ENVS_AT_ONCE`` at a time: each live maze holds ~0.9 GB of renderer memory, and
+    stepping is sequential anyway, so larger batches would only save policy calls.
+    """
+    size, steps, episodes = int(settings["maze_size"]), int(settings["episode_steps"]), int(settings["episodes"])
+    returns, env_steps, frames = [], 0, None
+    start = time.perf_counter()
+    for first in range(0, episodes, ENVS_AT_ONCE):
+        env = MemoryMazeVectorEnv(min(ENVS_AT_ONCE, episodes - first), size, steps)
+        recorder = _FirstEpisodeFrames(env)
+        try:
+            out = rollout(policy, recorder, settings["target_return"], settings["seed"] + first, max_steps=steps,
+                          device=device, progress=f"Memory Maze {size}x{size}" if progress else None)
+        finally:
+            env.close()
+        returns.extend(out.returns.tolist())
+        env_steps += int(out.lengths.sum())
+        frames = recorder.frames if frames is None else frames
+    seconds = time.perf_counter() - start  # includes building and resetting the mazes
+    if settings.get("gif"):
+        save_gif(frames, settings["gif"])
+    low, high = mean_interval(returns)
+    return [{"maze_size": size, "episode_steps": steps, "mean_return": float(np.mean(returns)),
+             "ci95": [low, high], "returns": returns, "episodes": episodes,
+             "env_steps_per_second": env_steps / seconds}]
+
+
+def describe(row: dict) -> str:
+    low, high = row["ci95"]
+    return (f"Memory Maze {row['maze_size']}x{row['maze_size']} T={row['episode_steps']}  "
+            f"return {row['mean_return']:.2f}  [{low:.2f}, {high:.2f}]  "
+            f"({row['episodes']} episodes, {row['env_steps_per_second']:.1f} env steps/s)")
+
+
+def scalars(results: list[dict]) -> dict[str, float]:
+    return {f"return_{r['maze_size']}x{r['maze_size']}_T{r['episode_steps']}": r["mean_return"] for r in results}
+
+
+def plot(results: list[dict], path, title: str = "") -> None:
+    """Each episode's total reward (dots) with the mean and its 95% interval, per setting, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rmdt.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(results), 3.6))
+    for i, row in enumerate(results):
+        returns = np.asarray(row["returns"])
+        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(returns))
+        ax.scatter(i + jitter, returns, s=12, alpha=0.5, color="grey")
+        low, high = row["ci95"]
+        ax.errorbar([i], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
+                    marker="o", capsize=4, color="C0")
+    ax.set_xticks(range(len(results)),
+                  [f"{r['maze_size']}x{r['maze_size']}\nT={r['episode_steps']}" for r in results])
+    ax.set(xlim=(-0.6, len(results) - 0.4), ylabel="total reward per episode", title=title)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
