@@ -162,10 +162,14 @@ def test_per_head_heatmaps_on_request(tmp_path):
     assert (tmp_path / "w_layer0_heads.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_dt_export_has_no_memory_summary(tmp_path):
-    index = export_attention(make_model(memory_tokens=0), TMAZE, tmp_path, episodes=1, progress=False)
+def test_dt_export_has_no_memory_summary_and_keeps_at_most_max_segments(tmp_path):
+    index = export_attention(make_model(memory_tokens=0), TMAZE, tmp_path, episodes=1, max_segments=2,
+                             progress=False)
     assert index["settings"][0]["files"] == ["00_episode0.npz", "00_episode0_layer0.png", "00_episode0_layer1.png"]
-    assert AttentionMaps.load(tmp_path / "00_episode0.npz").weights.shape[-1] == 3 * K
+    maps = AttentionMaps.load(tmp_path / "00_episode0.npz")
+    assert maps.weights.shape == (2, 2, 2, 3 * K, 3 * K)  # 3 segments were played, the first 2 kept
+    assert maps.token_step.max() == 2 * K - 1
+    assert_rows_are_distributions(maps)
 
 
 class RecurrentPolicy(torch.nn.Module, Policy):

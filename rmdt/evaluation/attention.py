@@ -88,32 +88,37 @@ class _SegmentRecorder:
 
     Every call's queries are the last ``n_query`` of its keys (the keys are the segment's cache plus
     the new tokens), and a call without cached keys starts a segment: the read tokens' own pass,
-    the first step of a DT segment, or a whole segment of the forward pass.
+    the first step of a DT segment, or a whole segment of the forward pass. After ``max_segments``
+    segments it ignores further calls, so a long episode cannot fill the memory.
     """
 
-    def __init__(self, size: int, keep):
-        self.size, self.keep = size, keep
+    def __init__(self, size: int, keep, max_segments: int | None = None):
+        self.size, self.keep, self.max_segments = size, keep, max_segments
         self.segments: list[torch.Tensor] = []  # (b, H, T, T) each
         self.rows_run: list[torch.Tensor] = []  # (T,) bool each
+        self.full = False
 
     def __call__(self, weights: torch.Tensor) -> None:
-        if self.keep is not None:
-            weights = weights[self.keep]
         n_query, n_key = weights.shape[-2:]
         if n_key > self.size:
             raise ValueError(f"an attention call has {n_key} keys, more than a segment's {self.size} tokens")
+        self.full |= n_query == n_key and len(self.segments) == self.max_segments
+        if self.full:
+            return
+        if self.keep is not None:
+            weights = weights[self.keep]
         if n_query == n_key:
-            self.segments.append(weights.new_zeros(*weights.shape[:2], self.size, self.size, dtype=torch.float32))
+            self.segments.append(torch.zeros(*weights.shape[:2], self.size, self.size))  # on the CPU
             self.rows_run.append(torch.zeros(self.size, dtype=torch.bool))
         self.segments[-1][..., n_key - n_query:n_key, :n_key] = weights.float().cpu()
         self.rows_run[-1][n_key - n_query:n_key] = True
 
 
-def _attach(model, keep) -> list[_SegmentRecorder]:
+def _attach(model, keep, max_segments: int | None = None) -> list[_SegmentRecorder]:
     """Points every layer's attention capture at a fresh recorder; returns the recorders."""
     layers = _attention_layers(model)
     size = 2 * model.config.memory_tokens + 3 * model.config.context_len
-    recorders = [_SegmentRecorder(size, keep) for _ in layers]
+    recorders = [_SegmentRecorder(size, keep, max_segments) for _ in layers]
     for attn, recorder in zip(layers, recorders):
         attn.capture = recorder
     return recorders
@@ -148,6 +153,8 @@ def assemble_maps(model, recorders, step_real: torch.Tensor, masked_padding: boo
 
     K, M = model.config.context_len, model.config.memory_tokens
     S = len(recorders[0].segments)
+    if S == 0:
+        return []
     weights = torch.stack([torch.stack(r.segments) for r in recorders], dim=2)  # (S, b, layers, H, T, T)
     rows_run = torch.stack(recorders[0].rows_run)  # (S, T)
     padded = torch.zeros(step_real.shape[0], S * K, dtype=torch.bool)
@@ -224,8 +231,8 @@ class _Recording:
     environments of every rollout (a rollout starts at each ``initial_state``); all else is delegated.
     """
 
-    def __init__(self, policy, episodes: int):
-        self._policy, self._episodes = policy, episodes
+    def __init__(self, policy, episodes: int, max_segments: int | None):
+        self._policy, self._episodes, self._max_segments = policy, episodes, max_segments
         self._attention = hasattr(policy, "blocks")
         self.rollouts: list[_Rollout] = []
 
@@ -234,8 +241,8 @@ class _Recording:
 
     def initial_state(self, batch_size: int, device=None):
         keep = torch.arange(min(self._episodes, batch_size))
-        recorders = _attach(self._policy, keep.to(device) if device is not None else keep) \
-            if self._attention else None
+        recorders = _attach(self._policy, keep.to(device) if device is not None else keep,
+                            self._max_segments) if self._attention else None
         self.rollouts.append(_Rollout(recorders, keep))
         return self._policy.initial_state(batch_size, device)
 
@@ -249,10 +256,13 @@ class _Recording:
 
 
 def export_attention(policy, evaluation, out_dir, overrides: dict | None = None, episodes: int = 2,
-                     per_head: bool = False, device="cpu", progress: bool = True) -> dict:
+                     max_segments: int | None = 64, per_head: bool = False, device="cpu",
+                     progress: bool = True) -> dict:
     """Evaluates as ``rmdt.evaluation.evaluate_policy`` does and exports the first ``episodes``
-    environments of every rollout (``NN_episodeE.*``, NN = the evaluated setting); writes and returns
-    an index (``attention.json``) with the evaluation report and the files of each setting.
+    environments of every rollout (``NN_episodeE.*``, NN = the evaluated setting), each up to
+    ``max_segments`` segments (None: all; 64 segments of 106 tokens and 4 heads hold 12 MB per
+    layer and episode); writes and returns an index (``attention.json``) with the evaluation report
+    and the files of each setting.
 
     Maps cover the lockstep steps of the rollout: an episode that ended before the others of its
     batch keeps being stepped (the environment reports nothing) until the batch is done. Models
@@ -261,7 +271,7 @@ def export_attention(policy, evaluation, out_dir, overrides: dict | None = None,
     from rmdt.evaluation import env_evaluator, evaluate_policy
 
     out_dir = Path(out_dir)
-    recording = _Recording(policy, episodes)
+    recording = _Recording(policy, episodes, max_segments)
     try:
         report = evaluate_policy(recording, evaluation, overrides, device, progress)
     finally:
@@ -269,7 +279,7 @@ def export_attention(policy, evaluation, out_dir, overrides: dict | None = None,
             _detach(policy)
     describe = env_evaluator(report["env"]).describe
     rows = report["results"] if len(report["results"]) == len(recording.rollouts) else [None] * len(recording.rollouts)
-    index = {"report": report, "settings": []}
+    index = {"report": report, "max_segments": max_segments, "settings": []}
     if not recording._attention:
         index["note"] = (f"{type(policy).__name__} has no attention maps (it is not a transformer); "
                          "exported: its per-step state norm")
