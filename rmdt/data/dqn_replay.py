@@ -222,7 +222,11 @@ def _copy_checkpoint(checkpoint: Checkpoint, episodes: np.ndarray, writer: Frame
         dest[rows] = writer.add_episode(action[rows], reward[rows]) + np.arange(len(rows))
         padding[checkpoint.padding_rows(episode)] = True
     path = checkpoint.file("observation")
+    needed = int(np.flatnonzero((dest >= 0) | padding)[-1]) + 1  # rows past this are not read at all
+    read = 0
     for first, frames in stream_rows(path, chunk_rows):
+        if first >= needed:
+            break
         where = dest[first:first + len(frames)]
         pad = np.flatnonzero(padding[first:first + len(frames)])
         dirty = pad[frames[pad].any(axis=(1, 2))]
@@ -233,7 +237,9 @@ def _copy_checkpoint(checkpoint: Checkpoint, episodes: np.ndarray, writer: Frame
         breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(where[rows]) != 1)) + 1
         for run in np.split(rows, breaks) if len(rows) else []:
             writer.write_frames(int(where[run[0]]), frames[run[0]:run[-1] + 1])
+        read = first + len(frames)
         bar.update(len(frames))
+    bar.update(checkpoint.capacity - read)
 
 
 def main(argv=None) -> None:
