@@ -18,6 +18,9 @@ import yaml
 from rmdt.atomic import write_text
 
 
+MODEL_KINDS = ("rmdt", "ffm", "linear_attention", "lru")
+
+
 class ConfigError(ValueError):
     """A configuration problem; the message names the file or key."""
 
@@ -34,11 +37,13 @@ class DataConfig:
     window_starts: str = "episode"  # "episode": windows begin at episode starts; "uniform": at any step
     discount: float = 1.0  # discount of the return-to-go
     return_scale: float = 1.0  # return-to-go is divided by this before it enters the model
+    batching: str = "segments"  # "segments": padded windows of N*K steps; "tape": whole episodes end to end (recurrent models)
+    tape_len: int = 180  # steps per tape (batch row) when batching is "tape"
 
 
 @dataclass
 class ModelConfig:
-    kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0)
+    kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), or a memoroid: "ffm", "linear_attention", "lru"
     memory_tokens: int = 8  # M: memory tokens read and written per segment; 0 gives a plain DT
     d_model: int = 64  # width of every token embedding
     n_layers: int = 2  # transformer blocks
@@ -52,6 +57,10 @@ class ModelConfig:
     memory_noise: float = 0.0  # training only: std of Gaussian noise added to the memory after each segment
     grad_segments: int | None = None  # segments the gradient crosses through memory; null: all of them
     position_embedding: str = "learned"  # "learned" or "sinusoidal" positions within a segment
+    memory_size: int = 32  # memoroids: FFM traces m; LRU complex state size; linear attention key size per head
+    context_size: int = 4  # FFM contexts c (state of m * c complex numbers)
+    horizon: int = 1024  # FFM initialisation: longest expected episode (sets decays and periods)
+    scan: str = "auto"  # memoroids: "auto" (faster for the device), "parallel" or "sequential"
 
 
 @dataclass
@@ -202,6 +211,11 @@ def validate(config: Config) -> None:
         (d.window_starts in ("episode", "uniform"),
          f"data.window_starts must be 'episode' or 'uniform', got {d.window_starts!r}"),
         (m.memory_tokens >= 0, f"model.memory_tokens must be >= 0, got {m.memory_tokens}"),
+        (m.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {m.kind!r}"),
+        (d.batching in ("segments", "tape"), f"data.batching must be 'segments' or 'tape', got {d.batching!r}"),
+        (d.batching == "segments" or m.kind != "rmdt",
+         "data.batching 'tape' needs a recurrent model.kind (ffm, linear_attention, lru), not rmdt"),
+        (d.tape_len >= 1, f"data.tape_len must be >= 1, got {d.tape_len}"),
         (t.steps >= 1, f"training.steps must be >= 1, got {t.steps}"),
         (t.batch_size >= 1, f"training.batch_size must be >= 1, got {t.batch_size}"),
         (t.grad_accum >= 1, f"training.grad_accum must be >= 1, got {t.grad_accum}"),

@@ -7,6 +7,7 @@ from rmdt.data.d4rl_hdf5 import load_d4rl_hdf5
 from rmdt.data.frame_store import is_frame_store, load_frame_store
 from rmdt.data.minari_source import load_minari
 from rmdt.data.segments import Batch, SegmentSampler
+from rmdt.data.tapes import TapeSampler
 from rmdt.data.trajectories import DataError, Trajectories
 
 HDF5_SUFFIXES = (".hdf5", ".h5")
@@ -32,5 +33,13 @@ def load_config_data(data) -> Trajectories:
     return load_trajectories(data.dataset, root=data.root, num_actions=data.num_actions)
 
 
-__all__ = ["Batch", "DataError", "SegmentSampler", "Trajectories", "load_d4rl_hdf5", "load_minari",
+def build_sampler(data, trajectories: Trajectories, seed: int):
+    """The batch sampler a ``DataConfig`` asks for: padded segments or tapes of whole episodes."""
+    if data.batching == "tape":
+        return TapeSampler(trajectories, data.tape_len, data.discount, data.return_scale, seed=seed)
+    return SegmentSampler(trajectories, data.context_len, data.num_segments, data.window_starts, data.discount,
+                          data.return_scale, seed=seed)
+
+
+__all__ = ["Batch", "DataError", "SegmentSampler", "TapeSampler", "build_sampler", "Trajectories", "load_d4rl_hdf5", "load_minari",
            "load_config_data", "load_trajectories"]

@@ -22,18 +22,25 @@ def observation_statistics(trajectories: Trajectories) -> tuple[list | None, lis
     return mean.astype(np.float32).tolist(), std.astype(np.float32).tolist()
 
 
+MEMOROID_ONLY = ("memory_size", "context_size", "horizon", "scan")  # ModelConfig fields RMDT does not take
+RECURRENT_FIELDS = ("d_model", "n_layers", "n_heads", "dropout", "obs_encoder") + MEMOROID_ONLY
+
+
 def build_policy(config, trajectories: Trajectories):
     """A fresh model for ``config.model`` on ``trajectories`` (its evaluation settings travel with it)."""
+    from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
     from rmdt.models.rmdt import RMDTConfig, RMDTModel
 
     m = dataclasses.asdict(config.model)
     kind = m.pop("kind")
-    if kind != "rmdt":
-        raise ValueError(f"model.kind {kind!r} is unknown (known: rmdt)")
     mean, std = observation_statistics(trajectories)
-    model_config = RMDTConfig(
-        obs_shape=list(trajectories.observations.shape[1:]), num_actions=trajectories.num_actions,
-        act_dim=None if trajectories.discrete else int(np.prod(trajectories.actions.shape[1:]) or 1),
-        context_len=config.data.context_len, obs_mean=mean, obs_std=std,
-        return_scale=config.data.return_scale, evaluation=dataclasses.asdict(config.evaluation), **m)
-    return RMDTModel(model_config)
+    common = dict(obs_shape=list(trajectories.observations.shape[1:]), num_actions=trajectories.num_actions,
+                  act_dim=None if trajectories.discrete else int(np.prod(trajectories.actions.shape[1:]) or 1),
+                  obs_mean=mean, obs_std=std, return_scale=config.data.return_scale,
+                  evaluation=dataclasses.asdict(config.evaluation))
+    if kind in ("ffm", "linear_attention", "lru"):
+        return RecurrentModel(RecurrentConfig(layer=kind, **{k: m[k] for k in RECURRENT_FIELDS}, **common))
+    if kind != "rmdt":
+        raise ValueError(f"model.kind {kind!r} is unknown (known: rmdt, ffm, linear_attention, lru)")
+    rmdt_fields = {k: v for k, v in m.items() if k not in MEMOROID_ONLY}
+    return RMDTModel(RMDTConfig(context_len=config.data.context_len, **rmdt_fields, **common))

@@ -1,6 +1,7 @@
 """The one trainer: any policy, any dataset, one CPU to many GPUs through Hugging Face Accelerate.
 
-Every process draws the same global batch for a step (``SegmentSampler.batch(step)``) and trains
+Every process draws the same global batch for a step (``sampler.batch(step)``: padded segments or
+tapes of whole episodes, as ``data.batching`` says) and trains
 on its own rows of it, in ``grad_accum`` micro-batches. Each micro-batch's mean loss is weighted by
 its share of the global batch's real steps, so the update is the gradient of the global mean loss
 whatever the number of processes or micro-batches: one process and two give the same parameters
@@ -23,7 +24,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 from transformers.utils import logging as hf_logging
 
 from rmdt.config import Config
-from rmdt.data import SegmentSampler, load_config_data
+from rmdt.data import build_sampler, load_config_data
 from rmdt.data.trajectories import Trajectories
 from rmdt.evaluation import env_evaluator, evaluate_policy
 from rmdt.models.factory import build_policy
@@ -124,9 +125,7 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     if trajectories is None:
         with accelerator.main_process_first():  # the main process builds a missing dataset once
             trajectories = load_config_data(config.data)
-    d = config.data
-    sampler = SegmentSampler(trajectories, d.context_len, d.num_segments, d.window_starts, d.discount,
-                             d.return_scale, seed=config.seed)
+    sampler = build_sampler(config.data, trajectories, config.seed)
     set_seed(config.seed)
     policy = build_policy(config, trajectories)
     optimizer, scheduler = make_optimizer(policy, config)

@@ -1,0 +1,227 @@
+"""A return-conditioned recurrent policy over memoroid layers (FFM, linear attention, LRU).
+
+Each step is one input, the sum of embeddings of the return-to-go, the observation and the
+previous action (a learned "no action yet" vector at an episode's first step), run through
+``n_layers`` pre-norm residual blocks of [memoroid layer ; MLP]; the action is read from the output.
+
+Episode starts come from ``timesteps == 0`` in a batch: a tape of concatenated episodes (tape
+batching) and padded segments both train through the same resettable scan. The first step of
+every row is a start too, so a window that begins mid-episode starts from an empty memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import initialization as init
+
+from rmdt.models.embeddings import OBS_ENCODERS, ActionEmbedding, ObsNormalizer, ReturnEmbedding, build_obs_encoder
+from rmdt.models.memoroid import SCANS, Element
+from rmdt.models.memoroid_layers import FFM, LAYERS, LRU, LinearAttention
+from rmdt.models.policy import Policy
+
+
+class RecurrentConfig(PretrainedConfig):
+    """Everything needed to rebuild the model, written to config.json next to the weights."""
+
+    model_type = "rmdt_recurrent"
+
+    obs_shape: list[int] | None = None  # shape of one observation, e.g. [4]; required
+    num_actions: int | None = None  # number of discrete actions; None for continuous actions
+    act_dim: int | None = None  # size of a continuous action in [-1, 1]; None for discrete actions
+    layer: str = "ffm"  # memoroid layer: "ffm", "linear_attention" or "lru"
+    d_model: int = 64  # width of the step embedding and of every layer
+    n_layers: int = 2  # residual blocks of [memoroid layer ; MLP]
+    memory_size: int = 32  # FFM traces m; LRU complex state size; linear attention key size per head
+    context_size: int = 4  # FFM contexts c (state m * c complex numbers)
+    n_heads: int = 4  # linear attention heads (divides d_model)
+    horizon: int = 1024  # FFM initialisation: longest expected episode (decays and periods)
+    scan: str = "auto"  # "auto" (faster for the device), "parallel" or "sequential"
+    dropout: float = 0.0  # on the step embedding and the residual branches
+    obs_encoder: str = "mlp"  # name in rmdt.models.embeddings.OBS_ENCODERS
+    obs_mean: list | None = None  # observation mean from the dataset; None: 0
+    obs_std: list | None = None  # observation std from the dataset; None: 1
+    return_scale: float = 1.0  # returns-to-go are divided by this before they reach the model
+    initializer_range: float = 0.02  # std of the normal init of linear and embedding weights
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        for name in ("obs_shape", "obs_mean", "obs_std"):
+            if isinstance(getattr(self, name), tuple):
+                setattr(self, name, list(getattr(self, name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        def require(ok: bool, field: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"RecurrentConfig.{field} must be {what}, got {getattr(self, field)!r}")
+
+        def is_int(value, low: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+        require(isinstance(self.obs_shape, list) and all(is_int(n, 1) for n in self.obs_shape),
+                "obs_shape", "a list of positive integers")
+        require((self.num_actions is None) != (self.act_dim is None), "num_actions",
+                f"set for discrete actions or None with act_dim set (act_dim={self.act_dim!r})")
+        require(self.num_actions is None or is_int(self.num_actions, 1), "num_actions", "None or >= 1")
+        require(self.act_dim is None or is_int(self.act_dim, 1), "act_dim", "None or >= 1")
+        require(self.layer in LAYERS, "layer", f"one of {list(LAYERS)}")
+        for name in ("n_layers", "memory_size", "context_size", "n_heads", "horizon"):
+            require(is_int(getattr(self, name), 1), name, "an integer >= 1")
+        require(is_int(self.d_model, 1) and (self.layer != "linear_attention" or self.d_model % self.n_heads == 0),
+                "d_model", f"a positive integer (divisible by n_heads={self.n_heads} for linear attention)")
+        require(self.scan in SCANS, "scan", f"one of {list(SCANS)}")
+        require(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
+        require(self.obs_encoder in OBS_ENCODERS, "obs_encoder", f"one of {sorted(OBS_ENCODERS)}")
+        require(isinstance(self.return_scale, (int, float)) and self.return_scale > 0, "return_scale", "> 0")
+
+    def to_diff_dict(self) -> dict:
+        """Write every field, defaults included, so a checkpoint never depends on today's defaults."""
+        out = super().to_diff_dict()
+        out.update({name: getattr(self, name) for name in RecurrentConfig.__annotations__})
+        return out
+
+
+def build_layer(config: RecurrentConfig) -> nn.Module:
+    d, kind = config.d_model, config.layer
+    if kind == "ffm":
+        return FFM(d, config.memory_size, config.context_size, config.horizon, config.scan)
+    if kind == "linear_attention":
+        return LinearAttention(d, config.n_heads, config.memory_size, config.scan)
+    return LRU(d, config.memory_size, scan_mode=config.scan)
+
+
+class Block(nn.Module):
+    """x + layer(LN x), then x + MLP(LN x); the layer's state passes through."""
+
+    def __init__(self, config: RecurrentConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.memory = build_layer(config)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x, starts, state):
+        y, state = self.memory(self.ln_1(x), starts, state)
+        x = x + self.drop(y)
+        return x + self.drop(self.mlp(self.ln_2(x))), state
+
+
+@dataclass
+class RecurrentState:
+    """Rollout state of ``act``: each layer's last prefix and which environments start next step."""
+
+    layers: list[Element]
+    first: torch.Tensor  # (B,) bool: the next step is an episode's first (no previous action)
+    last_action: torch.Tensor | None = None  # set by ``forward``: the action before its next chunk
+
+
+class RecurrentModel(PreTrainedModel, Policy):
+    """Return-conditioned memoroid policy: step embeddings -> resettable scans -> actions."""
+
+    config_class = RecurrentConfig
+    base_model_prefix = "recurrent"
+    main_input_name = "observations"
+    _no_split_modules = ["Block"]
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__(config)
+        d = config.d_model
+        self.discrete = config.num_actions is not None
+        self.obs_norm = ObsNormalizer(config.obs_mean, config.obs_std)
+        self.embed_obs = build_obs_encoder(config.obs_encoder, config.obs_shape, d)
+        self.embed_return = ReturnEmbedding(d)
+        self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
+        self.no_action = nn.Parameter(torch.zeros(d))  # "previous action" at an episode's first step
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, config.num_actions if self.discrete else config.act_dim)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, RecurrentModel):
+            init.normal_(module.no_action, std=self.config.initializer_range)
+        elif isinstance(module, (FFM, LRU)):  # decays and periods, which the generic init leaves alone
+            for name, value in module.memory_init().items():
+                init.copy_(getattr(module, name), value)
+
+    def _embed(self, returns_to_go, observations, previous_actions, first) -> torch.Tensor:
+        prev = torch.where(first[..., None], self.no_action, self.embed_action(previous_actions))
+        x = self.embed_return(returns_to_go) + self.embed_obs(self.obs_norm(observations)) + prev
+        return self.drop(x)
+
+    def _run(self, x, starts, states):
+        new_states = []
+        for block, state in zip(self.blocks, states):
+            x, state = block(x, starts, state)
+            new_states.append(state)
+        out = self.head(self.ln_f(x))
+        return (out if self.discrete else torch.tanh(out)), new_states
+
+    def forward(self, returns_to_go: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
+                starts: torch.Tensor, state: RecurrentState | None = None) -> tuple[torch.Tensor, RecurrentState]:
+        """Action outputs for (B, T) steps; ``starts`` (B, T) is True at every episode's first step.
+
+        The action at step t is predicted from a_{<t} only (a_t enters at step t + 1). ``state``
+        continues from an earlier ``forward`` chunk (else every row starts empty); the final state
+        is returned.
+        """
+        if state is None:
+            state = self.initial_state(returns_to_go.shape[0], returns_to_go.device)
+        previous = torch.cat([actions[:, :1], actions[:, :-1]], dim=1)
+        if state.last_action is not None:
+            previous[:, 0] = state.last_action
+        starts = starts.clone()
+        starts[:, 0] |= state.first
+        x = self._embed(returns_to_go, observations, previous, starts)
+        out, layers = self._run(x, starts, state.layers)
+        return out, RecurrentState(layers=layers, first=torch.zeros_like(state.first), last_action=actions[:, -1])
+
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross entropy (discrete) or MSE (continuous) averaged over the real steps of the batch."""
+        starts = batch.timesteps == 0
+        starts[:, 0] = True
+        preds, _ = self(batch.returns_to_go, batch.observations, batch.actions, starts)
+        return action_loss(preds, batch.actions, batch.mask, self.discrete)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> RecurrentState:
+        device = device if device is not None else self.no_action.device
+        layers = [block.memory.initial_state(batch_size, device) for block in self.blocks]
+        return RecurrentState(layers=layers, first=torch.ones(batch_size, dtype=torch.bool, device=device))
+
+    @torch.no_grad()
+    def act(self, state: RecurrentState, obs, last_action, last_reward, return_to_go):
+        """One step: the same scan as training, over a single step from the carried state."""
+        first = state.first[:, None]
+        x = self._embed(return_to_go[:, None], obs[:, None], last_action[:, None], first)
+        out, layers = self._run(x, first, state.layers)
+        return out[:, 0], RecurrentState(layers=layers, first=torch.zeros_like(state.first))
+
+    def reset(self, state: RecurrentState, done: torch.Tensor) -> RecurrentState:
+        """Environments where ``done`` start a new episode at the next step (their memory is reset there)."""
+        return RecurrentState(layers=state.layers, first=state.first | done.to(state.first.device))
+
+
+def action_loss(preds, actions, mask, discrete: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean cross entropy or MSE over the steps where ``mask`` is True, with detached metrics."""
+    count = mask.sum().clamp_min(1).float()
+    if discrete:
+        targets = torch.where(mask, actions, 0)
+        per_step = F.cross_entropy(preds.flatten(0, 1), targets.flatten(), reduction="none").view_as(mask)
+        loss = torch.where(mask, per_step, 0.0).sum() / count
+        accuracy = ((preds.argmax(-1) == targets) & mask).sum() / count
+        return loss, {"loss": loss.detach(), "action_accuracy": accuracy.detach()}
+    per_step = (preds - actions.float()).pow(2).mean(-1)
+    loss = torch.where(mask, per_step, 0.0).sum() / count
+    return loss, {"loss": loss.detach(), "action_mse": loss.detach()}
+
+
+AutoConfig.register("rmdt_recurrent", RecurrentConfig, exist_ok=True)
+AutoModel.register(RecurrentConfig, RecurrentModel, exist_ok=True)
