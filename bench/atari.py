@@ -7,6 +7,7 @@
 2. Env steps/s of ``AtariEnvs`` (ALE's C++ vector env, one thread) at several batch sizes, with the
    cost of building and seeding the games, against gymnasium's AtariPreprocessing +
    FrameStackObservation in a SyncVectorEnv; then a whole evaluation rollout with the RATE-size RMDT.
+3. Seconds per training step of the RATE-size RMDT on windows from the store.
 """
 import argparse
 import sys
@@ -59,7 +60,7 @@ def env_rate(env, steps: int = 300) -> float:
     return steps * n / (time.perf_counter() - start)
 
 
-def env_figures() -> None:
+def env_figures(repeats: int = 5) -> None:
     import ale_py
     import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
@@ -72,31 +73,66 @@ def env_figures() -> None:
         env = AtariEnvs("Breakout", n, max_steps=10**6)
         env.reset(seed=0)
         setup = time.perf_counter() - start
-        print(f"{'AtariEnvs (ale_py vector), ' + str(n) + ' games':<40}{env_rate(env):>12,.0f}{setup:>15.1f}")
+        rate = np.median([env_rate(env, 200) for _ in range(3)])
+        print(f"{'AtariEnvs (ale_py vector), ' + str(n) + ' games':<40}{rate:>12,.0f}{setup:>15.1f}")
         env.close()
+    # The two 8-game envs alternate, so both see the same load on a shared machine.
     gym.register_envs(ale_py)
-    start = time.perf_counter()
     sync = gym.vector.SyncVectorEnv([lambda: FrameStackObservation(AtariPreprocessing(
         gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0)), 4, padding_type="zero")] * 8)
     sync.reset(seed=0)
-    setup = time.perf_counter() - start
-    print(f"{'gymnasium AtariPreprocessing, 8 games':<40}{env_rate(sync):>12,.0f}{setup:>15.1f}")
+    ours = AtariEnvs("Breakout", 8, max_steps=10**6)
+    ours.reset(seed=0)
+    pairs = np.array([(env_rate(ours, 200), env_rate(sync, 200)) for _ in range(repeats)])
+    print(f"8 games, {repeats} alternating runs: AtariEnvs {np.median(pairs[:, 0]):,.0f} vs gymnasium "
+          f"AtariPreprocessing + SyncVectorEnv {np.median(pairs[:, 1]):,.0f} env steps/s "
+          f"(ratio {np.median(pairs[:, 0] / pairs[:, 1]):.2f}, range {np.min(pairs[:, 0] / pairs[:, 1]):.2f}-"
+          f"{np.max(pairs[:, 0] / pairs[:, 1]):.2f})")
     sync.close()
+    ours.close()
 
 
-def rollout_figures(games: int = 8, steps: int = 100) -> None:
+def rate_policy():
+    """The RATE-size RMDT of configs/atari/breakout_rmdt.yaml, untrained, for 4x84x84 Breakout states."""
     import torch
 
     from rmdt.config import load_config
-    from rmdt.envs.atari import AtariEnvs
-    from rmdt.evaluation.rollout import rollout
     from rmdt.models.factory import build_policy
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "atari" / "breakout_rmdt.yaml")
     shape = Trajectories.from_episodes([(np.zeros((2, 4, 84, 84), np.uint8), np.zeros(2, np.int64),
                                          np.zeros(2, np.float32))], num_actions=4)
     torch.manual_seed(0)
-    policy = build_policy(config, shape).eval()
+    return build_policy(config, shape)
+
+
+def train_figures(steps: int = 4000, batch_size: int = 16, repeats: int = 3) -> None:
+    """Seconds per optimizer step of the RATE-size RMDT (fp32, gradients through all 3 segments)."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sampler = SegmentSampler(write_store(Path(tmp) / "store", steps), 30, 3, "uniform")
+        policy = rate_policy().train()
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=6e-4)
+        times = []
+        for step in range(repeats + 1):
+            batch = sampler.batch(step, batch_size)
+            start = time.perf_counter()
+            loss, _ = policy.loss(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - start)
+        per_step = float(np.median(times[1:]))
+        print(f"\ntraining, RATE-size RMDT, batch {batch_size} windows of 3x30 steps, {torch.get_num_threads()} "
+              f"thread(s): {per_step:.1f} s per step, {batch_size / per_step:.1f} windows/s")
+
+
+def rollout_figures(games: int = 8, steps: int = 100) -> None:
+    from rmdt.envs.atari import AtariEnvs
+    from rmdt.evaluation.rollout import rollout
+
+    policy = rate_policy().eval()
     env = AtariEnvs("Breakout", games)
     start = time.perf_counter()
     out = rollout(policy, env, 90.0, seed=0, max_steps=steps)
@@ -114,6 +150,7 @@ def main(argv=None) -> None:
     store_figures(args.steps)
     env_figures()
     rollout_figures()
+    train_figures()
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ does the standard Nature-DQN preprocessing itself: up to ``noop_max`` no-op star
 with a max over the last two frames, 84x84 grayscale, and a stack of the last 4 frames that starts
 as [0, 0, 0, frame_0]. Those are frame for frame the observations of gymnasium's
 ``AtariPreprocessing`` + ``FrameStackObservation(padding_type="zero")`` (tests/test_atari.py checks
-it), laid out as DQN-Replay's states (Dopamine preprocesses the same way, without no-op starts),
-and 1.2-1.4x faster than those wrappers in a SyncVectorEnv here (bench/atari.py). Seeding a game reloads its ROM, which costs ALE about 0.3-0.8 s per game.
+it), laid out as DQN-Replay's states (Dopamine preprocesses the same way, without no-op starts).
+On this loaded 2-core machine it ran 0.96-1.37x the speed of those wrappers in a SyncVectorEnv
+(median ratios of alternating runs, bench/atari.py). Seeding a game reloads its ROM, which costs
+ALE about 0.3-0.8 s per game.
 
 As in the DT and RATE evaluations, rewards are raw game scores (not clipped), no FIRE is pressed on
 reset and an episode ends at game over, not at a lost life. Sticky actions
