@@ -27,8 +27,9 @@ DEFAULTS = dict(episodes=200, episode_steps=90, maze_size=9, noise=0.2, seed=0, 
 
 
 def dataset_id(episodes: int, episode_steps: int, maze_size: int, noise: float, seed: int, chunk: int) -> str:
+    share = f"{noise:g}".replace(".", "p")  # minari ids allow no dots
     return (f"rmdt/memory-maze-{maze_size}x{maze_size}-oracle-e{episodes}-t{episode_steps}"
-            f"-n{noise:g}-c{chunk}-s{seed}-v0")
+            f"-n{share}-c{chunk}-s{seed}-v0")
 
 
 def next_cell(layout: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> tuple[int, int]:

@@ -62,6 +62,18 @@ def test_build_resumes_saved_chunks_and_the_dataset_round_trips(tiny_dataset, re
     assert recipe.build(**args, root=root, progress=False) == name  # found on disk, not rebuilt
 
 
+def test_dataset_ids_are_valid_minari_ids_and_differ_per_argument(recipe):
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    args = dict(episodes=80, episode_steps=90, maze_size=9, noise=0.2, seed=0, chunk=10)
+    ids = {recipe.dataset_id(**args)}
+    for key, value in dict(episodes=81, episode_steps=91, maze_size=11, noise=0.05, seed=1, chunk=5).items():
+        ids.add(recipe.dataset_id(**{**args, key: value}))
+    assert len(ids) == 7
+    for name in ids:
+        parse_dataset_id(name)  # raises on ids minari cannot write (a dot in "0.2" did)
+
+
 def test_vector_env_truncates_and_does_not_auto_reset():
     env = MemoryMazeVectorEnv(1, maze_size=9, max_episode_steps=2)
     try:
