@@ -75,12 +75,19 @@ def token_layout(context_len: int, memory_tokens: int) -> tuple[np.ndarray, np.n
     return kind, slot
 
 
-def _attention_layers(model) -> list:
+def has_attention(model) -> bool:
+    """True for models whose blocks run ``rmdt.models.transformer.Attention`` (RMDT, DT)."""
+    from rmdt.models.transformer import Attention
+
     blocks = getattr(model, "blocks", None)
-    if blocks is None or not all(hasattr(block, "attn") for block in blocks):
+    return bool(blocks) and all(isinstance(getattr(block, "attn", None), Attention) for block in blocks)
+
+
+def _attention_layers(model) -> list:
+    if not has_attention(model):
         raise TypeError(f"{type(model).__name__} has no transformer blocks, so no attention maps "
                         "(only RMDT and DT have them; recurrent models carry a state instead)")
-    return [block.attn for block in blocks]
+    return [block.attn for block in model.blocks]
 
 
 class _SegmentRecorder:
@@ -199,14 +206,14 @@ def state_norm(state, batch_size: int) -> torch.Tensor:
     """(B,) L2 norm of everything in a policy state that has one row per environment.
 
     The generic view of a recurrent model's memory (any nesting of tensors, dataclasses, tuples,
-    lists and dicts; complex values count by magnitude).
+    lists and dicts; complex values count by magnitude; flags and counters of other dtypes are skipped).
     """
     total = torch.zeros(batch_size)
     stack = [state]
     while stack:
         item = stack.pop()
         if isinstance(item, torch.Tensor):
-            if item.dim() and item.shape[0] == batch_size:
+            if (item.is_floating_point() or item.is_complex()) and item.dim() and item.shape[0] == batch_size:
                 total += item.detach().abs().float().reshape(batch_size, -1).pow(2).sum(dim=1).cpu()
         elif dataclasses.is_dataclass(item):
             stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
@@ -233,7 +240,7 @@ class _Recording:
 
     def __init__(self, policy, episodes: int, max_segments: int | None):
         self._policy, self._episodes, self._max_segments = policy, episodes, max_segments
-        self._attention = hasattr(policy, "blocks")
+        self._attention = has_attention(policy)
         self.rollouts: list[_Rollout] = []
 
     def __getattr__(self, name):
