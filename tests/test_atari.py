@@ -63,9 +63,10 @@ def test_finished_games_stay_done_frozen_and_pay_nothing():
     for t in range(5):
         obs, reward, terminated, truncated, _ = env.step(np.array([1, 3]))
     assert truncated.all() and env.done.all()
+    frozen = obs.copy()
     for _ in range(3):
         after, reward, terminated, truncated, _ = env.step(np.array([1, 2]))
-        np.testing.assert_array_equal(after, obs)
+        np.testing.assert_array_equal(after, frozen)
         assert not reward.any() and not terminated.any() and not truncated.any()
     with pytest.raises(ValueError, match=r"actions must lie in \[0, 4\)"):
         env.step(np.array([0, 4]))

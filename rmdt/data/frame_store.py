@@ -71,8 +71,8 @@ class FrameStoreWriter:
 
     ``add_episode`` reserves the frames of one episode (after its zero padding) and returns the index
     of its first frame; frames are written then, or later at that index with ``write_frames`` (the
-    DQN-Replay importer streams them in file order). Use as a context manager: an error removes
-    the partial store.
+    DQN-Replay importer streams them in file order). Use as a context manager: leaving it without
+    ``finish`` (after an error, say) removes the partial store.
     """
 
     def __init__(self, path, frame_shape, num_actions: int, stack: int = 4, metadata: dict | None = None):
@@ -143,7 +143,7 @@ class FrameStoreWriter:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if kind is not None:
+        if self.fd is not None:  # an error, or finish() never called: leave nothing behind
             self.abort()
 
 
