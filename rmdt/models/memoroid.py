@@ -52,34 +52,40 @@ def linear_recurrence(coef: torch.Tensor, inputs: torch.Tensor, initial: torch.T
     return _LinearRecurrence.apply(coef, inputs.expand(shape), initial.expand(shape[:1] + shape[2:]))
 
 
-def _recur(coef: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-    """The loop of ``linear_recurrence``, time-major, without autograd."""
-    coef_t = coef.transpose(0, 1)
+def _recur(coef: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """The loop of ``linear_recurrence`` without autograd; ``reverse`` runs from the last step back."""
+    coef_t = coef.transpose(0, 1).unbind(0)
     x_t = inputs.transpose(0, 1)
     out = torch.empty(x_t.shape, dtype=torch.result_type(coef, inputs), device=inputs.device)
+    out_t, x_t = out.unbind(0), x_t.unbind(0)
     prev = initial
-    for t in range(out.shape[0]):
-        prev = torch.addcmul(x_t[t], coef_t[t], prev, out=out[t])
+    for t in (reversed(range(len(out_t))) if reverse else range(len(out_t))):
+        prev = torch.addcmul(x_t[t], coef_t[t], prev, out=out_t[t])
     return out.transpose(0, 1)
 
 
 class _LinearRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, coef, inputs, initial):
+        ctx.set_materialize_grads(False)
         out = _recur(coef, inputs, initial)
         ctx.save_for_backward(coef, initial, out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
+        if grad is None:  # the prefixes were not used (e.g. only the final state is carried on)
+            return None, None, None
         coef, initial, out = ctx.saved_tensors
         # dL/dh_t = g_t + conj(coef_{t+1}) dL/dh_{t+1}: the same recurrence, backwards in time.
         next_coef = torch.cat([coef[:, 1:], torch.zeros_like(coef[:, :1])], dim=1).conj()
-        grad_h = _recur(next_coef.flip(1), grad.flip(1), torch.zeros_like(out[:, 0])).flip(1)
-        previous = torch.cat([initial.unsqueeze(1), out[:, :-1]], dim=1)
-        grad_coef = _sum_to(grad_h * previous.conj(), coef)
-        grad_initial = grad_h[:, 0] * coef[:, 0].conj()
-        return grad_coef, grad_h, _sum_to(grad_initial, initial)
+        grad_h = _recur(next_coef, grad, torch.zeros_like(out[:, 0]), reverse=True)
+        grad_coef = None
+        if ctx.needs_input_grad[0]:
+            previous = torch.cat([initial.expand_as(out[:, 0]).unsqueeze(1), out[:, :-1]], dim=1)
+            grad_coef = _sum_to(grad_h * previous.conj(), coef)
+        grad_initial = _sum_to(grad_h[:, 0] * coef[:, 0].conj(), initial) if ctx.needs_input_grad[2] else None
+        return grad_coef, grad_h, grad_initial
 
 
 def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -42,8 +42,21 @@ class FFMMonoid(Monoid):
 
     def recurrence(self, xs, starts, initial):
         (s, j), (s0, i0) = xs, initial
-        keep = _keep(starts, j)
-        return linear_recurrence(self.power(j, keep), s, s0), linear_recurrence(keep, j, i0)
+        return linear_recurrence(self.power(j, _keep(starts, j)), s, s0), _restarting_sum(j, starts, i0)
+
+
+def _restarting_sum(j: torch.Tensor, starts: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+    """Running sums of step counts j (B, T, ...) that restart at starts, from ``initial`` (B, ...).
+
+    Vectorised (no loop over time); exact while the counts are integers below 2^24 in float32.
+    """
+    total = j.cumsum(1)
+    before = total - j  # the running sum just before each step
+    position = torch.arange(starts.shape[1], device=starts.device).expand_as(starts)
+    last = torch.where(starts, position, -1).cummax(1).values  # the latest start at or before t
+    last = last.reshape(last.shape + (1,) * (j.ndim - 2))
+    since_start = total - before.gather(1, last.clamp_min(0).expand_as(j))
+    return torch.where(last >= 0, since_start, total + initial.unsqueeze(1))
 
 
 class SumMonoid(Monoid):
