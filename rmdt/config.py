@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 class DataConfig:
     recipe: str | None = "tmaze"  # build the dataset with datasets/<recipe>.py (reused if on disk); null: use `dataset`
     recipe_args: dict = field(default_factory=dict)  # keyword arguments of that recipe's build()
-    dataset: str | None = None  # Minari dataset id or directory, or a D4RL-layout .hdf5 file
+    dataset: str | None = None  # Minari dataset id or directory, D4RL-layout .hdf5 file, or frame store (Atari)
     root: str | None = None  # Minari datasets directory (default $MINARI_DATASETS_PATH, else data/minari)
     num_actions: int | None = None  # discrete action count for D4RL files with integer actions
     context_len: int = 30  # K: steps per segment (the transformer's context)
