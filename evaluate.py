@@ -1,9 +1,11 @@
 """Evaluate a checkpoint: python evaluate.py CHECKPOINT_DIR [--episodes N] [--seed S] [--out FILE.json] [--lengths L ...]
+                                            [--probe-memory] [--export-attention DIR]
 
 CHECKPOINT_DIR is a run directory (its final/ is used) or a save_pretrained directory. The
 environment and its settings come from the checkpoint (the run's `evaluation` config); flags
 override them. Writes a JSON report (one row per evaluated setting, with 95% intervals) and a PNG
-plot beside it.
+plot beside it. --probe-memory evaluates with memory intact, zeroed and shuffled across
+environments instead (memory_probe.json and .png); --export-attention also writes attention maps.
 """
 import argparse
 import json
@@ -17,22 +19,41 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, help="seed of the evaluation environments")
     parser.add_argument("--target-return", type=float, help="return-to-go at the first step (before scaling)")
     parser.add_argument("--lengths", type=int, nargs="+", help="T-Maze corridor lengths (default: from the checkpoint)")
-    parser.add_argument("--out", help="JSON report path (default CHECKPOINT_RUN/eval/results.json)")
+    parser.add_argument("--out", help="JSON report path (default CHECKPOINT_RUN/eval/results.json, "
+                                      "or memory_probe.json with --probe-memory)")
+    parser.add_argument("--probe-memory", action="store_true",
+                        help="evaluate with memory intact, zeroed and shuffled across environments")
+    parser.add_argument("--export-attention", metavar="DIR",
+                        help="also run --attention-episodes episodes per setting and write their attention maps "
+                             "(.npz, PNG heatmaps per layer, memory read/write summary) to DIR")
+    parser.add_argument("--attention-episodes", type=int, default=2, help="episodes per setting to export (default 2)")
+    parser.add_argument("--attention-segments", type=int, default=64,
+                        help="segments kept per exported episode, from its start (default 64)")
+    parser.add_argument("--per-head", action="store_true", help="with --export-attention: heatmaps of every head too")
     args = parser.parse_args(argv)
-    from rmdt.evaluation import env_evaluator, evaluate_checkpoint
+    from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
 
     overrides = {"episodes": args.episodes, "seed": args.seed, "target_return": args.target_return,
                  "corridor_lengths": args.lengths}
     try:
-        out = evaluate_checkpoint(args.checkpoint, overrides, args.out)
+        out = (probe_checkpoint if args.probe_memory else evaluate_checkpoint)(args.checkpoint, overrides, args.out)
+        report = json.loads(open(out).read())
+        describe = env_evaluator(report["env"]).describe
+        runs = report["interventions"] if args.probe_memory else {"": report}
+        for name, run in runs.items():
+            for row in run["results"]:
+                print(f"memory {name:<8}  {describe(row)}" if name else describe(row))
+        print(f"results: {out}\nplot:    {out.with_suffix('.png')}")
+        if args.export_attention:
+            index = export_checkpoint_attention(args.checkpoint, args.export_attention, overrides,
+                                                args.attention_episodes, args.attention_segments, args.per_head)
+            files = sum(len(setting["files"]) for setting in index["settings"])
+            if "note" in index:
+                print(index["note"])
+            print(f"attention: {files} files in {args.export_attention} (index: attention.json)")
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    report = json.loads(open(out).read())
-    describe = env_evaluator(report["env"]).describe
-    for row in report["results"]:
-        print(describe(row))
-    print(f"results: {out}\nplot:    {out.with_suffix('.png')}")
     return 0
 
 

@@ -1,13 +1,15 @@
 """Memory probe: interventions really zero / shuffle memory; a model that remembers drops, DT does not."""
+import importlib.util
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from test_models import N, clue_batch
 
-from rmdt.evaluation import ENV_EVALUATORS
-from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe, probe_checkpoint
+from rmdt.evaluation import ENV_EVALUATORS, probe_checkpoint
+from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe
 from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.policy import Policy
 
@@ -175,3 +177,26 @@ def test_models_without_segment_memory_are_refused_clearly():
 
     with pytest.raises(NotImplementedError, match="Recurrent has no segment memory"):
         memory_probe(Recurrent(), TMAZE, progress=False)
+
+
+def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys):
+    """``evaluate.py --probe-memory --export-attention DIR`` writes what it prints."""
+    spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).resolve().parents[1] / "evaluate.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    model = make_model(obs_shape=[4], num_actions=4, evaluation=TMAZE | {"corridor_lengths": [4], "episodes": 4})
+    model.save_pretrained(tmp_path / "run" / "final")
+    assert cli.main([str(tmp_path / "run"), "--probe-memory", "--export-attention", str(tmp_path / "maps"),
+                     "--attention-episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[:2] for line in out.splitlines()[:3]] == [["memory", "intact"], ["memory", "zeroed"],
+                                                                  ["memory", "shuffled"]]
+    report = json.loads((tmp_path / "run" / "eval" / "memory_probe.json").read_text())
+    assert report["interventions"]["intact"]["results"][0]["episodes"] == 4
+    assert (tmp_path / "run" / "eval" / "memory_probe.png").is_file()
+    index = json.loads((tmp_path / "maps" / "attention.json").read_text())
+    assert index["settings"][0]["files"][0] == "00_episode0.npz" and index["checkpoint"]
+    assert all((tmp_path / "maps" / name).is_file() for name in index["settings"][0]["files"])
+    assert "attention: 3 files" in out  # npz, heatmap of the one layer, memory summary
+    assert cli.main([str(tmp_path / "nowhere"), "--probe-memory"]) == 2
+    assert "no config.json" in capsys.readouterr().err

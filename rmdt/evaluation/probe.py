@@ -9,13 +9,10 @@ so it works in every environment ``evaluate.py`` knows.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from rmdt.atomic import atomic_path, write_text
+from rmdt.atomic import atomic_path
 
 INTERVENTIONS = ("intact", "zeroed", "shuffled")
 
@@ -94,23 +91,3 @@ def plot_probe(report: dict, path, title: str = "") -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-
-
-def probe_checkpoint(path, overrides: dict | None = None, out=None, device="cpu", progress: bool = True) -> Path:
-    """Runs the probe on a checkpoint; writes the JSON report and a bar plot beside it; returns the JSON path."""
-    from rmdt.evaluation import checkpoint_model_dir, load_policy
-
-    model_dir = checkpoint_model_dir(path)
-    policy = load_policy(model_dir, device)
-    evaluation = getattr(policy.config, "evaluation", None)
-    if evaluation is None:
-        raise ValueError(f"{model_dir}: config.json has no 'evaluation' settings (not trained by rmdt?)")
-    try:
-        report = memory_probe(policy, evaluation, overrides, device, progress)
-    except NotImplementedError as error:
-        raise ValueError(f"{model_dir}: {error}") from error
-    report["checkpoint"] = str(model_dir.resolve())
-    out = Path(out) if out else model_dir.parent / "eval" / "memory_probe.json"
-    write_text(out, json.dumps(report, indent=2))
-    plot_probe(report, out.with_suffix(".png"), title=f"memory probe: {model_dir.parent.name or model_dir.name}")
-    return out
