@@ -138,7 +138,7 @@ def test_mean_interval():
     assert low < 49.5 < high and high - low == pytest.approx(2 * 1.96 * np.arange(100.0).std() / 10, rel=0.1)
 
 
-def test_collect_train_and_evaluate_end_to_end(tmp_path):
+def test_collect_train_and_evaluate_end_to_end(recipe, tmp_path):
     config = load_config(CONFIGS / "tiny.yaml", [f"data.root={tmp_path / 'stores'}"])
     run = train(config, run_dir=tmp_path / "run").run_dir
     out = evaluate_checkpoint(run)
@@ -146,6 +146,11 @@ def test_collect_train_and_evaluate_end_to_end(tmp_path):
     (row,) = report["results"]
     assert report["env"] == "atari" and row["game"] == "breakout" and row["episodes"] == 2
     assert row["mean_length"] <= 30 and out.with_suffix(".png").is_file()
+    # The trained checkpoint records new data, greedy and epsilon-greedy.
+    greedy, noisy = (load_trajectories(recipe.build(episodes=2, num_envs=2, max_steps=20, policy=str(run), epsilon=e,
+                                                     root=tmp_path / "stores", progress=False)) for e in (0.0, 1.0))
+    assert greedy.metadata["target_return"] == 90.0 and greedy.metadata["epsilon"] == 0.0
+    assert len(np.unique(greedy.actions)) < len(np.unique(noisy.actions))  # an untrained net repeats one action
 
 
 @pytest.mark.parametrize("name", ["breakout_rmdt.yaml", "breakout_dt.yaml"])
