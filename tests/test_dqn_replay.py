@@ -183,7 +183,11 @@ def test_a_damaged_store_is_named_in_the_error(tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         FrameStoreWriter(tmp_path / "store", FRAME, num_actions=4)
     manifest = tmp_path / "store" / "frame_store.json"
-    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format": "other"}))
+    entries = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({key: value for key, value in entries.items() if key != "stack"}))
+    with pytest.raises(DataError, match="frame_store.json: missing or bad entry .*stack"):
+        load_frame_store(tmp_path / "store")
+    manifest.write_text(json.dumps({**entries, "format": "other"}))
     with pytest.raises(DataError, match="frame_store.json: format 'other'"):
         load_frame_store(tmp_path / "store")
 

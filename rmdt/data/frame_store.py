@@ -169,7 +169,11 @@ def load_frame_store(path) -> Trajectories:
             arrays[name] = np.load(path / f"{name}.npy", allow_pickle=False)
         except (OSError, ValueError, EOFError) as error:
             raise DataError(f"{path / (name + '.npy')}: cannot be read ({error})") from None
-    frame_shape, stack, num_frames = tuple(manifest["frame_shape"]), int(manifest["stack"]), int(manifest["num_frames"])
+    try:
+        frame_shape, stack, num_frames = tuple(manifest["frame_shape"]), int(manifest["stack"]), int(manifest["num_frames"])
+        num_actions = int(manifest["num_actions"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{manifest_path}: missing or bad entry ({error!r})") from None
     frames_path = path / FRAMES
     expected = num_frames * int(np.prod(frame_shape))
     size = frames_path.stat().st_size if frames_path.is_file() else -1
@@ -183,4 +187,4 @@ def load_frame_store(path) -> Trajectories:
     frames = np.memmap(frames_path, dtype=np.uint8, mode="r", shape=(num_frames, *frame_shape))
     return Trajectories(observations=StackedFrames(frames, last_frames(starts, stack), stack),
                         actions=arrays["actions"], rewards=arrays["rewards"], episode_starts=starts,
-                        source=str(path), num_actions=int(manifest["num_actions"]), metadata=manifest)
+                        source=str(path), num_actions=num_actions, metadata=manifest)
