@@ -9,7 +9,8 @@ ever added, padding included, so once the buffer has wrapped its oldest row is `
 
 Only complete episodes are kept: the one cut by the wrap and a last one without its terminal row are
 dropped. Conversion streams each observation file once, in chunks, and writes every frame once into
-a ``FrameStore``, so memory stays bounded whatever the buffer size (7 GB uncompressed each).
+a frame store (``rmdt.data.frame_store``), so memory stays bounded whatever the buffer size (7 GB
+uncompressed each).
 
     python -m rmdt.data.dqn_replay dqn_replay/Breakout/1 data/atari/breakout-1pct --max-steps 500000
 """
