@@ -8,6 +8,7 @@
    cost of building and seeding the games, against gymnasium's AtariPreprocessing +
    FrameStackObservation in a SyncVectorEnv; then a whole evaluation rollout with the RATE-size RMDT.
 3. Seconds per training step of the RATE-size RMDT on windows from the store.
+4. Rows/s of the DQN-Replay importer on a checkpoint of real Breakout frames.
 """
 import argparse
 import sys
@@ -143,6 +144,44 @@ def rollout_figures(games: int = 8, steps: int = 100) -> None:
     env.close()
 
 
+def replay_figures(rows: int = 20_000) -> None:
+    """Conversion speed of a DQN-Replay checkpoint of real Breakout frames (random play), gzip level 9
+    as Dopamine writes them; the rate predicts the time per 1M-row checkpoint."""
+    import gzip
+
+    from rmdt.data.dqn_replay import convert
+    from rmdt.envs.atari import AtariEnvs
+
+    env = AtariEnvs("Breakout", 8, max_steps=rows)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    frames = []
+    while len(frames) * 8 < rows:
+        frames.append(obs[:, -1])
+        obs, *_ = env.step(rng.integers(0, 4, 8))
+    env.close()
+    observation = np.concatenate(frames)[:rows]
+    observation[:3] = 0  # the padding rows of the one episode this buffer holds
+    terminal = np.zeros(rows, np.uint8)
+    terminal[-1] = 1
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = Path(tmp) / "Breakout" / "1" / "replay_logs"
+        logs.mkdir(parents=True)
+        arrays = {"$store$_observation": observation, "$store$_action": np.zeros(rows, np.int32),
+                  "$store$_reward": np.zeros(rows, np.float32), "$store$_terminal": terminal,
+                  "add_count": np.array(rows)}
+        for name, array in arrays.items():
+            with gzip.open(logs / f"{name}_ckpt.0.gz", "wb", compresslevel=9) as f:
+                np.save(f, array)
+        size = (logs / "$store$_observation_ckpt.0.gz").stat().st_size
+        start = time.perf_counter()
+        convert(logs.parent, Path(tmp) / "store", progress=False)
+        seconds = time.perf_counter() - start
+    print(f"\nDQN-Replay conversion, {rows:,} real Breakout frames ({observation.nbytes / 2**20:,.0f} MB, "
+          f"{size / 2**20:,.1f} MB gzipped): {rows / seconds:,.0f} rows/s, "
+          f"{observation.nbytes / 2**20 / seconds:,.0f} MB/s -> ~{1e6 / (rows / seconds):,.0f} s per 1M-row checkpoint")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=50_000, help="steps in the synthetic store")
@@ -151,6 +190,7 @@ def main(argv=None) -> None:
     env_figures()
     rollout_figures()
     train_figures()
+    replay_figures()
 
 
 if __name__ == "__main__":
