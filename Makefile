@@ -1,5 +1,6 @@
 # Two commands for a fresh machine (see README): `make quickstart` and `make test`.
-# Both create .venv and install rmdt through constraints.txt (torch==2.13.0, CPU) on first use.
+# Both create .venv and install rmdt with every extra through constraints.txt (torch==2.13.0, CPU)
+# on first use.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ QUICKSTART_RUN := runs/quickstart__$(shell date +%Y%m%d-%H%M%S)
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,atari,memory_maze]"
 	touch $@
 
 quickstart: $(VENV)/.installed
