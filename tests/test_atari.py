@@ -74,19 +74,19 @@ def test_finished_games_stay_done_frozen_and_pay_nothing():
 
 
 def test_recorded_episodes_are_the_states_the_game_showed(recipe, tmp_path):
-    path = recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=40, seed=7, root=tmp_path, progress=False)
-    assert recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=40, seed=7, root=tmp_path,
+    path = recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=25, seed=7, root=tmp_path, progress=False)
+    assert recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=25, seed=7, root=tmp_path,
                         progress=False) == path  # built once, then reused
     t = load_trajectories(path)
-    again = load_trajectories(recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=40, seed=7,
+    again = load_trajectories(recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=25, seed=7,
                                            root=tmp_path / "again", progress=False))
     np.testing.assert_array_equal(again.actions, t.actions)  # the same arguments give the same store
     np.testing.assert_array_equal(again.observations.frames, t.observations.frames)
-    assert t.num_episodes == 3 and t.episode_lengths.max() <= 40 and t.num_actions == 4
+    assert t.num_episodes == 3 and t.episode_lengths.max() <= 25 and t.num_actions == 4
     assert t.metadata["policy"] == "random" and t.metadata["game"] == "breakout"
     # Episode 1 is game 1 of the first round (seed 7 + 1): replaying its actions shows the same states.
     obs, actions, rewards = t.episode(1)
-    env = AtariEnvs("Breakout", 1, max_steps=40)
+    env = AtariEnvs("Breakout", 1, max_steps=25)
     shown, _ = env.reset(seed=8)
     for step, action in enumerate(actions):
         np.testing.assert_array_equal(obs[step], shown[0])
@@ -129,7 +129,7 @@ def test_evaluation_reports_mean_return_interval_and_speed(tmp_path):
     plot(report["results"], tmp_path / "atari.png", title="uniform")
     assert (tmp_path / "atari.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="trained with 6 actions but breakout has 4"):
-        evaluate_policy(Uniform(actions=6), SETTINGS, progress=False)
+        evaluate_policy(Uniform(actions=6), {**SETTINGS, "episodes": 1}, progress=False)
 
 
 def test_mean_interval():
@@ -146,11 +146,10 @@ def test_collect_train_and_evaluate_end_to_end(recipe, tmp_path):
     (row,) = report["results"]
     assert report["env"] == "atari" and row["game"] == "breakout" and row["episodes"] == 2
     assert row["mean_length"] <= 30 and out.with_suffix(".png").is_file()
-    # The trained checkpoint records new data, greedy and epsilon-greedy.
-    greedy, noisy = (load_trajectories(recipe.build(episodes=2, num_envs=2, max_steps=20, policy=str(run), epsilon=e,
-                                                     root=tmp_path / "stores", progress=False)) for e in (0.0, 1.0))
-    assert greedy.metadata["target_return"] == 90.0 and greedy.metadata["epsilon"] == 0.0
-    assert len(np.unique(greedy.actions)) < len(np.unique(noisy.actions))  # an untrained net repeats one action
+    # The trained checkpoint records new data, epsilon-greedy.
+    data = load_trajectories(recipe.build(episodes=1, num_envs=1, max_steps=20, policy=str(run), epsilon=0.5,
+                                          root=tmp_path / "stores", progress=False))
+    assert data.metadata["target_return"] == 90.0 and data.metadata["epsilon"] == 0.5 and data.num_episodes == 1
 
 
 @pytest.mark.parametrize("name", ["breakout_rmdt.yaml", "breakout_dt.yaml"])
