@@ -12,6 +12,7 @@ Without ``--out`` the store goes to ``<root or data/atari>/<id>``, and an existi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -113,29 +114,30 @@ def build(game: str = DEFAULTS["game"], episodes: int = DEFAULTS["episodes"], po
                                                                      sticky_actions, max_steps)
     if is_frame_store(path):
         return str(path)
-    env = AtariEnvs(game, min(num_envs, episodes), sticky_actions=sticky_actions, max_steps=max_steps)
     trained = None if policy == "random" else load_policy(policy)
-    if trained is not None and trained.config.num_actions != env.num_actions:
-        raise ValueError(f"{policy}: trained with {trained.config.num_actions} actions but {env.game} has "
-                         f"{env.num_actions}")
-    explorer = Explorer(env.num_actions, trained, epsilon, seed)
-    target = default_target({"game": game, "target_return": target_return}) if trained is not None else 0.0
-    metadata = {"game": env.game, "policy": policy, "epsilon": explorer.epsilon, "target_return": target,
-                "seed": seed, "sticky_actions": sticky_actions, "max_steps": max_steps,
-                "rewards": "raw game score"}
-    recorder = Recorder(env)
-    with FrameStoreWriter(path, env.single_observation_space.shape[1:], env.num_actions, STACK, metadata) as writer, \
-            progress_bar(total=episodes, desc=f"{env.game} episodes", unit="episode", disable=not progress) as bar:
-        recorded = 0
-        while recorded < episodes:
-            rollout(explorer, recorder, target, seed, max_steps,
-                    progress=f"{env.game} games {recorded}+" if progress else None)
-            for i in range(min(env.num_envs, episodes - recorded)):
-                writer.add_episode(recorder.actions[i], recorder.rewards[i], np.stack(recorder.frames[i]))
-                bar.update()
-            recorded += env.num_envs
-        writer.finish()
-    env.close()
+    with contextlib.closing(AtariEnvs(game, min(num_envs, episodes), sticky_actions=sticky_actions,
+                                      max_steps=max_steps)) as env:
+        if trained is not None and trained.config.num_actions != env.num_actions:
+            raise ValueError(f"{policy}: trained with {trained.config.num_actions} actions but {env.game} has "
+                             f"{env.num_actions}")
+        explorer = Explorer(env.num_actions, trained, epsilon, seed)
+        target = default_target({"game": game, "target_return": target_return}) if trained is not None else 0.0
+        metadata = {"game": env.game, "policy": policy, "epsilon": explorer.epsilon, "target_return": target,
+                    "seed": seed, "sticky_actions": sticky_actions, "max_steps": max_steps,
+                    "rewards": "raw game score"}
+        recorder = Recorder(env)
+        with FrameStoreWriter(path, env.single_observation_space.shape[1:], env.num_actions, STACK,
+                              metadata) as writer, \
+                progress_bar(total=episodes, desc=f"{env.game} episodes", unit="episode", disable=not progress) as bar:
+            recorded = 0
+            while recorded < episodes:
+                rollout(explorer, recorder, target, seed, max_steps,
+                        progress=f"{env.game} games {recorded}+" if progress else None)
+                for i in range(min(env.num_envs, episodes - recorded)):
+                    writer.add_episode(recorder.actions[i], recorder.rewards[i], np.stack(recorder.frames[i]))
+                    bar.update()
+                recorded += env.num_envs
+            writer.finish()
     return str(path)
 
 
