@@ -67,3 +67,8 @@ def test_plot_is_a_png(tmp_path):
     plot(results, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in tmp_path.iterdir() if p.name != "plot.png"]  # no temp files left
+
+
+def test_a_null_target_return_without_an_env_default_is_a_clear_error():
+    with pytest.raises(ValueError, match="target_return is null"):
+        evaluate_policy(ScriptedPolicy(remember=True), {**SETTINGS, "target_return": None}, progress=False)

@@ -26,6 +26,9 @@ class RolloutResult:
 def rollout(policy, env, target_return: float, seed: int, max_steps: int, device="cpu",
             progress: str | None = None) -> RolloutResult:
     """Runs ``env.num_envs`` episodes at once, conditioning on ``target_return`` minus rewards so far."""
+    if target_return is None:
+        raise ValueError("evaluation.target_return is null and this environment has no default target: "
+                         "set evaluation.target_return (or pass --target-return)")
     scale = float(getattr(policy.config, "return_scale", 1.0))
     n = env.num_envs
     obs, _ = env.reset(seed=seed)
