@@ -82,8 +82,10 @@ class _LinearRecurrence(torch.autograd.Function):
         grad_h = _recur(next_coef, grad, torch.zeros_like(out[:, 0]), reverse=True)
         grad_coef = None
         if ctx.needs_input_grad[0]:
-            previous = torch.cat([initial.expand_as(out[:, 0]).unsqueeze(1), out[:, :-1]], dim=1)
-            grad_coef = _sum_to(grad_h * previous.conj(), coef)
+            grad_coef = torch.empty_like(grad_h)  # grad_h_t * conj(h_{t-1}), without copying h
+            torch.mul(grad_h[:, 1:], out[:, :-1].conj(), out=grad_coef[:, 1:])
+            torch.mul(grad_h[:, 0], initial.conj(), out=grad_coef[:, 0])
+            grad_coef = _sum_to(grad_coef, coef)
         grad_initial = _sum_to(grad_h[:, 0] * coef[:, 0].conj(), initial) if ctx.needs_input_grad[2] else None
         return grad_coef, grad_h, grad_initial
 

@@ -30,8 +30,11 @@ class FFMMonoid(Monoid):
         self.alpha, self.omega = alpha, omega  # (m, c) each: gamma = exp(-alpha + i * omega)
 
     def power(self, j: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """scale * gamma^j in polar form (a complex exp is ~6x slower on CPU)."""
-        return torch.polar(torch.exp(-self.alpha * j) * scale, self.omega * j)
+        """scale * gamma^j in polar form (a complex exp is ~6x slower on CPU). Step counts that are
+        one value broadcast over batch and time (a cell's unit steps) cost one power, not B * T."""
+        if j.ndim >= 2 and j.stride(0) == 0 and j.stride(1) == 0:
+            j = j[:1, :1]
+        return torch.polar(torch.exp(-self.alpha * j), self.omega * j) * scale
 
     def identity(self, like: Element) -> Element:
         return torch.zeros_like(like[0]), torch.zeros_like(like[1])
@@ -143,7 +146,7 @@ class FFM(_InitMemory, MemoroidLayer):
         y, thru, gate = self.pre(x).split([m, self.size, m + self.size], dim=-1)
         in_gate, out_gate = torch.sigmoid(gate).split([m, self.size], dim=-1)
         s = _complex((y * in_gate)[..., None].expand(*y.shape, self.context_size))
-        return (s, x.new_ones(*x.shape[:2], 1, 1)), (thru, out_gate)
+        return (s, x.new_ones(1, 1, 1, 1).expand(*x.shape[:2], 1, 1)), (thru, out_gate)  # unit steps
 
     def readout(self, prefix, aux):
         thru, out_gate = aux
