@@ -7,6 +7,9 @@ the maze). Oracle: the same with the BFS oracle of datasets/memory_maze.py choos
 (planning time also shown per call). Evaluation: an untrained RMDT of the paper's size
 (configs/memory_maze/rmdt.yaml) rolled out by the evaluator in ``--envs`` mazes, mazes built
 and reset included, as ``evaluate.py`` reports it; the policy's share of that time is shown.
+``--reference N`` also prints the return of random play and of the oracle (no random actions) in
+the evaluation's mazes (seeds 12345 + i, i < N) for ``--reference-steps`` steps: the scale that
+trained policies sit on.
 """
 import argparse
 import time
@@ -36,11 +39,27 @@ def env_rate(steps: int, choose) -> tuple[float, float, float]:
     return built, rate, choosing / steps
 
 
+def reference_returns(choose, episodes: int, steps: int, seed: int = 12345) -> list[float]:
+    """Total reward of ``choose(info)`` in mazes seeded ``seed + i``, as the evaluation seeds them."""
+    env, returns = MemoryMazeEnv(9, steps, global_observables=True), []
+    for i in range(episodes):
+        _, info = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, info = env.step(choose(info))
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="env steps timed per measurement")
     parser.add_argument("--envs", type=int, default=4, help="mazes evaluated at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--reference", type=int, default=0, help="mazes for the random and oracle returns")
+    parser.add_argument("--reference-steps", type=int, default=90, help="episode steps of those")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -77,6 +96,14 @@ def main() -> None:
     print(f"eval    {row['env_steps_per_second']:6.1f} steps/s  ({args.envs} mazes x {steps} steps, "
           f"{min(args.envs, ENVS_AT_ONCE)} at once, builds included; policy {acting[0] / seconds:.0%} of the time, "
           f"{acting[0] / steps * 1e3:.1f} ms per batched act)")
+    if args.reference:
+        from rmdt.evaluation.memory_maze import mean_interval
+
+        for name, choose in (("random", lambda info: int(rng.integers(6))), ("oracle", oracle)):
+            returns = reference_returns(choose, args.reference, args.reference_steps)
+            low, high = mean_interval(returns)
+            print(f"{name:7} return {np.mean(returns):.2f}  [{low:.2f}, {high:.2f}]  "
+                  f"({args.reference} mazes x {args.reference_steps} steps, seeds 12345+)")
 
 
 if __name__ == "__main__":
