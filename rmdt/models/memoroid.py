@@ -6,7 +6,8 @@ flag per step, ``(h, s) . (h', s') = ((s' ? e : h) . h', s or s')``, so that one
 concatenated episodes restarts exactly at every episode start, with no padding.
 
 Two scans give the same prefixes: ``parallel_scan`` (odd-even recursion: log depth, linear work)
-and ``sequential_scan`` (a loop over time). A state carried in from an earlier chunk enters as the
+and ``sequential_scan`` (one step after another: the monoid's linear recurrences with a fused
+step and backward, else a Python loop over ``combine``). A state carried in from an earlier chunk enters as the
 left operand of every prefix, so chunked and one-shot scans agree, and stepping one element at a
 time (``act``) runs the same code as training.
 """
@@ -19,7 +20,7 @@ Element = tuple[torch.Tensor, ...]
 
 # Which scan is faster, per device type. On this CPU the fused sequential recurrence beats the
 # parallel scan (fewer, larger kernels; log depth buys nothing on one core): measured by
-# ``python bench/memoroid_vs_rnn.py`` (README, "Recurrent baselines"). GPUs favour log depth.
+# ``python bench/memoroid_vs_rnn.py`` (README, "Recurrent baselines"). GPUs: log depth (not measured).
 FASTER_SCAN = {"cpu": "sequential", "cuda": "parallel"}
 SCANS = ("auto", "parallel", "sequential")
 
@@ -117,6 +118,7 @@ class Resettable(Monoid):
         return (*self.inner.combine(h, tuple(h2)), s | s2)
 
     def recurrence(self, xs: Element, starts: torch.Tensor, initial: Element) -> Element | None:
+        """The inner monoid's recurrences restarting at the elements' own flags (``starts`` unused)."""
         *h, s = xs
         *h0, s0 = initial
         prefix = self.inner.recurrence(tuple(h), s, tuple(h0))
