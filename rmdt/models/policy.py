@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 
 class Policy:
@@ -65,3 +66,17 @@ class Policy:
     def greedy_action(self, output: torch.Tensor) -> torch.Tensor:
         """The deterministic action for an ``act`` output: argmax of logits, or the action itself."""
         return output.argmax(-1) if self.discrete else output
+
+
+def action_loss(preds, actions, mask, discrete: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean cross entropy or MSE over the steps where ``mask`` is True, with detached metrics."""
+    count = mask.sum().clamp_min(1).float()
+    if discrete:
+        targets = torch.where(mask, actions, 0)
+        per_step = F.cross_entropy(preds.flatten(0, 1), targets.flatten(), reduction="none").view_as(mask)
+        loss = torch.where(mask, per_step, 0.0).sum() / count
+        accuracy = ((preds.argmax(-1) == targets) & mask).sum() / count
+        return loss, {"loss": loss.detach(), "action_accuracy": accuracy.detach()}
+    per_step = (preds - actions.float()).pow(2).mean(-1)
+    loss = torch.where(mask, per_step, 0.0).sum() / count
+    return loss, {"loss": loss.detach(), "action_mse": loss.detach()}

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
@@ -21,7 +20,7 @@ from transformers import initialization as init
 from rmdt.models.embeddings import OBS_ENCODERS, ActionEmbedding, ObsNormalizer, ReturnEmbedding, build_obs_encoder
 from rmdt.models.memoroid import SCANS, Element
 from rmdt.models.memoroid_layers import FFM, LAYERS, LRU, LinearAttention
-from rmdt.models.policy import Policy
+from rmdt.models.policy import Policy, action_loss
 
 
 class RecurrentConfig(PretrainedConfig):
@@ -207,20 +206,6 @@ class RecurrentModel(PreTrainedModel, Policy):
     def reset(self, state: RecurrentState, done: torch.Tensor) -> RecurrentState:
         """Environments where ``done`` start a new episode at the next step (their memory is reset there)."""
         return RecurrentState(layers=state.layers, first=state.first | done.to(state.first.device))
-
-
-def action_loss(preds, actions, mask, discrete: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean cross entropy or MSE over the steps where ``mask`` is True, with detached metrics."""
-    count = mask.sum().clamp_min(1).float()
-    if discrete:
-        targets = torch.where(mask, actions, 0)
-        per_step = F.cross_entropy(preds.flatten(0, 1), targets.flatten(), reduction="none").view_as(mask)
-        loss = torch.where(mask, per_step, 0.0).sum() / count
-        accuracy = ((preds.argmax(-1) == targets) & mask).sum() / count
-        return loss, {"loss": loss.detach(), "action_accuracy": accuracy.detach()}
-    per_step = (preds - actions.float()).pow(2).mean(-1)
-    loss = torch.where(mask, per_step, 0.0).sum() / count
-    return loss, {"loss": loss.detach(), "action_mse": loss.detach()}
 
 
 AutoConfig.register("rmdt_recurrent", RecurrentConfig, exist_ok=True)

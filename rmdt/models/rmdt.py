@@ -22,7 +22,7 @@ from transformers import initialization as init
 
 from rmdt.models.embeddings import (OBS_ENCODERS, ActionEmbedding, ObsNormalizer, PositionEmbedding,
                                     ReturnEmbedding, build_obs_encoder)
-from rmdt.models.policy import Policy
+from rmdt.models.policy import Policy, action_loss
 from rmdt.models.transformer import Attention, Block, KVCache
 
 MEMORY_UPDATES = ("replace", "mrv", "gated")
@@ -268,17 +268,7 @@ class RMDTModel(PreTrainedModel, Policy):
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross entropy (discrete) or MSE (continuous) averaged over the real steps of the batch."""
         preds = self(batch.returns_to_go, batch.observations, batch.actions, batch.mask).action_preds
-        mask = batch.mask
-        count = mask.sum().clamp_min(1).float()
-        if self.discrete:
-            targets = torch.where(mask, batch.actions, 0)
-            per_step = F.cross_entropy(preds.flatten(0, 1), targets.flatten(), reduction="none").view_as(mask)
-            loss = torch.where(mask, per_step, 0.0).sum() / count
-            accuracy = ((preds.argmax(-1) == targets) & mask).sum() / count
-            return loss, {"loss": loss.detach(), "action_accuracy": accuracy.detach()}
-        per_step = (preds - batch.actions.float()).pow(2).mean(-1)
-        loss = torch.where(mask, per_step, 0.0).sum() / count
-        return loss, {"loss": loss.detach(), "action_mse": loss.detach()}
+        return action_loss(preds, batch.actions, batch.mask, self.discrete)
 
     # ---- rollouts: one step at a time, O(K) per step ----
     def _read_cache(self, memory: torch.Tensor) -> list[KVCache | None]:
