@@ -97,7 +97,7 @@ def main() -> None:
           f"{min(args.envs, ENVS_AT_ONCE)} at once, builds included; policy {acting[0] / seconds:.0%} of the time, "
           f"{acting[0] / steps * 1e3:.1f} ms per batched act)")
     if args.reference:
-        from rmdt.evaluation.memory_maze import mean_interval
+        from rmdt.evaluation.rollout import mean_interval
 
         for name, choose in (("random", lambda info: int(rng.integers(6))), ("oracle", oracle)):
             returns = reference_returns(choose, args.reference, args.reference_steps)

@@ -174,7 +174,7 @@ def build(episodes: int = DEFAULTS["episodes"], episode_steps: int = DEFAULTS["e
         algorithm_name="bfs-oracle",
         description=f"Memory Maze {maze_size}x{maze_size} BFS oracle: {episodes} episodes of {episode_steps} "
                     f"steps, {noise:g} share of random actions, seed {seed}",
-        requirements=["rmdt", "memory-maze", "mujoco"], jpeg_encoding=False)  # minari would store lossy JPEG
+        requirements=["rmdt", "memory-maze", "mujoco"])
     shutil.rmtree(partial, ignore_errors=True)
     return name
 

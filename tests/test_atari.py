@@ -11,7 +11,7 @@ from rmdt.data import load_trajectories
 from rmdt.data.recipes import load_recipe
 from rmdt.envs.atari import AtariEnvs, num_actions, rom_id
 from rmdt.evaluation import evaluate_checkpoint, evaluate_policy
-from rmdt.evaluation.atari import mean_interval, plot
+from rmdt.evaluation.atari import plot
 from rmdt.training import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "atari"
@@ -130,12 +130,6 @@ def test_evaluation_reports_mean_return_interval_and_speed(tmp_path):
     assert (tmp_path / "atari.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="trained with 6 actions but breakout has 4"):
         evaluate_policy(Uniform(actions=6), {**SETTINGS, "episodes": 1}, progress=False)
-
-
-def test_mean_interval():
-    assert mean_interval([5.0]) == (5.0, 5.0)
-    low, high = mean_interval(np.arange(100.0))
-    assert low < 49.5 < high and high - low == pytest.approx(2 * 1.96 * np.arange(100.0).std() / 10, rel=0.1)
 
 
 def test_collect_train_and_evaluate_end_to_end(recipe, tmp_path):

@@ -1,10 +1,11 @@
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from rmdt.evaluation import evaluate_policy
-from rmdt.evaluation.rollout import wilson_interval
+from rmdt.evaluation.rollout import mean_interval, wilson_interval
 from rmdt.evaluation.tmaze import plot
 from rmdt.models.policy import Policy
 
@@ -72,3 +73,9 @@ def test_plot_is_a_png(tmp_path):
 def test_a_null_target_return_without_an_env_default_is_a_clear_error():
     with pytest.raises(ValueError, match="target_return is null"):
         evaluate_policy(ScriptedPolicy(remember=True), {**SETTINGS, "target_return": None}, progress=False)
+
+
+def test_mean_interval():
+    assert mean_interval([5.0]) == (5.0, 5.0)
+    low, high = mean_interval(np.arange(100.0))
+    assert low < 49.5 < high and high - low == pytest.approx(2 * 1.96 * np.arange(100.0).std() / 10, rel=0.1)

@@ -68,3 +68,26 @@ def test_bad_recipe_arguments(tmaze_recipe, tmp_path):
         tmaze_recipe.build(episodes=0, root=tmp_path)
     with pytest.raises(ValueError, match="min-length"):
         tmaze_recipe.build(episodes=3, min_length=5, max_length=2, root=tmp_path)
+
+
+def test_pixel_observations_round_trip_losslessly(tmp_path):
+    """Minari would store uint8 images of 32x32 or more as JPEG by default; write_minari keeps every pixel."""
+    import gymnasium as gym
+    from minari.data_collector import EpisodeBuffer
+
+    from rmdt.data.minari_source import write_minari
+
+    rng = np.random.default_rng(0)
+    obs_space = gym.spaces.Box(0, 255, (32, 32, 3), np.uint8)
+    buffers = []
+    for i, steps in enumerate((5, 3)):
+        buffers.append(EpisodeBuffer(
+            id=i, observations=rng.integers(0, 256, (steps + 1, 32, 32, 3), dtype=np.uint8),
+            actions=rng.integers(0, 4, steps), rewards=rng.random(steps),
+            terminations=np.arange(1, steps + 1) == steps, truncations=np.zeros(steps, bool), infos={}))
+    write_minari("pixels/noise-v0", buffers, root=tmp_path, observation_space=obs_space,
+                 action_space=gym.spaces.Discrete(4))
+    loaded = load_minari("pixels/noise-v0", tmp_path)
+    assert loaded.observations.dtype == np.uint8
+    for i, buffer in enumerate(buffers):
+        np.testing.assert_array_equal(loaded.episode(i)[0], buffer.observations[:-1])

@@ -85,10 +85,12 @@ def write_minari(dataset_id: str, buffers: list, root: str | os.PathLike | None 
 
     The dataset is written into a temporary directory beside its destination and renamed into
     place, so an interrupted build never leaves a half-written dataset that would later be reused.
-    ``kwargs`` go to ``minari.create_dataset_from_buffers`` (env, spaces, description, ...).
+    ``kwargs`` go to ``minari.create_dataset_from_buffers`` (env, spaces, description, ...). Pixels
+    are stored losslessly unless ``jpeg_encoding=True`` is asked for (minari's default is lossy JPEG).
     """
     import minari
 
+    kwargs.setdefault("jpeg_encoding", False)
     destination = datasets_root(root) / dataset_id
     if destination.exists():
         raise FileExistsError(f"{destination} already exists")

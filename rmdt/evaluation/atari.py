@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from rmdt.envs.atari import AtariEnvs, rom_id
-from rmdt.evaluation.rollout import rollout
+from rmdt.evaluation.rollout import mean_interval, rollout
 
 TARGET_RETURNS = {"breakout": 90.0, "qbert": 14000.0, "seaquest": 1150.0, "pong": 20.0}  # DT paper
 RATE_RETURNS = {"breakout": 111.0, "qbert": 12487.0, "seaquest": 1038.0, "pong": 18.8}  # RATE paper, 1% data
@@ -25,15 +25,6 @@ def target_return(settings: dict) -> float:
         raise ValueError(f"no default target return for {game!r} (known: {', '.join(TARGET_RETURNS)}); "
                          "set evaluation.target_return")
     return TARGET_RETURNS[game]
-
-
-def mean_interval(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean: no normality assumed (game scores are skewed)."""
-    values = np.asarray(values, np.float64)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:

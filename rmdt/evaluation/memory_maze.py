@@ -6,13 +6,12 @@ there). The periodic evaluation during training uses the same settings.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 
 from rmdt.envs.memory_maze import MemoryMazeVectorEnv
-from rmdt.evaluation.rollout import rollout
+from rmdt.evaluation.rollout import mean_interval, rollout
 
 ENVS_AT_ONCE = 4
 
@@ -35,18 +34,6 @@ class _FirstEpisodeFrames:
             self.frames.append(obs[0].copy())
             self._done = bool(terminated[0] or truncated[0])
         return obs, reward, terminated, truncated, info
-
-
-def mean_interval(values, confidence: float = 0.95) -> tuple[float, float]:
-    """Student-t interval of the mean (scipy comes with dm-control); (mean, mean) for one value."""
-    from scipy import stats
-
-    values = np.asarray(values, np.float64)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, mean
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean - half, mean + half
 
 
 def save_gif(frames: list, path, scale: int = 4, fps: int = 8) -> None:

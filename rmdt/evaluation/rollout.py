@@ -68,3 +68,12 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
     return (max(0.0, centre - half), min(1.0, centre + half))
 
+
+def mean_interval(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of a mean return: no normality assumed (returns are skewed and
+    bounded, where a t-interval can leave the possible range); (x, x) for one value."""
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
