@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: python evaluate.py CHECKPOINT_DIR [--episodes N] [--seed S] [--out FILE.json] [--lengths L ...]
+"""Evaluate a checkpoint: python evaluate.py CHECKPOINT_DIR [KEY=VALUE ...] [--episodes N] [--seed S] [--out FILE.json] [--lengths L ...]
                                             [--probe-memory] [--export-attention DIR]
 
 CHECKPOINT_DIR is a run directory (its final/ is used) or a save_pretrained directory. The
@@ -15,6 +15,8 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="run directory or save_pretrained directory")
+    parser.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                        help="any evaluation setting of the run config, e.g. episode_steps=500 gif=episode.gif game=Pong")
     parser.add_argument("--episodes", type=int, help="episodes per setting, run at once (default: from the checkpoint)")
     parser.add_argument("--seed", type=int, help="seed of the evaluation environments")
     parser.add_argument("--target-return", type=float, help="return-to-go at the first step (before scaling)")
@@ -31,11 +33,14 @@ def main(argv=None) -> int:
                         help="segments kept per exported episode, from its start (default 64)")
     parser.add_argument("--per-head", action="store_true", help="with --export-attention: heatmaps of every head too")
     args = parser.parse_args(argv)
+    from rmdt.config import evaluation_overrides
     from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
 
-    overrides = {"episodes": args.episodes, "seed": args.seed, "target_return": args.target_return,
-                 "corridor_lengths": args.lengths}
     try:
+        overrides = {**evaluation_overrides(args.settings), **{
+            key: value for key, value in (("episodes", args.episodes), ("seed", args.seed),
+                                          ("target_return", args.target_return), ("corridor_lengths", args.lengths))
+            if value is not None}}
         out = (probe_checkpoint if args.probe_memory else evaluate_checkpoint)(args.checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
         describe = env_evaluator(report["env"]).describe

@@ -180,6 +180,16 @@ def parse_override(text: str) -> dict:
     return value
 
 
+def evaluation_overrides(texts: typing.Sequence[str]) -> dict:
+    """``["episode_steps=500", "gif=ep.gif"]`` -> checked ``{"episode_steps": 500, "gif": "ep.gif"}``
+    (keys and types of ``EvaluationConfig``), for changing a checkpoint's evaluation settings."""
+    values: dict = {}
+    for text in texts:
+        values = _merge(values, parse_override(text))
+    checked = _build(EvaluationConfig, values, "evaluation.")
+    return {key: getattr(checked, key) for key in values}
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """Defaults, then the YAML file, then ``key=value`` overrides, checked against the dataclasses."""
     values: dict = {}

@@ -49,3 +49,14 @@ def test_bad_file_is_named(tmp_path):
     bad.write_text("training:\n  stesp: 3\n")
     with pytest.raises(ConfigError, match=f"{bad}: unknown config key training.stesp"):
         load_config(bad)
+
+
+def test_evaluation_overrides_are_checked_against_the_evaluation_settings():
+    from rmdt.config import evaluation_overrides
+
+    assert evaluation_overrides(["episode_steps=500", "gif=ep.gif", "corridor_lengths=[3, 9]"]) == \
+        {"episode_steps": 500, "gif": "ep.gif", "corridor_lengths": [3, 9]}
+    with pytest.raises(ConfigError, match="did you mean evaluation.episodes"):
+        evaluation_overrides(["episodez=3"])
+    with pytest.raises(ConfigError, match="evaluation.episodes must be int"):
+        evaluation_overrides(["episodes=many"])

@@ -98,7 +98,7 @@ def test_cli_train_then_evaluate(tiny, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "evaluate.py", str(run), "--lengths", "3", "20", "--episodes", "16",
+    done = subprocess.run([sys.executable, "evaluate.py", str(run), "corridor_lengths=[3, 20]", "--episodes", "16",
                            "--seed", "4", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
@@ -116,6 +116,10 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "Traceback" not in done.stderr
     done = subprocess.run([sys.executable, "evaluate.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "no config.json" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "evaluate.py", str(tmp_path), "episode_step=50"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "did you mean evaluation.episode_steps?" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_trains_on_a_d4rl_file_with_continuous_actions_in_bf16(tmp_path):
