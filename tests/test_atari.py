@@ -146,6 +146,16 @@ def test_collect_train_and_evaluate_end_to_end(recipe, tmp_path):
     assert data.metadata["target_return"] == 90.0 and data.metadata["epsilon"] == 0.5 and data.num_episodes == 1
 
 
+def test_a_recurrent_baseline_trains_on_the_same_store_and_plays(recipe, tmp_path):
+    """FFM with the Nature-CNN, on tapes of the recorded games, through the same trainer and evaluator."""
+    config = load_config(CONFIGS / "tiny.yaml", [f"data.root={tmp_path / 'stores'}", "model.kind=ffm",
+                                                 "data.batching=tape", "data.tape_len=60", "model.memory_size=4",
+                                                 "model.context_size=2"])
+    run = train(config, run_dir=tmp_path / "run").run_dir
+    (row,) = json.loads(evaluate_checkpoint(run).read_text())["results"]
+    assert row["game"] == "breakout" and row["episodes"] == 2 and row["mean_length"] <= 30
+
+
 @pytest.mark.parametrize("name", ["breakout_rmdt.yaml", "breakout_dt.yaml"])
 def test_the_rate_configs_load(name):
     config = load_config(CONFIGS / name)

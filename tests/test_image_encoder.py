@@ -48,3 +48,18 @@ def test_rmdt_on_pixels_gets_gradients_in_its_cnn():
     loss.backward()
     first_conv = model.embed_obs.conv[0].weight
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+
+
+def test_recurrent_policy_on_pixels_gets_gradients_in_its_cnn():
+    from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
+
+    model = RecurrentModel(RecurrentConfig(obs_shape=[64, 64, 3], num_actions=6, layer="ffm", d_model=32,
+                                           n_layers=1, memory_size=4, context_size=2, obs_encoder="nature_cnn"))
+    B, L = 2, 5
+    batch = Batch(returns_to_go=torch.ones(B, L), observations=torch.randint(0, 256, (B, L, 64, 64, 3), dtype=torch.uint8),
+                  actions=torch.randint(0, 6, (B, L)), rewards=torch.zeros(B, L),
+                  timesteps=torch.arange(L).repeat(B, 1), mask=torch.ones(B, L, dtype=torch.bool))
+    loss, _ = model.loss(batch)
+    loss.backward()
+    first_conv = model.embed_obs.conv[0].weight
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
