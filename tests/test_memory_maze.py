@@ -6,12 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("dm_control", reason="needs the memory_maze extra")
-
-from rmdt.config import load_config  # noqa: E402
-from rmdt.data.minari_source import load_minari  # noqa: E402
-from rmdt.data.recipes import load_recipe  # noqa: E402
-from rmdt.envs.memory_maze import MemoryMazeEnv, MemoryMazeVectorEnv  # noqa: E402
+from rmdt.config import load_config
+from rmdt.data.minari_source import load_minari
+from rmdt.data.recipes import load_recipe
+from rmdt.envs.memory_maze import MemoryMazeEnv, MemoryMazeVectorEnv
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "memory_maze" / "tiny.yaml"
