@@ -17,13 +17,14 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
-from rmdt.models.embeddings import OBS_ENCODERS, ActionEmbedding, ObsNormalizer, ReturnEmbedding, build_obs_encoder
+from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, ReturnEmbedding, build_obs_encoder
 from rmdt.models.memoroid import SCANS, Element
 from rmdt.models.memoroid_layers import FFM, LAYERS, LRU, LinearAttention
 from rmdt.models.policy import Policy, action_loss
+from rmdt.models.policy_config import PolicyConfigChecks
 
 
-class RecurrentConfig(PretrainedConfig):
+class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
     """Everything needed to rebuild the model, written to config.json next to the weights."""
 
     model_type = "rmdt_recurrent"
@@ -46,42 +47,15 @@ class RecurrentConfig(PretrainedConfig):
     return_scale: float = 1.0  # returns-to-go are divided by this before they reach the model
     initializer_range: float = 0.02  # std of the normal init of linear and embedding weights
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        for name in ("obs_shape", "obs_mean", "obs_std"):
-            if isinstance(getattr(self, name), tuple):
-                setattr(self, name, list(getattr(self, name)))
-        self._validate()
-
     def _validate(self) -> None:
-        def require(ok: bool, field: str, what: str) -> None:
-            if not ok:
-                raise ValueError(f"RecurrentConfig.{field} must be {what}, got {getattr(self, field)!r}")
-
-        def is_int(value, low: int) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-        require(isinstance(self.obs_shape, list) and all(is_int(n, 1) for n in self.obs_shape),
-                "obs_shape", "a list of positive integers")
-        require((self.num_actions is None) != (self.act_dim is None), "num_actions",
-                f"set for discrete actions or None with act_dim set (act_dim={self.act_dim!r})")
-        require(self.num_actions is None or is_int(self.num_actions, 1), "num_actions", "None or >= 1")
-        require(self.act_dim is None or is_int(self.act_dim, 1), "act_dim", "None or >= 1")
+        super()._validate()
+        require, is_int = self.require, self.is_int
         require(self.layer in LAYERS, "layer", f"one of {list(LAYERS)}")
         for name in ("n_layers", "memory_size", "context_size", "n_heads", "horizon"):
             require(is_int(getattr(self, name), 1), name, "an integer >= 1")
         require(is_int(self.d_model, 1) and (self.layer != "linear_attention" or self.d_model % self.n_heads == 0),
                 "d_model", f"a positive integer (divisible by n_heads={self.n_heads} for linear attention)")
         require(self.scan in SCANS, "scan", f"one of {list(SCANS)}")
-        require(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
-        require(self.obs_encoder in OBS_ENCODERS, "obs_encoder", f"one of {sorted(OBS_ENCODERS)}")
-        require(isinstance(self.return_scale, (int, float)) and self.return_scale > 0, "return_scale", "> 0")
-
-    def to_diff_dict(self) -> dict:
-        """Write every field, defaults included, so a checkpoint never depends on today's defaults."""
-        out = super().to_diff_dict()
-        out.update({name: getattr(self, name) for name in RecurrentConfig.__annotations__})
-        return out
 
 
 def build_layer(config: RecurrentConfig) -> nn.Module:

@@ -20,16 +20,17 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
-from rmdt.models.embeddings import (OBS_ENCODERS, ActionEmbedding, ObsNormalizer, PositionEmbedding,
+from rmdt.models.embeddings import (ActionEmbedding, ObsNormalizer, PositionEmbedding,
                                     ReturnEmbedding, build_obs_encoder)
 from rmdt.models.policy import Policy, action_loss
+from rmdt.models.policy_config import PolicyConfigChecks
 from rmdt.models.transformer import Attention, Block, KVCache
 
 MEMORY_UPDATES = ("replace", "mrv", "gated")
 POSITION_EMBEDDINGS = ("learned", "sinusoidal")
 
 
-class RMDTConfig(PretrainedConfig):
+class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
     """Everything needed to rebuild the model, written to config.json next to the weights."""
 
     model_type = "rmdt"
@@ -55,35 +56,15 @@ class RMDTConfig(PretrainedConfig):
     return_scale: float = 1.0  # returns-to-go are divided by this before they reach the model
     initializer_range: float = 0.02  # std of the normal init of linear, embedding and position weights
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        for name in ("obs_shape", "obs_mean", "obs_std"):
-            if isinstance(getattr(self, name), tuple):
-                setattr(self, name, list(getattr(self, name)))
-        self._validate()
-
     def _validate(self) -> None:
-        def require(ok: bool, field: str, what: str) -> None:
-            if not ok:
-                raise ValueError(f"RMDTConfig.{field} must be {what}, got {getattr(self, field)!r}")
-
-        def is_int(value, low: int) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-        require(isinstance(self.obs_shape, list) and all(is_int(n, 1) for n in self.obs_shape),
-                "obs_shape", "a list of positive integers")
-        require(self.num_actions is None or is_int(self.num_actions, 1), "num_actions", "None or an integer >= 1")
-        require(self.act_dim is None or is_int(self.act_dim, 1), "act_dim", "None or an integer >= 1")
-        require((self.num_actions is None) != (self.act_dim is None), "num_actions",
-                f"set for discrete actions or None with act_dim set for continuous ones (act_dim={self.act_dim!r})")
+        super()._validate()
+        require, is_int = self.require, self.is_int
         require(is_int(self.context_len, 1), "context_len", "an integer >= 1")
         require(is_int(self.memory_tokens, 0), "memory_tokens", "an integer >= 0")
         require(is_int(self.n_layers, 1), "n_layers", "an integer >= 1")
         require(is_int(self.n_heads, 1), "n_heads", "an integer >= 1")
         require(is_int(self.d_model, 1) and self.d_model % self.n_heads == 0, "d_model",
                 f"a positive integer divisible by n_heads={self.n_heads}")
-        require(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
-        require(self.obs_encoder in OBS_ENCODERS, "obs_encoder", f"one of {sorted(OBS_ENCODERS)}")
         require(self.memory_update in MEMORY_UPDATES, "memory_update", f"one of {list(MEMORY_UPDATES)}")
         require(self.grad_segments is None or is_int(self.grad_segments, 1), "grad_segments",
                 "None or an integer >= 1")
@@ -92,24 +73,6 @@ class RMDTConfig(PretrainedConfig):
         require(isinstance(self.gate_bias_init, (int, float)), "gate_bias_init", "a number")
         require(self.position_embedding in POSITION_EMBEDDINGS, "position_embedding",
                 f"one of {list(POSITION_EMBEDDINGS)}")
-        for name in ("obs_mean", "obs_std"):
-            value = getattr(self, name)
-            require(value is None or isinstance(value, list) and _broadcasts(value, self.obs_shape), name,
-                    f"None or a (nested) list broadcastable to obs_shape={self.obs_shape}")
-        require(isinstance(self.return_scale, (int, float)) and self.return_scale > 0, "return_scale", "> 0")
-
-    def to_diff_dict(self) -> dict:
-        """Write every RMDT field, defaults included, so a checkpoint never depends on today's defaults."""
-        out = super().to_diff_dict()
-        out.update({name: getattr(self, name) for name in RMDTConfig.__annotations__})
-        return out
-
-
-def _broadcasts(values: list, shape: list[int]) -> bool:
-    try:
-        return list(torch.broadcast_shapes(torch.as_tensor(values).shape, tuple(shape))) == list(shape)
-    except (RuntimeError, TypeError, ValueError):
-        return False
 
 
 @dataclass
