@@ -39,15 +39,7 @@ def test_bad_shape_is_a_clear_error():
 def test_rmdt_on_pixels_gets_gradients_in_its_cnn():
     config = RMDTConfig(obs_shape=[4, 84, 84], num_actions=3, context_len=2, memory_tokens=2, d_model=32,
                         n_layers=1, n_heads=2, obs_encoder="nature_cnn")
-    model = RMDTModel(config)
-    B, L = 2, 4
-    batch = Batch(returns_to_go=torch.ones(B, L), observations=torch.randint(0, 256, (B, L, 4, 84, 84), dtype=torch.uint8),
-                  actions=torch.randint(0, 3, (B, L)), rewards=torch.zeros(B, L),
-                  timesteps=torch.arange(L).repeat(B, 1), mask=torch.ones(B, L, dtype=torch.bool))
-    loss, _ = model.loss(batch)
-    loss.backward()
-    first_conv = model.embed_obs.conv[0].weight
-    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    assert_cnn_gets_gradients(RMDTModel(config), pixel_batch(4, (4, 84, 84), num_actions=3))
 
 
 def test_recurrent_policy_on_pixels_gets_gradients_in_its_cnn():
@@ -55,10 +47,17 @@ def test_recurrent_policy_on_pixels_gets_gradients_in_its_cnn():
 
     model = RecurrentModel(RecurrentConfig(obs_shape=[64, 64, 3], num_actions=6, layer="ffm", d_model=32,
                                            n_layers=1, memory_size=4, context_size=2, obs_encoder="nature_cnn"))
-    B, L = 2, 5
-    batch = Batch(returns_to_go=torch.ones(B, L), observations=torch.randint(0, 256, (B, L, 64, 64, 3), dtype=torch.uint8),
-                  actions=torch.randint(0, 6, (B, L)), rewards=torch.zeros(B, L),
-                  timesteps=torch.arange(L).repeat(B, 1), mask=torch.ones(B, L, dtype=torch.bool))
+    assert_cnn_gets_gradients(model, pixel_batch(5, (64, 64, 3), num_actions=6))
+
+
+def pixel_batch(steps: int, obs_shape, num_actions: int, rows: int = 2) -> Batch:
+    return Batch(returns_to_go=torch.ones(rows, steps),
+                 observations=torch.randint(0, 256, (rows, steps, *obs_shape), dtype=torch.uint8),
+                 actions=torch.randint(0, num_actions, (rows, steps)), rewards=torch.zeros(rows, steps),
+                 timesteps=torch.arange(steps).repeat(rows, 1), mask=torch.ones(rows, steps, dtype=torch.bool))
+
+
+def assert_cnn_gets_gradients(model, batch: Batch) -> None:
     loss, _ = model.loss(batch)
     loss.backward()
     first_conv = model.embed_obs.conv[0].weight
