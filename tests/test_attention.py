@@ -218,3 +218,19 @@ def test_state_norm_walks_nested_states():
     state = {"a": torch.ones(2, 3), "b": [torch.full((2,), 2.0), (torch.ones(5),)], "n": 3,
              "first": torch.ones(2, dtype=torch.bool)}
     torch.testing.assert_close(state_norm(state, 2), torch.full((2,), 7.0).sqrt())
+
+
+class TurnsInRowZeroOnly(RecurrentPolicy):
+    """Row 0 turns at the junction (its episode ends a step early); the others walk on and time out."""
+
+    def act(self, state, obs, last_action, last_reward, return_to_go):
+        _, state = super().act(state, obs, last_action, last_reward, return_to_go)
+        action = torch.zeros(obs.shape[0], dtype=torch.long)
+        action[0] = torch.where(obs[0, 2] == 1, 1, 0)
+        return torch.nn.functional.one_hot(action, 4).float(), state
+
+
+def test_exports_stop_at_each_episodes_own_end(tmp_path):
+    export_attention(TurnsInRowZeroOnly(), TMAZE, tmp_path, episodes=2, progress=False)
+    with np.load(tmp_path / "00_episode0.npz") as early, np.load(tmp_path / "00_episode1.npz") as late:
+        assert (len(early["state_norm"]), len(late["state_norm"])) == (8, 9)  # turn at step 8; timeout at 9

@@ -230,7 +230,13 @@ class _Rollout:
     def __init__(self, recorders, keep):
         self.recorders, self.keep = recorders, keep
         self.steps = 0
+        self.lengths = torch.full((len(keep),), -1)  # steps of each kept episode; -1 while it runs
         self.state_norms: list[torch.Tensor] = []  # per step, (len(keep),); models without attention only
+
+    def step_real(self) -> torch.Tensor:
+        """(kept episodes, steps) bool: the steps each episode really took (the rest is lockstep junk)."""
+        lengths = torch.where(self.lengths < 0, self.steps, self.lengths)
+        return torch.arange(self.steps)[None, :] < lengths[:, None]
 
 
 class _Recording:
@@ -261,6 +267,11 @@ class _Recording:
             rollout.state_norms.append(state_norm(state, obs.shape[0])[rollout.keep])
         return output, state
 
+    def observe_done(self, done) -> None:
+        rollout = self.rollouts[-1]
+        ended = torch.as_tensor(done)[rollout.keep] & (rollout.lengths < 0)
+        rollout.lengths[ended] = rollout.steps
+
 
 def export_attention(policy, evaluation, out_dir, overrides: dict | None = None, episodes: int = 2,
                      max_segments: int | None = 64, per_head: bool = False, device="cpu",
@@ -271,8 +282,8 @@ def export_attention(policy, evaluation, out_dir, overrides: dict | None = None,
     layer and episode); writes and returns an index (``attention.json``) with the evaluation report
     and the files of each setting.
 
-    Maps cover the lockstep steps of the rollout: an episode that ended before the others of its
-    batch keeps being stepped (the environment reports nothing) until the batch is done. Models
+    Maps cover the steps each episode really took: an episode that ended before the others of its
+    batch is still stepped in lockstep, but those steps are marked not computed (zero rows). Models
     without attention (recurrent baselines) get their per-step state norm instead of maps.
     """
     from rmdt.evaluation import env_evaluator, evaluate_policy
@@ -294,13 +305,13 @@ def export_attention(policy, evaluation, out_dir, overrides: dict | None = None,
         title = describe(row) if row is not None else f"rollout {r}"
         files = []
         if recording._attention:
-            step_real = torch.ones(len(rollout.keep), rollout.steps, dtype=torch.bool)
-            for e, maps in enumerate(assemble_maps(policy, rollout.recorders, step_real, masked_padding=False)):
+            maps_of = assemble_maps(policy, rollout.recorders, rollout.step_real(), masked_padding=False)
+            for e, maps in enumerate(maps_of):
                 files += export_maps(maps, out_dir, f"{r:02d}_episode{e}", title, per_head)
         else:
-            norms = torch.stack(rollout.state_norms, dim=1).numpy()  # (episodes, steps)
-            for e, norm in enumerate(norms):
-                files += export_state_norm(norm, out_dir, f"{r:02d}_episode{e}", title)
+            norms = torch.stack(rollout.state_norms, dim=1)  # (episodes, steps)
+            for e, (norm, real) in enumerate(zip(norms, rollout.step_real())):
+                files += export_state_norm(norm[real].numpy(), out_dir, f"{r:02d}_episode{e}", title)
         index["settings"].append({"row": row, "files": [str(f.relative_to(out_dir)) for f in files]})
     write_text(out_dir / "attention.json", json.dumps(index, indent=2))
     return index

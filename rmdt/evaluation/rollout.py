@@ -2,7 +2,9 @@
 
 Works with every model behind ``rmdt.models.Policy`` and every vector env that does not
 auto-reset (finished environments stay done and pay nothing): the policy keeps stepping finished
-environments in lockstep, and their rewards and steps are not counted.
+environments in lockstep, and their rewards and steps are not counted. A policy, or a wrapper such
+as the attention recorder, that defines ``observe_done(done)`` is told after every step which
+episodes have ended ((n,) bool array).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ def rollout(policy, env, target_return: float, seed: int, max_steps: int, device
     to_go = np.full(n, target_return, np.float64)
     returns, lengths = np.zeros(n), np.zeros(n, np.int64)
     done = np.zeros(n, bool)
+    observe_done = getattr(policy, "observe_done", None)
     steps = 0
     with progress_bar(total=max_steps, desc=progress, disable=progress is None, leave=False, unit="step") as bar:
         while not done.all() and steps < max_steps:
@@ -53,6 +56,8 @@ def rollout(policy, env, target_return: float, seed: int, max_steps: int, device
             lengths += ~done
             to_go -= reward
             done |= np.asarray(terminated) | np.asarray(truncated)
+            if observe_done is not None:
+                observe_done(done)
             last_reward = torch.as_tensor(reward, dtype=torch.float32, device=device)
             steps += 1
             bar.update()
