@@ -57,6 +57,7 @@ class ModelConfig:
     memory_noise: float = 0.0  # training only: std of Gaussian noise added to the memory after each segment
     grad_segments: int | None = None  # segments the gradient crosses through memory; null: all of them
     position_embedding: str = "learned"  # "learned" or "sinusoidal" positions within a segment
+    dt_context: str = "segments"  # DT rollouts (memory_tokens 0): "segments" (fresh context every K steps, as trained) or "sliding" (the last K steps, as the DT paper plays)
     memory_size: int = 32  # memoroids: FFM traces m; LRU complex state size; linear attention key size per head
     context_size: int = 4  # FFM contexts c (state of m * c complex numbers)
     horizon: int = 1024  # FFM initialisation: longest expected episode (sets decays and periods)

@@ -234,3 +234,8 @@ def test_exports_stop_at_each_episodes_own_end(tmp_path):
     export_attention(TurnsInRowZeroOnly(), TMAZE, tmp_path, episodes=2, progress=False)
     with np.load(tmp_path / "00_episode0.npz") as early, np.load(tmp_path / "00_episode1.npz") as late:
         assert (len(early["state_norm"]), len(late["state_norm"])) == (8, 9)  # turn at step 8; timeout at 9
+
+
+def test_a_sliding_window_dt_is_refused_with_a_reason(tmp_path):
+    with pytest.raises(ValueError, match="dt_context 'sliding'"):
+        export_attention(make_model(memory_tokens=0, dt_context="sliding"), TMAZE, tmp_path, progress=False)

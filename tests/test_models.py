@@ -315,6 +315,31 @@ def test_act_step_by_step_matches_forward(action_kind, memory_kind):
     assert state.step == K and model.greedy_action(got[-1]).shape == ((4,) if model.discrete else (4, 2))
 
 
+@pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
+def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind):
+    """dt_context "sliding": step t sees steps t-K+1..t, placed at segment positions 0..K-1."""
+    model = make_model(**action_kind, memory_tokens=0, dt_context="sliding")
+    batch = make_batch(model.config, batch_size=3)
+    state = model.initial_state(3)
+    for t in range(N * K):
+        last_action = batch.actions[:, t - 1] if t else torch.zeros_like(batch.actions[:, 0])
+        output, state = model.act(state, batch.observations[:, t], last_action, batch.rewards[:, t],
+                                  batch.returns_to_go[:, t])
+        first = max(0, t - K + 1)
+        window = Batch(**{
+            name: torch.cat([value[:, first:t + 1], torch.zeros_like(value[:, :K - (t + 1 - first)])], dim=1)
+            for name, value in vars(batch).items()})
+        window.mask[:, t + 1 - first:] = False
+        with torch.no_grad():
+            expected = run(model, window).action_preds[:, t - first]
+        torch.testing.assert_close(output, expected, atol=1e-5, rtol=0)
+
+
+def test_sliding_context_is_for_dt_only():
+    with pytest.raises(ValueError, match="dt_context"):
+        make_config(memory_tokens=2, dt_context="sliding")
+
+
 def test_act_cost_does_not_grow_with_episode_length():
     """The cache never holds more than one segment, however many steps were taken."""
     model = make_model(memory_tokens=2)

@@ -123,6 +123,9 @@ class _SegmentRecorder:
 
 def _attach(model, keep, max_segments: int | None = None) -> list[_SegmentRecorder]:
     """Points every layer's attention capture at a fresh recorder; returns the recorders."""
+    if getattr(model.config, "dt_context", "segments") == "sliding":
+        raise ValueError("attention maps are recorded per segment; this DT plays with dt_context 'sliding' "
+                         "(a re-run window every step): export it from a dt_context 'segments' copy")
     layers = _attention_layers(model)
     size = 2 * model.config.memory_tokens + 3 * model.config.context_len
     recorders = [_SegmentRecorder(size, keep, max_segments) for _ in layers]

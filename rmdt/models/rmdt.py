@@ -51,6 +51,7 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
     memory_replay: int = 0  # training only: each segment but the last updates the memory 1 + U{0..this} times
     memory_noise: float = 0.0  # training only: std of Gaussian noise added to the memory after each segment
     position_embedding: str = "learned"  # "learned" | "sinusoidal": positions within a segment, no episode time
+    dt_context: str = "segments"  # DT rollouts (memory_tokens 0): "segments" restarts the context every K steps; "sliding" keeps the last K steps (the DT paper's play)
     obs_mean: list | None = None  # observation mean (broadcast to obs_shape) from the dataset; None: 0
     obs_std: list | None = None  # observation std (broadcast to obs_shape) from the dataset; None: 1
     return_scale: float = 1.0  # returns-to-go are divided by this before they reach the model
@@ -73,6 +74,8 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
         require(isinstance(self.gate_bias_init, (int, float)), "gate_bias_init", "a number")
         require(self.position_embedding in POSITION_EMBEDDINGS, "position_embedding",
                 f"one of {list(POSITION_EMBEDDINGS)}")
+        require(self.dt_context == "segments" or self.dt_context == "sliding" and self.memory_tokens == 0,
+                "dt_context", "'segments', or 'sliding' with memory_tokens 0 (memory needs whole segments)")
 
 
 @dataclass
@@ -88,6 +91,7 @@ class RMDTState:
     memory: torch.Tensor  # (B, M, d_model) memory read by the current segment
     cache: list[KVCache | None]  # per layer, keys/values of [read M ; tokens so far] of the current segment
     step: int  # steps of the current segment already taken, 0..K
+    window: torch.Tensor | None = None  # dt_context "sliding": (B, <= 3K-1, d) token embeddings of the last steps
 
 
 def segment_mask(step_mask: torch.Tensor, memory_tokens: int) -> torch.Tensor:
@@ -256,6 +260,8 @@ class RMDTModel(PreTrainedModel, Policy):
         are run over the whole segment cache and the next memory starts a fresh cache. The
         reward is not a token of RMDT and is ignored.
         """
+        if self.config.dt_context == "sliding":
+            return self._act_sliding(state, obs, last_action, return_to_go)
         K, M = self.config.context_len, self.config.memory_tokens
         memory, cache, step = state.memory, state.cache, state.step
         if step == K:
@@ -275,6 +281,23 @@ class RMDTModel(PreTrainedModel, Policy):
         x = torch.stack(tokens, dim=1) + self.position(first, M + 3 * step + 2)
         out, cache = self._run(self.drop(x), _cache_mask(cache, x.shape[1], x.device), cache)
         return self._head(out[:, -1]), RMDTState(memory=memory, cache=cache, step=step + 1)
+
+    def _act_sliding(self, state: RMDTState, obs, last_action, return_to_go) -> tuple[torch.Tensor, RMDTState]:
+        """DT step over the last K steps, re-run as one segment (positions from 0): O(K^2) per step.
+
+        Training's segment position p saw p earlier steps; here every step from the K-th on sees
+        K-1, as a window starting anywhere in an episode did in training.
+        """
+        K = self.config.context_len
+        tokens = [self.embed_return(return_to_go)[:, None], self.embed_obs(self.obs_norm(obs))[:, None]]
+        if state.window is not None:
+            tokens = [state.window, self.embed_action(last_action)[:, None], *tokens]
+        window = torch.cat(tokens, dim=1)[:, -(3 * K - 1):]  # (R, o, a) x (K-1) then R, o: starts at an R
+        x = self.drop(window + self.position(0, window.shape[1]))
+        mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
+        out = self._run(x, mask, [None] * len(self.blocks))[0]
+        return self._head(out[:, -1]), RMDTState(memory=state.memory, cache=state.cache, step=state.step + 1,
+                                                 window=window)
 
     def set_memory_hook(self, hook) -> None:
         """``act`` passes each memory it writes at a segment boundary through ``hook`` before reading it.
