@@ -18,6 +18,7 @@ in ``datasets/memory_maze.py`` plans with. Policies only ever see the image.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import types
@@ -44,8 +45,10 @@ def _tasks() -> types.ModuleType:
         found = [Path(entry or ".") / "memory_maze" for entry in sys.path
                  if (Path(entry or ".") / "memory_maze" / "tasks.py").is_file()]
         if not found:
-            raise ImportError("Memory Maze needs the memory_maze extra: "
-                              "pip install -c constraints.txt -e .[memory_maze]")
+            raise ImportError("Memory Maze needs the memory-maze extra: "
+                              'pip install -c constraints.txt -e ".[memory-maze]"')
+        # dm_control logs this on every reset of a maze (the agent is placed, not thrown): noise.
+        logging.getLogger("absl").addFilter(lambda record: "Cannot set velocity" not in record.getMessage())
         package = types.ModuleType("memory_maze")
         package.__path__ = [str(found[0])]
         sys.modules["memory_maze"] = package
