@@ -43,52 +43,85 @@ class Monoid:
         return None
 
 
-def linear_recurrence(coef: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-    """h_t = coef_t * h_{t-1} + inputs_t along dim 1 from h_0 = ``initial`` (B, ...), real or complex.
+def linear_recurrence(coef: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor,
+                      starts: torch.Tensor | None = None) -> torch.Tensor:
+    """h_t = coef_t * h_{t-1} + inputs_t along dim 1 from h_0 = ``initial`` (B, ...), real or complex;
+    where ``starts`` (B, T) is True, h_{t-1} counts as 0 (a restart).
 
     One fused multiply-add per step, and a backward that is the same recurrence run in reverse,
-    instead of an autograd graph of T small nodes: the fast sequential scan.
+    instead of an autograd graph of T small nodes: the fast sequential scan. A ``coef`` that is
+    one value over time (dim 1 of size 1) and restarts passed as ``starts`` are never expanded
+    to (B, T, ...): only the steps that hold a start pay for it.
     """
     shape = torch.broadcast_shapes(coef.shape, inputs.shape, initial.unsqueeze(1).shape)
-    return _LinearRecurrence.apply(coef, inputs.expand(shape), initial.expand(shape[:1] + shape[2:]))
+    return _LinearRecurrence.apply(coef, inputs.expand(shape), initial.expand(shape[:1] + shape[2:]), starts)
 
 
-def _recur(coef: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-    """The loop of ``linear_recurrence`` without autograd; ``reverse`` runs from the last step back."""
-    coef_t = coef.transpose(0, 1).unbind(0)
-    x_t = inputs.transpose(0, 1)
-    out = torch.empty(x_t.shape, dtype=torch.result_type(coef, inputs), device=inputs.device)
-    out_t, x_t = out.unbind(0), x_t.unbind(0)
+def _recur(coef: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor, keep: dict,
+           reverse: bool = False) -> torch.Tensor:
+    """The loop of ``linear_recurrence`` without autograd; ``keep`` maps a step to the factor
+    (0 at a restart, else 1) on h_{t-1}; ``reverse`` runs from the last step back.
+
+    The prefixes are stored time-major (returned as a (B, T, ...) view): the inputs are copied in
+    with one vectorised pass and each step is an in-place multiply-add on a contiguous slice, ~4x
+    faster per step on CPU than writing strided (B, ...) slices.
+    """
+    out = torch.empty(inputs.transpose(0, 1).shape, dtype=torch.result_type(coef, inputs), device=inputs.device)
+    out_t = out.copy_(inputs.transpose(0, 1)).unbind(0)
+    coef_t = coef.unbind(1) if coef.shape[1] > 1 else coef.expand(-1, len(out_t), *coef.shape[2:]).unbind(1)
     prev = initial
     for t in (reversed(range(len(out_t))) if reverse else range(len(out_t))):
-        prev = torch.addcmul(x_t[t], coef_t[t], prev, out=out_t[t])
+        if t in keep:
+            prev = prev * keep[t]
+        prev = out_t[t].addcmul_(coef_t[t], prev)
     return out.transpose(0, 1)
 
 
 class _LinearRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, coef, inputs, initial):
+    def forward(ctx, coef, inputs, initial, starts):
         ctx.set_materialize_grads(False)
-        out = _recur(coef, inputs, initial)
+        keep = None
+        if starts is not None and bool(starts.any()):
+            keep = (~starts).to(inputs.real.dtype).reshape(starts.shape + (1,) * (inputs.ndim - 2))
+        ctx.keep = keep
+        out = _recur(coef, inputs, initial, _keep_steps(keep))
         ctx.save_for_backward(coef, initial, out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         if grad is None:  # the prefixes were not used (e.g. only the final state is carried on)
-            return None, None, None
+            return None, None, None, None
         coef, initial, out = ctx.saved_tensors
-        # dL/dh_t = g_t + conj(coef_{t+1}) dL/dh_{t+1}: the same recurrence, backwards in time.
-        next_coef = torch.cat([coef[:, 1:], torch.zeros_like(coef[:, :1])], dim=1).conj()
-        grad_h = _recur(next_coef, grad, torch.zeros_like(out[:, 0]), reverse=True)
+        keep = ctx.keep
+        # dL/dh_t = g_t + conj(coef_{t+1} keep_{t+1}) dL/dh_{t+1}: the same recurrence, backwards in
+        # time (conj resolved once, not by a copy at every step).
+        next_coef = coef if coef.shape[1] == 1 else torch.cat([coef[:, 1:], torch.zeros_like(coef[:, :1])], dim=1)
+        next_coef = next_coef.conj().resolve_conj()
+        next_keep = None if keep is None else keep[:, 1:]
+        grad_h = _recur(next_coef, grad, torch.zeros_like(out[:, 0]), _keep_steps(next_keep), reverse=True)
         grad_coef = None
         if ctx.needs_input_grad[0]:
-            grad_coef = torch.empty_like(grad_h)  # grad_h_t * conj(h_{t-1}), without copying h
+            grad_coef = torch.empty_like(grad_h)  # grad_h_t * conj(keep_t h_{t-1}), without copying h
             torch.mul(grad_h[:, 1:], out[:, :-1].conj(), out=grad_coef[:, 1:])
             torch.mul(grad_h[:, 0], initial.conj(), out=grad_coef[:, 0])
+            if keep is not None:
+                grad_coef *= keep
             grad_coef = _sum_to(grad_coef, coef)
-        grad_initial = _sum_to(grad_h[:, 0] * coef[:, 0].conj(), initial) if ctx.needs_input_grad[2] else None
-        return grad_coef, grad_h, grad_initial
+        grad_initial = None
+        if ctx.needs_input_grad[2]:
+            grad_initial = grad_h[:, 0] * next_coef[:, 0] if coef.shape[1] == 1 else grad_h[:, 0] * coef[:, 0].conj()
+            grad_initial = _sum_to(grad_initial if keep is None else grad_initial * keep[:, 0], initial)
+        return grad_coef, grad_h, grad_initial, None
+
+
+def _keep_steps(keep: torch.Tensor | None) -> dict:
+    """{step: keep[:, step]} for the steps where some sequence restarts."""
+    if keep is None:
+        return {}
+    steps = (keep == 0).flatten(2).any(2).any(0).nonzero().flatten().tolist()
+    return {t: keep[:, t] for t in steps}
 
 
 def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -29,12 +29,12 @@ class FFMMonoid(Monoid):
     def __init__(self, alpha: torch.Tensor, omega: torch.Tensor) -> None:
         self.alpha, self.omega = alpha, omega  # (m, c) each: gamma = exp(-alpha + i * omega)
 
-    def power(self, j: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """scale * gamma^j in polar form (a complex exp is ~6x slower on CPU). Step counts that are
-        one value broadcast over batch and time (a cell's unit steps) cost one power, not B * T."""
+    def power(self, j: torch.Tensor) -> torch.Tensor:
+        """gamma^j in polar form (a complex exp is ~6x slower on CPU). Step counts that are one
+        value broadcast over batch and time (a cell's unit steps) cost one power, not B * T."""
         if j.ndim >= 2 and j.stride(0) == 0 and j.stride(1) == 0:
             j = j[:1, :1]
-        return torch.polar(torch.exp(-self.alpha * j), self.omega * j) * scale
+        return torch.polar(torch.exp(-self.alpha * j), self.omega * j)
 
     def identity(self, like: Element) -> Element:
         return torch.zeros_like(like[0]), torch.zeros_like(like[1])
@@ -45,7 +45,7 @@ class FFMMonoid(Monoid):
 
     def recurrence(self, xs, starts, initial):
         (s, j), (s0, i0) = xs, initial
-        return linear_recurrence(self.power(j, _keep(starts, j)), s, s0), _restarting_sum(j, starts, i0)
+        return linear_recurrence(self.power(j), s, s0, starts), _restarting_sum(j, starts, i0)
 
 
 def _restarting_sum(j: torch.Tensor, starts: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
@@ -101,6 +101,58 @@ def _real_parts(z: torch.Tensor, dims: int) -> torch.Tensor:
     return torch.cat([z.real.flatten(-dims), z.imag.flatten(-dims)], dim=-1)
 
 
+class _AsReal(torch.autograd.Function):
+    """``torch.view_as_real`` whose backward keeps the gradient's layout (torch's copies it to
+    contiguous first, a full pass over the (B, T, m, c) traces)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        return torch.view_as_real(z)
+
+    @staticmethod
+    def backward(ctx, grad):
+        viewable = grad.stride(-1) == 1 and all(stride % 2 == 0 for stride in grad.stride()[:-1])
+        return torch.view_as_complex(grad if viewable else grad.contiguous())
+
+
+class _Gates(torch.autograd.Function):
+    """FFM's pre-activations (y, thru, in gate, out gate) -> (y * sigmoid(in), thru, sigmoid(out)),
+    with a backward that writes one gradient buffer (split's backward concatenates the pieces'
+    gradients: an extra pass over (B, T, 2m + 2 size))."""
+
+    @staticmethod
+    def forward(ctx, h, m, size):
+        ctx.set_materialize_grads(False)
+        y, thru, gate = h.split([m, size, m + size], dim=-1)
+        gates = torch.sigmoid(gate)
+        in_gate, out_gate = gates.split([m, size], dim=-1)
+        ctx.save_for_backward(y, gates)
+        ctx.sizes = [m, size, m, size]
+        return y * in_gate, thru, out_gate
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_thru, grad_out_gate):
+        y, gates = ctx.saved_tensors
+        grad = gates.new_empty(y.shape[:-1] + (sum(ctx.sizes),))
+        to_y, to_thru, to_in, to_out = grad.split(ctx.sizes, dim=-1)
+        in_gate, out_gate = gates.split(ctx.sizes[2:], dim=-1)
+        for into, sig, upstream in ((to_in, in_gate, None if grad_y is None else grad_y * y),
+                                    (to_out, out_gate, grad_out_gate)):
+            if upstream is None:
+                into.zero_()
+            else:
+                torch.ops.aten.sigmoid_backward.grad_input(upstream, sig, grad_input=into)
+        if grad_y is None:
+            to_y.zero_()
+        else:
+            torch.mul(grad_y, in_gate, out=to_y)
+        if grad_thru is None:
+            to_thru.zero_()
+        else:
+            to_thru.copy_(grad_thru)
+        return grad, None, None
+
+
 class _InitMemory:
     """Layers whose recurrence parameters have a structured initialisation (``memory_init``)."""
 
@@ -142,16 +194,19 @@ class FFM(_InitMemory, MemoroidLayer):
         return FFMMonoid(self.log_alpha.exp()[:, None].expand(m, c), self.omega[None, :].expand(m, c))
 
     def elements(self, x):
-        m = self.memory_size
-        y, thru, gate = self.pre(x).split([m, self.size, m + self.size], dim=-1)
-        in_gate, out_gate = torch.sigmoid(gate).split([m, self.size], dim=-1)
-        s = _complex((y * in_gate)[..., None].expand(*y.shape, self.context_size))
+        gated, thru, out_gate = _Gates.apply(self.pre(x), self.memory_size, self.size)
+        s = _complex(gated)[..., None].expand(*gated.shape, self.context_size)  # a view: c-fold, not copied
         return (s, x.new_ones(1, 1, 1, 1).expand(*x.shape[:2], 1, 1)), (thru, out_gate)  # unit steps
 
     def readout(self, prefix, aux):
         thru, out_gate = aux
-        z = self.norm(self.mix(_real_parts(prefix[0], 2)))
-        return z * out_gate + thru * (1 - out_gate)
+        # (Re S, Im S) as stored, interleaved per trace, against mix's columns reordered to match:
+        # the same sum without copying the (B, T, m, c) traces into [Re | Im].
+        # The sequential scan stores them time-major: mix and norm run in that layout, not on a copy.
+        weight = self.mix.weight.unflatten(1, (2, -1)).transpose(1, 2).flatten(1)
+        traces = _AsReal.apply(prefix[0]).flatten(-3).transpose(0, 1)
+        z = self.norm(F.linear(traces, weight, self.mix.bias)).transpose(0, 1).contiguous()
+        return torch.lerp(thru, z, out_gate)  # z * out_gate + thru * (1 - out_gate), one kernel
 
 
 class LinearAttention(MemoroidLayer):
