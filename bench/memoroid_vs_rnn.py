@@ -4,7 +4,9 @@
 
 Batch 16, hidden 128, float32, one thread, one sequence per row (a start flag at t=0). Each figure
 is the best of ``--repeats`` timed runs after one warm-up (the minimum is what the code costs;
-the rest is interference from other processes). Ratios are time / LSTM time: below 1 beats LSTM.
+the rest is interference from other processes). The repeats go round-robin over the layers, so a
+burst of load from another process hits all of them alike. Ratios are time / LSTM time: below 1
+beats LSTM.
 """
 from __future__ import annotations
 
@@ -18,14 +20,17 @@ from rmdt.models.memoroid_layers import FFM, LRU, LinearAttention
 BATCH, HIDDEN = 16, 128
 
 
-def best_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_ms(fns: dict, repeats: int) -> dict:
+    """name -> best time in ms of ``fns[name]()``, each repeat timing every function once in turn."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * min(values) for name, values in times.items()}
 
 
 def candidates():
@@ -55,12 +60,14 @@ def main(argv=None) -> None:
         x = torch.randn(BATCH, length, HIDDEN, requires_grad=True)
         starts = torch.zeros(BATCH, length, dtype=torch.bool)
         starts[:, 0] = True
-        for name, (module, call) in models.items():
-            def step():
-                module.zero_grad(set_to_none=True)
-                call(module, x, starts).sum().backward()
-            times[name][length] = best_ms(step, args.repeats)
-            print(f"  {name:45s} T={length:5d}  {times[name][length]:9.1f} ms", flush=True)
+        def step(module, call):
+            module.zero_grad(set_to_none=True)
+            call(module, x, starts).sum().backward()
+        best = best_ms({name: lambda m=module, c=call: step(m, c) for name, (module, call) in models.items()},
+                       args.repeats)
+        for name, ms in best.items():
+            times[name][length] = ms
+            print(f"  {name:45s} T={length:5d}  {ms:9.1f} ms", flush=True)
     lstm, gru = times["torch LSTM"], times["torch GRU"]
     print(f"\nforward+backward, batch {BATCH}, hidden {HIDDEN}, float32, {torch.get_num_threads()} thread(s); "
           "ms (time / LSTM, time / GRU)")
