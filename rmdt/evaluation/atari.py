@@ -11,6 +11,7 @@ import numpy as np
 
 from rmdt.envs.atari import AtariEnvs, rom_id
 from rmdt.evaluation.rollout import mean_interval, rollout
+from rmdt.plotting import pyplot, save_png
 
 TARGET_RETURNS = {"breakout": 90.0, "qbert": 14000.0, "seaquest": 1150.0, "pong": 20.0}  # DT paper
 RATE_RETURNS = {"breakout": 111.0, "qbert": 12487.0, "seaquest": 1038.0, "pong": 18.8}  # RATE paper, 1% data
@@ -68,12 +69,7 @@ def scalars(results: list[dict]) -> dict[str, float]:
 
 def plot(results: list[dict], path, title: str = "") -> None:
     """Each episode's score, the mean with its 95% interval, and RATE's reported score, per game (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rmdt.atomic import atomic_path
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.6), squeeze=False)
     for ax, row in zip(axes[0], results):
         returns = np.asarray(row["returns"])
@@ -89,6 +85,4 @@ def plot(results: list[dict], path, title: str = "") -> None:
         ax.legend(loc="best", fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path)

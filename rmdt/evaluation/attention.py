@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from rmdt.atomic import atomic_path, write_text
+from rmdt.plotting import pyplot, save_png
 
 TOKEN_TYPES = ("read", "return", "observation", "action", "write")
 READ, RETURN, OBSERVATION, ACTION, WRITE = range(len(TOKEN_TYPES))
@@ -340,19 +341,6 @@ def memory_summary(maps: AttentionMaps) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---- plots ----
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    _pyplot().close(fig)
-
-
 def _segments_to_show(maps: AttentionMaps, limit: int) -> list[int]:
     """Up to ``limit`` segments spread over the episode, always the first and the last."""
     S = len(maps.weights)
@@ -365,7 +353,7 @@ def _heatmap(ax, fig, square: np.ndarray, shown: np.ndarray, kind: np.ndarray, t
     a masked one."""
     from matplotlib.colors import ListedColormap, PowerNorm
 
-    cmap = _pyplot().get_cmap("viridis").with_extremes(bad="#e8e8e8")
+    cmap = pyplot().get_cmap("viridis").with_extremes(bad="#e8e8e8")
     vmax = max(float(square[shown].max()) if shown.any() else 0.0, 1e-9)
     image = ax.imshow(np.ma.masked_where(~shown, square), cmap=cmap, norm=PowerNorm(0.5, vmin=0, vmax=vmax),
                       interpolation="nearest")
@@ -392,7 +380,7 @@ def _legend(fig) -> None:
 def plot_layer(maps: AttentionMaps, layer: int, path, title: str = "", per_head: bool = False,
                max_segments: int = 4) -> None:
     """PNG of one layer's maps for a few segments: heads averaged, or one row of panels per head."""
-    plt = _pyplot()
+    plt = pyplot()
     shown = _segments_to_show(maps, max_segments)
     heads = list(range(maps.weights.shape[2])) if per_head else [None]
     fig, axes = plt.subplots(len(heads), len(shown), figsize=(4.2 * len(shown), 4.0 * len(heads) + 0.5),
@@ -412,14 +400,14 @@ def plot_layer(maps: AttentionMaps, layer: int, path, title: str = "", per_head:
     height = fig.get_figheight()
     fig.subplots_adjust(left=0.05, right=0.97, bottom=0.6 / height, top=1 - 1.0 / height, wspace=0.3,
                         hspace=0.35)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_memory_summary(maps: AttentionMaps, path, title: str = "") -> None:
     """Read: weight on each read slot from trajectory tokens, per segment. Write: what each write slot reads."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     read, write = memory_summary(maps)
     M = maps.memory_tokens
     fig, (ax_read, ax_write) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
@@ -442,7 +430,7 @@ def plot_memory_summary(maps: AttentionMaps, path, title: str = "") -> None:
         ax.title.set_fontsize(9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def export_maps(maps: AttentionMaps, out_dir, name: str, title: str = "", per_head: bool = False) -> list[Path]:
@@ -469,12 +457,12 @@ def export_state_norm(norm: np.ndarray, out_dir, name: str, title: str = "") -> 
     paths = [out_dir / f"{name}.npz", out_dir / f"{name}_state_norm.png"]
     with atomic_path(paths[0]) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, state_norm=norm.astype(np.float32), step=np.arange(len(norm)))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(np.arange(len(norm)), norm)
     ax.set(xlabel="step", ylabel="state norm (L2)", title=title)
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, paths[1])
+    save_png(fig, paths[1])
     return paths

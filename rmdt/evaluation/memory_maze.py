@@ -12,6 +12,7 @@ import numpy as np
 
 from rmdt.envs.memory_maze import MemoryMazeVectorEnv
 from rmdt.evaluation.rollout import mean_interval, rollout
+from rmdt.plotting import pyplot, save_png
 
 ENVS_AT_ONCE = 4
 
@@ -89,12 +90,7 @@ def scalars(results: list[dict]) -> dict[str, float]:
 
 def plot(results: list[dict], path, title: str = "") -> None:
     """Each episode's total reward (dots) with the mean and its 95% interval, per setting, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rmdt.atomic import atomic_path
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(results), 3.6))
     for i, row in enumerate(results):
         returns = np.asarray(row["returns"])
@@ -108,6 +104,4 @@ def plot(results: list[dict], path, title: str = "") -> None:
     ax.set(xlim=(-0.6, len(results) - 0.4), ylabel="total reward per episode", title=title)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rmdt.atomic import atomic_path
+from rmdt.plotting import pyplot, save_png
 
 INTERVENTIONS = ("intact", "zeroed", "shuffled")
 
@@ -70,10 +70,7 @@ def memory_probe(policy, evaluation, overrides: dict | None = None, device="cpu"
 
 def plot_probe(report: dict, path, title: str = "") -> None:
     """Grouped bars: each evaluated scalar (e.g. success at one corridor length) under each intervention."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(report["interventions"]["intact"]["scalars"])
     x = np.arange(len(names))
     width = 0.8 / len(INTERVENTIONS)
@@ -88,6 +85,4 @@ def plot_probe(report: dict, path, title: str = "") -> None:
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(INTERVENTIONS), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path)

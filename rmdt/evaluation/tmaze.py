@@ -7,6 +7,7 @@ import numpy as np
 
 from rmdt.envs.tmaze import TMazeVectorEnv
 from rmdt.evaluation.rollout import rollout, wilson_interval
+from rmdt.plotting import pyplot, save_png
 
 
 def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:
@@ -41,12 +42,7 @@ def scalars(results: list[dict]) -> dict[str, float]:
 
 def plot(results: list[dict], path, title: str = "") -> None:
     """Success rate versus corridor length (log scale) with 95% intervals, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from rmdt.atomic import atomic_path
-
+    plt = pyplot()
     lengths = np.array([r["corridor_length"] for r in results])
     rate = np.array([r["success_rate"] for r in results])
     ci = np.array([r["ci95"] for r in results])
@@ -58,6 +54,4 @@ def plot(results: list[dict], path, title: str = "") -> None:
     ax.legend(loc="lower left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path)
