@@ -1,14 +1,16 @@
-"""Evaluate a checkpoint: python evaluate.py CHECKPOINT_DIR [KEY=VALUE ...] [--episodes N] [--seed S] [--out FILE.json] [--lengths L ...]
-                                            [--probe-memory] [--export-attention DIR]
+"""Evaluate a checkpoint: python evaluate.py CHECKPOINT_DIR [KEY=VALUE ...] [--episodes N] [--seed S] [--out FILE.json]
+                                            [--target-return R ...] [--lengths L ...] [--probe-memory]
+                                            [--export-attention DIR]
 
 CHECKPOINT_DIR is a run directory (its final/ is used) or a save_pretrained directory. The
 environment and its settings come from the checkpoint (the run's `evaluation` config); KEY=VALUE
 and flags override them: KEY is a common evaluation setting (env, episodes, num_envs, seed,
 target_return, sample_actions, periodic_episodes), or else a setting of the checkpoint's
 environment (its evaluation.env_args; `env_args.KEY=VALUE` means the same). A setting of another
-environment is an error. Writes a JSON report (one row per evaluated setting, with 95% intervals) and a PNG
-plot beside it. --probe-memory evaluates with memory intact, zeroed and shuffled across
-environments instead (memory_probe.json and .png); --export-attention also writes attention maps.
+environment is an error. Writes a JSON report (one row per evaluated setting and target return,
+with 95% intervals) and a PNG plot beside it. --probe-memory evaluates with memory intact, zeroed
+and shuffled across environments instead (memory_probe.json and .png); --export-attention also
+writes attention maps.
 """
 import argparse
 import json

@@ -263,8 +263,10 @@ def _nest_evaluation(values: dict) -> dict:
     common = {f.name for f in dataclasses.fields(EvaluationConfig)} - {"env_args"}
     nested: dict = {"env_args": {}}
     for key, value in values.items():
-        if key == "env_args" and isinstance(value, dict):
-            nested["env_args"].update(value)
+        if key == "env_args":
+            if not isinstance(value, dict) and not dataclasses.is_dataclass(value):
+                raise ConfigError(f"evaluation.env_args must be a mapping, got {value!r}")
+            nested["env_args"].update(value if isinstance(value, dict) else dataclasses.asdict(value))
         elif key in common:
             nested[key] = value
         else:

@@ -69,6 +69,20 @@ def test_several_target_returns_give_rows_per_target_side_by_side(tmp_path):
     assert (tmp_path / "targets.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_periodic_evaluation_uses_its_own_lengths_and_episode_count():
+    settings = {**SETTINGS, "periodic_episodes": 5, "env_args": {"corridor_lengths": [1, 5], "periodic_lengths": [7]}}
+    report = evaluate_policy(ScriptedPolicy(remember=True), settings, progress=False, periodic=True)
+    assert [(r["corridor_length"], r["episodes"]) for r in report["results"]] == [(7, 5)]
+    report = evaluate_policy(ScriptedPolicy(remember=True), settings, progress=False)
+    assert [(r["corridor_length"], r["episodes"]) for r in report["results"]] == [(1, 32), (5, 32)]
+
+
+def test_settings_the_lockstep_rollout_cannot_run_are_refused():
+    for override in ({"num_envs": 8}, {"sample_actions": True}):
+        with pytest.raises(ValueError, match="episode-queue rollout"):
+            evaluate_policy(ScriptedPolicy(remember=True), SETTINGS, override, progress=False)
+
+
 def test_every_corridor_length_draws_its_own_clues():
     """The env seed differs per length (it was one seed for all, so every length saw the same clues)."""
 
