@@ -134,7 +134,7 @@ def env_settings(env: str, values):
         raise ConfigError(f"evaluation.env_args hold {type(values).__module__}.{type(values).__name__}, "
                           f"not the settings of env {env!r}")
     names = [f.name for f in dataclasses.fields(settings)]
-    for key in values if isinstance(values, dict) else ():
+    for key in values if isinstance(values, dict) and not set(values) <= set(names) else ():
         owners = [other for other in ENV_EVALUATORS if other != env and key in _field_names(other)]
         if key not in names and owners:
             raise ConfigError(f"evaluation.env_args.{key} is a setting of env {owners[0]!r}, not of {env!r} "

@@ -52,6 +52,8 @@ def test_run_directory_contents_and_refusal_to_overwrite(tiny, tmp_path):
     run = train(config, run_dir=tmp_path / "run").run_dir
     assert load_config(run / "config.yaml") == config
     assert (run / "final" / "config.json").is_file() and (run / "final" / "model.safetensors").is_file()
+    stored = json.loads((run / "final" / "config.json").read_text())["evaluation"]
+    assert stored["env_args"] == {"corridor_lengths": [3, 12], "periodic_lengths": [2, 5]}  # only T-Maze's settings
     assert [p.name for p in checkpoint_dirs(run)] == ["step_000003", "step_000006"]
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     log = (run / "train.log").read_text()
