@@ -66,8 +66,10 @@ def plot(results: list[dict], path, title: str = "") -> None:
     """Success rate versus corridor length (log scale) with 95% intervals, one line per target return (PNG)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for target, rows in by_target(results).items():
-        lengths = np.array([r["corridor_length"] for r in rows])
+    groups = by_target(results)
+    for i, (target, rows) in enumerate(groups.items()):
+        shift = 1.04 ** (i - (len(groups) - 1) / 2)  # side by side on the log axis, so equal rates stay visible
+        lengths = np.array([r["corridor_length"] for r in rows]) * shift
         rate = np.array([r["success_rate"] for r in rows])
         ci = np.array([r["ci95"] for r in rows])
         yerr = np.clip([rate - ci[:, 0], ci[:, 1] - rate], 0, None)  # rounding can make one side -1e-17
