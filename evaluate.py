@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--attention-segments", type=int, default=64,
                         help="segments kept per exported episode, from its start (default 64)")
     parser.add_argument("--per-head", action="store_true", help="with --export-attention: heatmaps of every head too")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # KEY=VALUE settings may also follow the flags
     from rmdt.config import evaluation_overrides
     from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
 
