@@ -138,6 +138,9 @@ def test_an_old_flat_evaluation_converts_to_the_chosen_envs_settings(tmp_path):
     evaluation = evaluation_config(OLD_FLAT_EVALUATION)
     assert evaluation.env == "memory_maze" and evaluation.episodes == 16 and evaluation.target_return == 4.0
     assert evaluation.env_args == env_evaluator("memory_maze").Settings(maze_size=9, max_steps=90, gif=None)
+    first = evaluation_config({"env": "tmaze", "target_return": 1.0, "corridor_lengths": [9], "episodes": 5,
+                               "seed": 1})  # the very first checkpoints: T-Maze keys only
+    assert first.env_args.corridor_lengths == [9] and first.episodes == 5
     atari = evaluation_config({**OLD_FLAT_EVALUATION, "env": "atari", "max_steps": 30})
     assert atari.env_args == env_evaluator("atari").Settings(game="Breakout", sticky_actions=0.0, max_steps=30)
     old_yaml = tmp_path / "config.yaml"  # a run's config.yaml written before env_args
