@@ -10,7 +10,6 @@ whatever the number of processes or micro-batches: one process and two give the 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
 import shutil
@@ -31,9 +30,6 @@ from rmdt.models.factory import build_policy
 from rmdt.progress import progress_bar
 from rmdt.training.checkpoint import checkpoint_dirs, load_checkpoint, save_checkpoint
 from rmdt.training.logs import RunLogger
-
-log = logging.getLogger("rmdt.train")
-
 
 class LossForward(torch.nn.Module):
     """Routes ``policy.loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it."""
