@@ -70,7 +70,7 @@ class TrainingConfig:
     batch_size: int = 64  # windows per optimizer step, over all processes and accumulation steps
     grad_accum: int = 1  # micro-batches accumulated per optimizer step
     lr: float = 1e-3  # peak learning rate of AdamW
-    weight_decay: float = 0.01  # AdamW weight decay (not applied to norms, biases and embeddings)
+    weight_decay: float = 0.01  # AdamW weight decay of weight matrices and kernels (never of norms, biases, embedding tables, positions, memory)
     betas: list = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
     warmup_steps: int = 100  # linear warm-up from 0 to lr
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio

@@ -10,7 +10,6 @@ whatever the number of processes or micro-batches: one process and two give the 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import time
@@ -30,6 +29,7 @@ from rmdt.models.factory import build_policy
 from rmdt.progress import progress_bar
 from rmdt.training.checkpoint import checkpoint_dirs, load_checkpoint, save_checkpoint
 from rmdt.training.logs import RunLogger
+from rmdt.training.optim import make_optimizer
 
 class LossForward(torch.nn.Module):
     """Routes ``policy.loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it."""
@@ -40,26 +40,6 @@ class LossForward(torch.nn.Module):
 
     def forward(self, batch):
         return self.policy.loss(batch)
-
-
-def make_optimizer(model: torch.nn.Module, config: Config):
-    """AdamW without decay on biases, norms and embeddings; linear warm-up then cosine decay."""
-    t = config.training
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 and "embed" not in name and "position" not in name
-             and name != "memory" else no_decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=tuple(t.betas))
-
-    def factor(step: int) -> float:
-        if step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
-        progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
-        return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def cpu_processes() -> bool:
