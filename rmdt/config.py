@@ -80,6 +80,9 @@ class TrainingConfig:
     checkpoint_every: int = 250  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_every: int = 0  # steps between evaluations in the environment during training (0: never)
+    max_bad_steps: int = 0  # steps with a non-finite loss or gradient norm skipped before the run stops (0: stop at the first)
+    collective_timeout_s: float = 300.0  # several processes: seconds a process waits for the others before the run stops
+    trackers: list = field(default_factory=lambda: ["tensorboard"])  # Accelerate trackers: tensorboard, wandb, mlflow, aim ([]: none)
 
 
 @dataclass
@@ -237,3 +240,20 @@ def validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    validate_run_settings(t)
+
+
+TRACKERS = ("tensorboard", "wandb", "mlflow", "aim")
+
+
+def validate_run_settings(t: TrainingConfig) -> None:
+    """The trainer's fault and tracking settings (rmdt.training.guard, rmdt.training.logs)."""
+    if t.max_bad_steps < 0:
+        raise ConfigError(f"training.max_bad_steps must be >= 0, got {t.max_bad_steps}")
+    if not t.collective_timeout_s > 0:
+        raise ConfigError(f"training.collective_timeout_s must be > 0, got {t.collective_timeout_s}")
+    for name in t.trackers:
+        if name not in TRACKERS:
+            close = difflib.get_close_matches(str(name), TRACKERS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"training.trackers: unknown tracker {name!r}{hint} (known: {', '.join(TRACKERS)})")

@@ -53,7 +53,7 @@ def test_run_directory_contents_and_refusal_to_overwrite(tiny, tmp_path):
     assert load_config(run / "config.yaml") == config
     assert (run / "final" / "config.json").is_file() and (run / "final" / "model.safetensors").is_file()
     assert [p.name for p in checkpoint_dirs(run)] == ["step_000003", "step_000006"]
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run / "tensorboard" / config.name).glob("events.out.tfevents.*"))  # Accelerate's TensorBoard tracker
     log = (run / "train.log").read_text()
     assert "step      6" in log and "train_seconds" in log
     assert log.count("success_L2") == 2 and log.count("success_L5") == 2  # periodic evaluation at steps 3 and 6
@@ -68,12 +68,18 @@ def test_gradient_accumulation_matches_one_big_batch(tiny, tmp_path):
         torch.testing.assert_close(one[key], four[key], rtol=1e-5, atol=1e-6)
 
 
-def test_corrupt_checkpoint_is_named(tiny, tmp_path):
+def test_corrupt_checkpoint_is_named_and_resume_falls_back(tiny, tmp_path):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
-    newest = checkpoint_dirs(run)[-1]
-    next(newest.glob("*.safetensors")).write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match=str(newest)):
+    older, newest = checkpoint_dirs(run)
+    damaged = next(newest.glob("*.safetensors"))
+    damaged.write_bytes(b"garbage")
+    train(config, run_dir=run, resume=True)
+    log = (run / "train.log").read_text()
+    assert f"{damaged}: damaged" in log and f"resumed from {older} at step 3" in log
+    for checkpoint in checkpoint_dirs(run):  # now both damaged: nothing to fall back to
+        next(checkpoint.glob("*.safetensors")).write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="no intact checkpoint.*model.safetensors: damaged"):
         train(config, run_dir=run, resume=True)
 
 
