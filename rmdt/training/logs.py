@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rmdt.config import Config
+from rmdt.progress import progress_bar
 
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim"}
 
@@ -40,6 +41,7 @@ class RunLogger:
         self.active = accelerator.is_main_process
         self.log = logging.getLogger(f"rmdt.run.{self.run_dir}")
         self.log.propagate = False
+        self.bar = None
         if not self.active:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +56,11 @@ class RunLogger:
         if config.training.trackers:
             self.accelerator.init_trackers(config.name, config=hyperparameters(config))
 
+    def progress(self, total: int, initial: int):
+        """The run's progress bar; closed with the logger, so an error line never shares its line."""
+        self.bar = progress_bar(total=total, initial=initial, disable=not self.active, unit="step")
+        return self.bar
+
     def info(self, message: str) -> None:
         if self.active:
             self.log.info(message)
@@ -67,6 +74,8 @@ class RunLogger:
         self.info(f"step {step:>6}  " + "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
 
     def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
         self.accelerator.end_training()
         for handler in list(self.log.handlers):
             handler.close()

@@ -29,7 +29,6 @@ from rmdt.data import build_sampler, load_config_data
 from rmdt.data.trajectories import Trajectories
 from rmdt.evaluation import env_evaluator, evaluate_policy
 from rmdt.models.factory import build_policy
-from rmdt.progress import progress_bar
 from rmdt.training.checkpoint import (CheckpointError, checkpoint_dirs, load_checkpoint, normalize_permissions,
                                       save_checkpoint)
 from rmdt.training.guard import FiniteGuard, assert_finite_parameters
@@ -171,7 +170,7 @@ def fit(run: Run) -> None:
     policy, rows, step, train_seconds = run.policy, run.rows, run.step, run.train_seconds
     guard = FiniteGuard(accelerator, t.max_bad_steps, check_grad_norm=t.mixed_precision != "fp16")
     model.train()
-    bar = progress_bar(total=t.steps, initial=step, disable=not accelerator.is_main_process, unit="step")
+    bar = logger.progress(total=t.steps, initial=step)
     window_time, windows = 0.0, 0
     while step < t.steps:
         started = time.perf_counter()
@@ -225,7 +224,6 @@ def fit(run: Run) -> None:
             run.checkpoint = save_checkpoint(accelerator, run.run_dir, step, t.keep_checkpoints,
                                              {"train_seconds": train_seconds, "schedule": run.schedule},
                                              policy.config)
-    bar.close()
     guard.check()
     if accelerator.is_main_process:
         final = save_final(policy, run.run_dir, run.config, run.checkpoint)
