@@ -272,3 +272,31 @@ def test_train_twice_in_one_process_with_another_precision(tiny, tmp_path):
     policy = train(load_config(CONFIG, tiny + ["training.mixed_precision=bf16"]), run_dir=tmp_path / "bf16").policy
     assert all(bool(torch.isfinite(p).all()) for p in policy.parameters())
     assert (tmp_path / "bf16" / "final" / "model.safetensors").is_file()
+
+
+def test_readme_python_api_example_runs_verbatim(tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("### Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["report"]["results"] and (namespace["result"].run_dir / "final").is_dir()
+    assert namespace["result"].run_dir.parent == Path("runs")
+    assert "success_rate" in capsys.readouterr().out
+
+
+def test_evaluate_an_intermediate_checkpoint(tiny, tmp_path):
+    from rmdt.evaluation import evaluate_checkpoint, load_policy
+
+    run = train(load_config(CONFIG, tiny), run_dir=tmp_path / "run").run_dir
+    middle, last = checkpoint_dirs(run)
+    weights = {k.removeprefix("policy."): v for k, v in load_file(middle / "model.safetensors").items()}
+    policy = load_policy(middle)
+    for key, value in policy.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+    final = load_policy(run).state_dict()
+    assert all(torch.equal(v, final[k]) for k, v in load_policy(last).state_dict().items())
+    out = evaluate_checkpoint(middle, {"episodes": 4}, tmp_path / "step3.json")  # what evaluate.py runs
+    assert json.loads(out.read_text())["checkpoint"] == str(middle.resolve())

@@ -146,7 +146,8 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
 
 def load_step_policy(checkpoint: Path, device="cpu"):
     """The policy of a training checkpoint ``checkpoints/step_N``: its config.json (or, for
-    checkpoints written before they held one, the run's ``final/config.json``) and its weights."""
+    checkpoints written before they held one, the run's ``final/config.json``) and its weights
+    (Accelerate saved them under the trainer's wrapper, so their names start with ``policy.``)."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel
 
@@ -156,12 +157,12 @@ def load_step_policy(checkpoint: Path, device="cpu"):
     config_file = next((p for p in (checkpoint / "config.json", checkpoint.parent.parent / "final" / "config.json")
                         if p.is_file()), None)
     if config_file is None:
-        raise CheckpointError(f"{checkpoint}: no config.json here or in the run's final/ to rebuild the model from")
+        raise ValueError(f"{checkpoint}: no config.json here or in the run's final/ to rebuild the model from")
     weights = checkpoint / "model.safetensors"
     try:
         policy = AutoModel.from_config(AutoConfig.from_pretrained(config_file.parent, local_files_only=True))
         state = {key.removeprefix("policy."): value for key, value in load_file(weights).items()}
         policy.load_state_dict(state)
     except Exception as error:  # transformers/safetensors raise many kinds on damaged files
-        raise CheckpointError(f"{weights}: cannot load the step's model ({type(error).__name__}: {error})") from error
+        raise ValueError(f"{weights}: cannot load the step's model ({type(error).__name__}: {error})") from error
     return policy.to(device).eval()
