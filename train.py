@@ -14,9 +14,9 @@ from rmdt.config import ConfigError, load_config
 from rmdt.data import DataError
 
 
-def error_line(error: BaseException) -> int:
-    """Prints ``error`` as one line, once for all processes; returns the exit status 2."""
-    if int(os.environ.get("RANK", "0")) == 0:
+def error_line(error: BaseException, every_process: bool = False) -> int:
+    """Prints ``error`` as one line, once for all processes (or from each, when they differ); returns 2."""
+    if every_process or int(os.environ.get("RANK", "0")) == 0:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
     return 2
 
@@ -41,8 +41,10 @@ def main(argv=None) -> int:
 
     try:
         run_dir = train(config, run_dir=args.run_dir, resume=args.resume).run_dir
+    except CollectiveTimeout as error:  # the main process may be the one that hung
+        return error_line(error, every_process=True)
     except (DataError, FileExistsError, FileNotFoundError, ValueError, CheckpointError, NonFiniteError,
-            CollectiveTimeout, OSError) as error:
+            OSError) as error:
         return error_line(error)
     print(f"trained: {run_dir}/final")
     return 0

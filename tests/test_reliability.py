@@ -300,3 +300,19 @@ def test_evaluate_an_intermediate_checkpoint(tiny, tmp_path):
     assert all(torch.equal(v, final[k]) for k, v in load_policy(last).state_dict().items())
     out = evaluate_checkpoint(middle, {"episodes": 4}, tmp_path / "step3.json")  # what evaluate.py runs
     assert json.loads(out.read_text())["checkpoint"] == str(middle.resolve())
+
+
+def test_a_hung_process_ends_the_run_after_the_collective_timeout(tiny, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RMDT_TEST_HANG_RANK": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              str(ROOT / "tests" / "distributed_train.py")]
+    done = subprocess.run(launch + [str(tmp_path), str(CONFIG), *tiny, "training.collective_timeout_s=5"], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=100)  # the hung rank sleeps 120 s
+    assert done.returncode != 0
+    assert "another process did not reach a collective operation within training.collective_timeout_s=5 s" \
+        in done.stderr, done.stderr[-3000:]

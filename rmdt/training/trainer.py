@@ -53,6 +53,9 @@ class CollectiveTimeout(RuntimeError):
     """Another process did not reach a collective operation within ``training.collective_timeout_s``."""
 
 
+LOST_PEER = ("timed out", "connection closed by peer", "connection reset by peer")  # gloo's words for it
+
+
 def save_final(model, run_dir: Path, config: Config, checkpoint: Path | None) -> Path:
     """``final/``: a ``save_pretrained`` directory, renamed into place when complete."""
     final, staging = run_dir / "final", run_dir / ".staging_final"
@@ -86,11 +89,12 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     try:
         return _train(config, processes, run_dir, resume, trajectories)
     except RuntimeError as error:
-        if type(error).__name__ == "DistBackendError" or "timed out" in str(error).lower():
+        text = str(error).lower()
+        if type(error).__name__ == "DistBackendError" or any(sign in text for sign in LOST_PEER):
             raise CollectiveTimeout(
                 f"process {processes.process_index} of {processes.num_processes}: another process did not reach "
                 f"a collective operation within training.collective_timeout_s={t.collective_timeout_s:g} s "
-                f"(a hung or dead process); the run stopped ({str(error).splitlines()[0][:200]})") from error
+                f"or stopped (a hung or dead process); the run stopped ({str(error).splitlines()[0][:200]})") from error
         raise
 
 
