@@ -31,7 +31,7 @@ from rmdt.evaluation import env_evaluator, evaluate_policy
 from rmdt.models.factory import build_policy
 from rmdt.training.checkpoint import (CheckpointError, checkpoint_dirs, load_checkpoint, normalize_permissions,
                                       save_checkpoint)
-from rmdt.training.guard import FiniteGuard, assert_finite_parameters
+from rmdt.training.guard import FiniteGuard, NonFiniteError, assert_finite_parameters
 from rmdt.training.logs import RunLogger, check_trackers
 from rmdt.training.optim import make_optimizer
 from rmdt.training.preflight import check_data, cpu_processes, resolve_run_dir, shard_rows, start_processes
@@ -90,7 +90,8 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
         return _train(config, processes, run_dir, resume, trajectories)
     except RuntimeError as error:
         text = str(error).lower()
-        if type(error).__name__ == "DistBackendError" or any(sign in text for sign in LOST_PEER):
+        ours = isinstance(error, (CheckpointError, NonFiniteError))
+        if not ours and (type(error).__name__ == "DistBackendError" or any(sign in text for sign in LOST_PEER)):
             raise CollectiveTimeout(
                 f"process {processes.process_index} of {processes.num_processes}: another process did not reach "
                 f"a collective operation within training.collective_timeout_s={t.collective_timeout_s:g} s "
