@@ -21,8 +21,9 @@ class NonFiniteError(RuntimeError):
 
 
 class FiniteGuard:
-    def __init__(self, accelerator, max_bad_steps: int, check_grad_norm: bool = True) -> None:
+    def __init__(self, accelerator, max_bad_steps: int, start_step: int = 0, check_grad_norm: bool = True) -> None:
         self.accelerator, self.max_bad_steps = accelerator, max_bad_steps
+        self.step = torch.tensor(start_step, dtype=torch.int64, device=accelerator.device)  # counted on the device
         # fp16's gradient scaler expects overflowing gradients and skips those steps itself
         self.metrics = METRICS if check_grad_norm else METRICS[:1]
         self.first_bad = torch.full((len(self.metrics),), NEVER, dtype=torch.int64, device=accelerator.device)
@@ -35,8 +36,8 @@ class FiniteGuard:
         """Records step ``step`` (1-based); returns True when this step must be skipped (not applied)."""
         bad = self._bad((loss, grad_norm))
         if not self.max_bad_steps:
-            self.first_bad = torch.where(bad, torch.minimum(self.first_bad, torch.tensor(step, device=bad.device)),
-                                         self.first_bad)
+            self.step += 1  # no host-to-device copy of ``step``: that would wait for the queued work
+            self.first_bad = torch.where(bad, torch.minimum(self.first_bad, self.step), self.first_bad)
             return False
         bad = self.accelerator.reduce(bad.float(), reduction="sum") > 0  # every process decides alike
         if not bool(bad.any()):

@@ -173,7 +173,7 @@ def fit(run: Run) -> None:
     t, accelerator, logger, model, optimizer, scheduler = (run.config.training, run.accelerator, run.logger,
                                                            run.model, run.optimizer, run.scheduler)
     policy, rows, step, train_seconds = run.policy, run.rows, run.step, run.train_seconds
-    guard = FiniteGuard(accelerator, t.max_bad_steps, check_grad_norm=t.mixed_precision != "fp16")
+    guard = FiniteGuard(accelerator, t.max_bad_steps, step, check_grad_norm=t.mixed_precision != "fp16")
     model.train()
     bar = logger.progress(total=t.steps, initial=step)
     window_time, windows = 0.0, 0
