@@ -237,6 +237,11 @@ def test_data_checks_run_before_the_run_folder_exists(tiny, tmp_path):
     with pytest.raises(DataError, match=r"model.obs_encoder=mlp on uint8 image observations of shape \(8, 8, 3\)"):
         train(load_config(CONFIG, tiny), run_dir=run, trajectories=image_trajectories())
     assert not run.exists()
+    rng = np.random.default_rng(0)
+    flat = Trajectories.from_episodes([(rng.normal(size=(6, 4)), rng.uniform(-1, 1, 6), np.zeros(6))], source="flat")
+    with pytest.raises(DataError, match=r"flat: continuous actions must have shape \(T, act_dim\), got \(6,\)"):
+        train(load_config(CONFIG, tiny), run_dir=run, trajectories=flat)
+    assert not run.exists()
     with pytest.raises(ValueError, match="divisible by processes"):
         train(load_config(CONFIG, tiny + ["training.grad_accum=3"]), run_dir=run)
     assert not run.exists()
