@@ -16,7 +16,7 @@ import torch
 from rmdt.config import load_config
 from rmdt.data import build_sampler, load_config_data
 from rmdt.models.factory import build_policy
-from rmdt.training.trainer import make_optimizer
+from rmdt.training.optim import make_optimizer
 
 
 def main(argv=None) -> None:

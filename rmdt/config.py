@@ -70,7 +70,7 @@ class TrainingConfig:
     batch_size: int = 64  # windows per optimizer step, over all processes and accumulation steps
     grad_accum: int = 1  # micro-batches accumulated per optimizer step
     lr: float = 1e-3  # peak learning rate of AdamW
-    weight_decay: float = 0.01  # AdamW weight decay (not applied to norms, biases and embeddings)
+    weight_decay: float = 0.01  # AdamW weight decay of weight matrices and kernels (never of norms, biases, embedding tables, positions, memory)
     betas: list = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
     warmup_steps: int = 100  # linear warm-up from 0 to lr
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
@@ -80,6 +80,9 @@ class TrainingConfig:
     checkpoint_every: int = 250  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_every: int = 0  # steps between evaluations in the environment during training (0: never)
+    max_bad_steps: int = 0  # steps with a non-finite loss or gradient norm skipped before the run stops (0: stop at the first)
+    collective_timeout_s: float = 300.0  # several processes: seconds a process waits for the others before the run stops
+    trackers: list = field(default_factory=lambda: ["tensorboard"])  # Accelerate trackers: tensorboard, wandb, mlflow, aim ([]: none)
 
 
 @dataclass
@@ -365,3 +368,20 @@ def validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    validate_run_settings(t)
+
+
+TRACKERS = ("tensorboard", "wandb", "mlflow", "aim")
+
+
+def validate_run_settings(t: TrainingConfig) -> None:
+    """The trainer's fault and tracking settings (rmdt.training.guard, rmdt.training.logs)."""
+    if t.max_bad_steps < 0:
+        raise ConfigError(f"training.max_bad_steps must be >= 0, got {t.max_bad_steps}")
+    if not t.collective_timeout_s > 0:
+        raise ConfigError(f"training.collective_timeout_s must be > 0, got {t.collective_timeout_s}")
+    for name in t.trackers:
+        if name not in TRACKERS:
+            close = difflib.get_close_matches(str(name), TRACKERS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"training.trackers: unknown tracker {name!r}{hint} (known: {', '.join(TRACKERS)})")

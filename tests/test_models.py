@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rmdt.data.segments import Batch
-from rmdt.models import DTModel, RMDTConfig, RMDTModel
+from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.rmdt import segment_mask
 
 K, N, OBS = 4, 3, 3  # context length, segments per window, observation size
@@ -350,13 +350,12 @@ def test_act_cost_does_not_grow_with_episode_length():
         assert state.cache[0][0].shape[2] <= 2 + 3 * K
 
 
-@pytest.mark.parametrize("model_class, memory_kind", [(RMDTModel, dict(memory_tokens=2, memory_update="mrv")),
-                                                       (DTModel, dict(memory_tokens=0))])
-def test_save_load_round_trip(tmp_path, model_class, memory_kind):
+@pytest.mark.parametrize("memory_kind", [dict(memory_tokens=2, memory_update="mrv"),
+                                         dict(memory_tokens=0, position_embedding="sinusoidal")])  # RMDT, DT
+def test_save_load_round_trip(tmp_path, memory_kind):
     torch.manual_seed(0)
-    config = make_config(**memory_kind, obs_mean=[0.5, -1.0, 2.0], obs_std=[2.0, 0.5, 1.0], return_scale=7.5,
-                         position_embedding="sinusoidal" if model_class is DTModel else "learned")
-    model = model_class(config).eval()
+    config = make_config(**memory_kind, obs_mean=[0.5, -1.0, 2.0], obs_std=[2.0, 0.5, 1.0], return_scale=7.5)
+    model = RMDTModel(config).eval()
     batch = make_batch(config, lengths=[12, 7, 2])
     with torch.no_grad():
         expected = run(model, batch)
@@ -365,8 +364,8 @@ def test_save_load_round_trip(tmp_path, model_class, memory_kind):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["model_type"] == "rmdt" and saved["context_len"] == K and saved["return_scale"] == 7.5
 
-    loaded = model_class.from_pretrained(tmp_path).eval()
-    assert type(loaded) is model_class
+    loaded = RMDTModel.from_pretrained(tmp_path).eval()
+    assert type(loaded) is RMDTModel
     assert loaded.config.obs_mean == [0.5, -1.0, 2.0] and loaded.config.obs_std == [2.0, 0.5, 1.0]
     assert loaded.config.return_scale == 7.5 and loaded.config.memory_update == config.memory_update
     torch.testing.assert_close(loaded.obs_norm.mean, torch.tensor([0.5, -1.0, 2.0]))
@@ -406,11 +405,6 @@ def test_obs_normalisation_is_applied():
 def test_bad_config_names_the_field(field, overrides):
     with pytest.raises(ValueError, match=f"RMDTConfig.{field}"):
         make_config(**overrides)
-
-
-def test_dt_model_refuses_memory_tokens():
-    with pytest.raises(ValueError, match="memory_tokens"):
-        DTModel(make_config(memory_tokens=2))
 
 
 def test_no_host_sync_in_loss_backward_and_act(monkeypatch):

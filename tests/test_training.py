@@ -16,17 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "tmaze" / "quickstart.yaml"
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """Overrides for a seconds-long run on a tiny T-Maze dataset."""
-    root = tmp_path_factory.mktemp("data")
-    return ["data.recipe_args={episodes: 40, min_length: 1, max_length: 10, seed: 1}", f"data.root={root}",
-            "data.context_len=4", "data.num_segments=3", "model.memory_tokens=2", "model.d_model=16",
-            "model.n_layers=1", "model.n_heads=2", "training.steps=6", "training.batch_size=8",
-            "training.warmup_steps=2", "training.log_every=2", "training.checkpoint_every=3",
-            "evaluation.env_args.corridor_lengths=[3, 12]", "evaluation.episodes=10"]
-
-
 def params(policy):
     return {k: v.detach().clone() for k, v in policy.state_dict().items()}
 
@@ -55,7 +44,7 @@ def test_run_directory_contents_and_refusal_to_overwrite(tiny, tmp_path):
     stored = json.loads((run / "final" / "config.json").read_text())["evaluation"]
     assert stored["env_args"] == {"corridor_lengths": [3, 12], "periodic_lengths": [2, 5]}  # only T-Maze's settings
     assert [p.name for p in checkpoint_dirs(run)] == ["step_000003", "step_000006"]
-    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((run / "tensorboard" / config.name).glob("events.out.tfevents.*"))  # Accelerate's TensorBoard tracker
     log = (run / "train.log").read_text()
     assert "step      6" in log and "train_seconds" in log
     assert log.count("success_L2") == 2 and log.count("success_L5") == 2  # periodic evaluation at steps 3 and 6
@@ -70,12 +59,18 @@ def test_gradient_accumulation_matches_one_big_batch(tiny, tmp_path):
         torch.testing.assert_close(one[key], four[key], rtol=1e-5, atol=1e-6)
 
 
-def test_corrupt_checkpoint_is_named(tiny, tmp_path):
+def test_corrupt_checkpoint_is_named_and_resume_falls_back(tiny, tmp_path):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
-    newest = checkpoint_dirs(run)[-1]
-    next(newest.glob("*.safetensors")).write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match=str(newest)):
+    older, newest = checkpoint_dirs(run)
+    damaged = next(newest.glob("*.safetensors"))
+    damaged.write_bytes(b"garbage")
+    train(config, run_dir=run, resume=True)
+    log = (run / "train.log").read_text()
+    assert f"{damaged}: damaged" in log and f"resumed from {older} at step 3" in log
+    for checkpoint in checkpoint_dirs(run):  # now both damaged: nothing to fall back to
+        next(checkpoint.glob("*.safetensors")).write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="no intact checkpoint.*model.safetensors: damaged"):
         train(config, run_dir=run, resume=True)
 
 

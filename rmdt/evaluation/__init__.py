@@ -27,10 +27,11 @@ class CheckpointNotFound(FileNotFoundError):
 
 
 def checkpoint_model_dir(path: str | Path) -> Path:
-    """A ``save_pretrained`` directory, or a run directory whose ``final/`` is used."""
+    """A ``save_pretrained`` directory, a training checkpoint ``checkpoints/step_N``, or a run
+    directory whose ``final/`` is used."""
     path = Path(path)
     for candidate in (path, path / "final"):
-        if (candidate / "config.json").is_file():
+        if (candidate / "config.json").is_file() or (candidate / "trainer_state.json").is_file():
             return candidate
     raise CheckpointNotFound(f"{path}: no config.json here or in {path / 'final'} "
                              "(expected a run directory or a save_pretrained directory)")
@@ -44,6 +45,10 @@ def load_policy(path: str | Path, device="cpu"):
     import rmdt.models  # noqa: F401  (registers the model types with AutoModel)
 
     model_dir = checkpoint_model_dir(path)
+    if (model_dir / "trainer_state.json").is_file():  # checkpoints/step_N: weights saved by Accelerate
+        from rmdt.training.checkpoint import load_step_policy
+
+        return load_step_policy(model_dir, device)
     hf_logging.disable_progress_bar()
     try:
         policy = AutoModel.from_pretrained(model_dir, local_files_only=True)

@@ -307,14 +307,5 @@ class RMDTModel(PreTrainedModel, Policy):
         self.memory_hook = hook
 
 
-class DTModel(RMDTModel):
-    """Decision Transformer: RMDT without memory tokens, so every segment of K steps stands alone."""
-
-    def __init__(self, config: RMDTConfig):
-        if config.memory_tokens != 0:
-            raise ValueError(f"DTModel needs RMDTConfig.memory_tokens=0, got {config.memory_tokens}")
-        super().__init__(config)
-
-
 AutoConfig.register("rmdt", RMDTConfig, exist_ok=True)
 AutoModel.register(RMDTConfig, RMDTModel, exist_ok=True)

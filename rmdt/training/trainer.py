@@ -6,13 +6,14 @@ on its own rows of it, in ``grad_accum`` micro-batches. Each micro-batch's mean 
 its share of the global batch's real steps, so the update is the gradient of the global mean loss
 whatever the number of processes or micro-batches: one process and two give the same parameters
 (up to float summation order), and a resumed run continues exactly where it stopped.
+
+Order of work: every check that can fail runs before the run folder is made (rmdt.training.preflight,
+rmdt.training.resume); a non-finite loss or gradient stops the run before anything is saved from it
+(rmdt.training.guard).
 """
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import ProjectConfiguration, set_seed
 from transformers.utils import logging as hf_logging
 
 from rmdt.config import Config
@@ -28,11 +29,13 @@ from rmdt.data import build_sampler, load_config_data
 from rmdt.data.trajectories import Trajectories
 from rmdt.evaluation import env_evaluator, evaluate_policy
 from rmdt.models.factory import build_policy
-from rmdt.progress import progress_bar
-from rmdt.training.checkpoint import checkpoint_dirs, load_checkpoint, save_checkpoint
-from rmdt.training.logs import RunLogger
-
-log = logging.getLogger("rmdt.train")
+from rmdt.training.checkpoint import (CheckpointError, checkpoint_dirs, load_checkpoint, normalize_permissions,
+                                      save_checkpoint)
+from rmdt.training.guard import FiniteGuard, NonFiniteError, assert_finite_parameters
+from rmdt.training.logs import RunLogger, check_trackers
+from rmdt.training.optim import make_optimizer
+from rmdt.training.preflight import check_data, cpu_processes, resolve_run_dir, shard_rows, start_processes
+from rmdt.training.resume import apply_lr, plan_resume
 
 
 class LossForward(torch.nn.Module):
@@ -46,61 +49,30 @@ class LossForward(torch.nn.Module):
         return self.policy.loss(batch)
 
 
-def make_optimizer(model: torch.nn.Module, config: Config):
-    """AdamW without decay on biases, norms and embeddings; linear warm-up then cosine decay."""
-    t = config.training
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 and "embed" not in name and "position" not in name
-             and name != "memory" else no_decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=t.lr, betas=tuple(t.betas))
-
-    def factor(step: int) -> float:
-        if step < t.warmup_steps:
-            return (step + 1) / t.warmup_steps
-        progress = min(1.0, (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps))
-        return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+class CollectiveTimeout(RuntimeError):
+    """Another process did not reach a collective operation within ``training.collective_timeout_s``."""
 
 
-def cpu_processes() -> bool:
-    """True for several processes on a machine without CUDA: Accelerate then needs ``cpu=True`` to
-    join them with gloo (``accelerate launch --multi_gpu`` starts the ranks but would leave each
-    one training alone)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+LOST_PEER = ("timed out", "connection closed by peer", "connection reset by peer")  # gloo's words for it
 
 
-def resolve_run_dir(config: Config, run_dir: str | Path | None, accelerator: Accelerator) -> Path:
-    """``runs/{name}__{seed}__{time}`` unless given; the main process decides for everyone."""
-    chosen = [str(run_dir) if run_dir else f"runs/{config.name}__{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"]
-    broadcast_object_list(chosen, from_process=0)
-    return Path(chosen[0])
-
-
-def save_final(model, run_dir: Path, config: Config) -> Path:
+def save_final(model, run_dir: Path, config: Config, checkpoint: Path | None) -> Path:
     """``final/``: a ``save_pretrained`` directory, renamed into place when complete."""
     final, staging = run_dir / "final", run_dir / ".staging_final"
+    assert_finite_parameters(model, str(final))
     shutil.rmtree(staging, ignore_errors=True)
     hf_logging.disable_progress_bar()
-    model.save_pretrained(staging)
-    config.save(staging / "run_config.yaml")
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
+    try:
+        model.save_pretrained(staging)
+        config.save(staging / "run_config.yaml")
+        normalize_permissions(staging)
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    except Exception as error:  # a full disk: OSError, or a RuntimeError from the writer
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else f"{type(error).__name__}: {error}"
+        raise CheckpointError(f"cannot write {final}: {reason}; the checkpoint {checkpoint} is intact") from error
     return final
-
-
-def shard_rows(batch_size: int, accelerator: Accelerator, grad_accum: int) -> list[slice]:
-    """This process's rows of the global batch, split into its micro-batches."""
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if batch_size % (world * grad_accum):
-        raise ValueError(f"training.batch_size={batch_size} must be divisible by processes ({world}) "
-                         f"x training.grad_accum ({grad_accum})")
-    micro = batch_size // (world * grad_accum)
-    first = rank * micro * grad_accum
-    return [slice(first + i * micro, first + (i + 1) * micro) for i in range(grad_accum)]
 
 
 @dataclass
@@ -113,44 +85,101 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
           trajectories: Trajectories | None = None) -> TrainResult:
     """Trains ``config`` (on ``trajectories`` if given, else on the data its config names)."""
     t = config.training
-    accelerator = Accelerator(mixed_precision=t.mixed_precision, step_scheduler_with_optimizer=False,
-                              cpu=cpu_processes())
-    run_dir = resolve_run_dir(config, run_dir, accelerator)
-    if not resume and accelerator.is_main_process and checkpoint_dirs(run_dir):
+    processes = start_processes(config)
+    try:
+        return _train(config, processes, run_dir, resume, trajectories)
+    except RuntimeError as error:
+        text = str(error).lower()
+        ours = isinstance(error, (CheckpointError, NonFiniteError))
+        if not ours and (type(error).__name__ == "DistBackendError" or any(sign in text for sign in LOST_PEER)):
+            raise CollectiveTimeout(
+                f"process {processes.process_index} of {processes.num_processes}: another process did not reach "
+                f"a collective operation within training.collective_timeout_s={t.collective_timeout_s:g} s "
+                f"or stopped (a hung or dead process); the run stopped ({str(error).splitlines()[0][:200]})") from error
+        raise
+
+
+def _train(config: Config, processes, run_dir, resume: bool, trajectories) -> TrainResult:
+    t = config.training
+    rows = shard_rows(t.batch_size, processes, t.grad_accum)
+    check_trackers(t.trackers)
+    run_dir = resolve_run_dir(config, run_dir)
+    plan = plan_resume(config, run_dir, processes.num_processes) if resume else None  # creates nothing
+    if not resume and checkpoint_dirs(run_dir):
         raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume to continue it, "
                               "or choose another --run-dir")
-    logger = RunLogger(run_dir, accelerator.is_main_process)
-    logger.save_config(config)
-
     if trajectories is None:
-        with accelerator.main_process_first():  # the main process builds a missing dataset once
+        with processes.main_process_first():  # the main process builds a missing dataset once
             trajectories = load_config_data(config.data)
-    sampler = build_sampler(config.data, trajectories, config.seed)
+    check_data(config, trajectories)
     set_seed(config.seed)
-    policy = build_policy(config, trajectories)
-    optimizer, scheduler = make_optimizer(policy, config)
-    model, optimizer, scheduler = accelerator.prepare(LossForward(policy), optimizer, scheduler)
+    policy = build_policy(config, trajectories)  # the model's own checks against the data's shapes
 
-    step, train_seconds = 0, 0.0  # train_seconds: time in optimizer steps only, no evaluation or saving
-    if resume:
-        found = checkpoint_dirs(run_dir)
-        if not found:
-            raise FileNotFoundError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
-        step, train_seconds = load_checkpoint(accelerator, found[-1])
-        logger.info(f"resumed from {found[-1]} at step {step}")
-    logger.info(f"run directory {run_dir}")
-    logger.info(f"{trajectories.num_episodes} episodes, {trajectories.num_steps} steps from {trajectories.source}")
-    params = sum(p.numel() for p in policy.parameters())
-    logger.info(f"{type(policy).__name__}: {params:,} parameters; "
-                f"{accelerator.num_processes} process(es), mixed precision {t.mixed_precision}")
+    accelerator = Accelerator(mixed_precision=t.mixed_precision, step_scheduler_with_optimizer=False,
+                              cpu=cpu_processes(), log_with=t.trackers or None,
+                              project_config=ProjectConfiguration(str(run_dir), str(run_dir / "tensorboard")))
+    with contextlib.closing(RunLogger(run_dir, accelerator)) as logger:  # the run folder exists from here on
+        optimizer, scheduler = make_optimizer(policy, config, plan.schedule if plan else [[0, t.steps]])
+        model, optimizer, scheduler = accelerator.prepare(LossForward(policy), optimizer, scheduler)
+        run = Run(config, run_dir, accelerator, logger, policy, model, optimizer, scheduler,
+                  build_sampler(config.data, trajectories, config.seed), rows,
+                  plan.schedule if plan else [[0, t.steps]])
+        if plan:
+            restore(run, plan)
+        logger.save_config(config)  # after a resume has loaded, so a refused or failed one leaves it as it was
+        logger.start_trackers(config)
+        logger.info(f"run directory {run_dir}")
+        logger.info(f"{trajectories.num_episodes} episodes, {trajectories.num_steps} steps from {trajectories.source}")
+        params = sum(p.numel() for p in policy.parameters())
+        logger.info(f"{type(policy).__name__}: {params:,} parameters; "
+                    f"{accelerator.num_processes} process(es), mixed precision {t.mixed_precision}")
+        fit(run)
+    return TrainResult(run_dir=run_dir, policy=policy)
 
-    rows = shard_rows(t.batch_size, accelerator, t.grad_accum)
+
+@dataclass
+class Run:
+    """What the training loop works with, made by ``train``."""
+    config: Config
+    run_dir: Path
+    accelerator: Accelerator
+    logger: RunLogger
+    policy: torch.nn.Module
+    model: torch.nn.Module  # the prepared LossForward(policy)
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    sampler: object
+    rows: list  # this process's micro-batch rows of the global batch
+    schedule: list  # the schedule history (rmdt.training.optim)
+    step: int = 0
+    train_seconds: float = 0.0  # time in optimizer steps only, no evaluation or saving
+    checkpoint: Path | None = None  # the newest checkpoint written or resumed from
+
+
+def restore(run: Run, plan) -> None:
+    """Loads the planned checkpoint and applies the accepted changes (rmdt.training.resume)."""
+    for reason in plan.skipped:
+        run.logger.info(f"not resuming from a damaged checkpoint: {reason}")
+    load_checkpoint(run.accelerator, plan.checkpoint)
+    if any(change.startswith("training.lr ") for change in plan.changes):
+        apply_lr(run.optimizer, run.scheduler.scheduler, run.config.training.lr)
+    run.step, run.train_seconds, run.checkpoint = plan.step, plan.train_seconds, plan.checkpoint
+    run.logger.info(f"resumed from {plan.checkpoint} at step {plan.step}"
+                    + (f"; applied {', '.join(plan.changes)}" if plan.changes else ""))
+
+
+def fit(run: Run) -> None:
+    """Trains from ``run.step`` to ``training.steps``, logging, evaluating and saving on the way."""
+    t, accelerator, logger, model, optimizer, scheduler = (run.config.training, run.accelerator, run.logger,
+                                                           run.model, run.optimizer, run.scheduler)
+    policy, rows, step, train_seconds = run.policy, run.rows, run.step, run.train_seconds
+    guard = FiniteGuard(accelerator, t.max_bad_steps, step, check_grad_norm=t.mixed_precision != "fp16")
     model.train()
-    bar = progress_bar(total=t.steps, initial=step, disable=not accelerator.is_main_process, unit="step")
+    bar = logger.progress(total=t.steps, initial=step)
     window_time, windows = 0.0, 0
     while step < t.steps:
         started = time.perf_counter()
-        batch = sampler.batch(step, t.batch_size)
+        batch = run.sampler.batch(step, t.batch_size)
         total_real = int(batch.mask.sum())
         metrics = {}  # this process's share of the global batch means
         for i, part in enumerate(rows):
@@ -163,38 +192,45 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
                 accelerator.backward(loss * share * accelerator.num_processes)  # DDP averages over processes
             for key, value in micro_metrics.items():
                 metrics[key] = metrics.get(key, 0.0) + value.float() * share
-        if t.grad_clip > 0:
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip if t.grad_clip > 0 else float("inf"))
+        step += 1
+        skip = guard.observe(step, metrics["loss"], grad_norm)
+        if not skip or t.mixed_precision == "fp16":  # fp16: the gradient scaler skips non-finite steps itself
+            optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        step += 1
         elapsed = time.perf_counter() - started
         window_time, train_seconds = window_time + elapsed, train_seconds + elapsed
         windows += t.batch_size
         bar.update()
-        if step % t.log_every == 0 or step == t.steps:
+        log_due = step % t.log_every == 0 or step == t.steps
+        eval_due = bool(t.eval_every) and step % t.eval_every == 0
+        save_due = step % t.checkpoint_every == 0 or step == t.steps
+        if log_due or eval_due or save_due:
+            guard.check()  # before anything is logged, evaluated or saved from this step's weights
+        if skip:
+            logger.info(f"step {step}: skipped (loss or gradient norm not finite; "
+                        f"{len(guard.skipped)} of training.max_bad_steps={t.max_bad_steps})")
+        if log_due:
             values = {k: float(v) for k, v in accelerator.reduce(metrics, reduction="sum").items()}
             values.update(lr=scheduler.get_last_lr()[0], windows_per_s=windows / window_time,
-                          train_seconds=train_seconds)
-            if t.grad_clip > 0:
-                values["grad_norm"] = float(grad_norm)
+                          train_seconds=train_seconds, grad_norm=float(grad_norm))
             bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}",
                             win_s=f"{values['windows_per_s']:.0f}")
             logger.scalars("train", values, step)
             window_time, windows = 0.0, 0
-        if t.eval_every and step % t.eval_every == 0 and accelerator.is_main_process:
-            report = evaluate_policy(policy, config.evaluation, device=accelerator.device, progress=False,
+        if eval_due and accelerator.is_main_process:
+            report = evaluate_policy(policy, run.config.evaluation, device=accelerator.device, progress=False,
                                      periodic=True)
             logger.scalars("eval", {**env_evaluator(report["env"]).scalars(report["results"]),
                                     "train_seconds": train_seconds}, step)
-        if step % t.checkpoint_every == 0 or step == t.steps:
-            save_checkpoint(accelerator, run_dir, step, t.keep_checkpoints, train_seconds)
-    bar.close()
+        if save_due:
+            assert_finite_parameters(policy, f"the checkpoint of step {step}")
+            run.checkpoint = save_checkpoint(accelerator, run.run_dir, step, t.keep_checkpoints,
+                                             {"train_seconds": train_seconds, "schedule": run.schedule},
+                                             policy.config)
+    guard.check()
     if accelerator.is_main_process:
-        final = save_final(policy, run_dir, config)
+        final = save_final(policy, run.run_dir, run.config, run.checkpoint)
         logger.info(f"saved {final}")
     accelerator.wait_for_everyone()
-    logger.close()
-    accelerator.end_training()
-    return TrainResult(run_dir=run_dir, policy=policy)
