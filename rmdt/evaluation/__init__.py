@@ -15,6 +15,7 @@ ENV_EVALUATORS = {
     "tmaze": "rmdt.evaluation.tmaze",
     "atari": "rmdt.evaluation.atari",
     "memory_maze": "rmdt.evaluation.memory_maze",
+    "gymnasium": "rmdt.evaluation.gymnasium",
 }
 
 
