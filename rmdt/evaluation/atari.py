@@ -35,7 +35,8 @@ def evaluate(policy, settings: dict, device="cpu", progress: bool = True, period
     """
     episodes, max_steps = int(settings["episodes"]), int(settings["max_steps"])
     target = target_return(settings)
-    env = AtariEnvs(settings["game"], episodes, sticky_actions=float(settings["sticky_actions"]), max_steps=max_steps)
+    num_envs = min(episodes, int(settings.get("num_envs") or episodes))
+    env = AtariEnvs(settings["game"], num_envs, sticky_actions=float(settings["sticky_actions"]), max_steps=max_steps)
     trained_actions = getattr(policy.config, "num_actions", None)
     if trained_actions is not None and trained_actions != env.num_actions:
         env.close()
@@ -43,8 +44,9 @@ def evaluate(policy, settings: dict, device="cpu", progress: bool = True, period
                          f"{env.num_actions}: evaluate it in the game its data came from")
     start = time.perf_counter()
     try:
-        out = rollout(policy, env, target, settings["seed"], max_steps, device=device,
-                      progress=env.game if progress else None)
+        out = rollout(policy, env, target, settings["seed"], episodes, device=device,
+                      progress=env.game if progress else None,
+                      sample_actions=bool(settings.get("sample_actions", False)))
     finally:
         env.close()
     seconds = time.perf_counter() - start
@@ -53,7 +55,7 @@ def evaluate(policy, settings: dict, device="cpu", progress: bool = True, period
              "ci95": [low, high], "std_return": float(out.returns.std()), "returns": out.returns.tolist(),
              "mean_length": float(out.lengths.mean()), "episodes": episodes,
              "sticky_actions": float(settings["sticky_actions"]), "max_steps": max_steps,
-             "episodes_per_second": episodes / seconds, "env_steps_per_second": float(out.lengths.sum()) / seconds}]
+             "episodes_per_second": episodes / seconds, "env_steps_per_second": out.env_steps / seconds}]
 
 
 def describe(row: dict) -> str:

@@ -1,8 +1,8 @@
 """Memory Maze evaluation: total reward per episode with a 95% interval, a plot, and optionally a GIF.
 
-Settings (``EvaluationConfig``): ``maze_size``, ``episode_steps``, ``episodes`` (maze i seeded
-``seed + i``), ``target_return`` and ``gif`` (a path: the first episode's frames are saved
-there). The periodic evaluation during training uses the same settings.
+Settings (``EvaluationConfig``): ``maze_size``, ``episode_steps``, ``episodes`` (episode k's maze
+seeded from (seed, k), rmdt.evaluation.rollout), ``num_envs``, ``target_return`` and ``gif`` (a
+path: the first episode's frames are saved there). The periodic evaluation during training uses the same settings.
 """
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ class _FirstEpisodeFrames:
 
     def __init__(self, env) -> None:
         self.env, self.num_envs, self.frames = env, env.num_envs, []
+        self.metadata, self.frozen_when_done = env.metadata, env.frozen_when_done
         self._done = False
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
-        self.frames, self._done = [obs[0].copy()], False
+        if "reset_mask" not in (kwargs.get("options") or {}):  # later restarts of single mazes: not episode 0
+            self.frames, self._done = [obs[0].copy()], False
         return obs, info
 
     def step(self, actions):
@@ -51,26 +53,24 @@ def save_gif(frames: list, path, scale: int = 4, fps: int = 8) -> None:
 def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:
     """One row: the total reward of each of ``episodes`` episodes, their mean and its 95% interval.
 
-    Episodes run ``ENVS_AT_ONCE`` at a time: each live maze holds ~0.9 GB of renderer memory, and
-    stepping is sequential anyway, so larger batches would only save policy calls.
+    Episodes run as a queue over ``num_envs`` mazes (default ``ENVS_AT_ONCE``): each live maze holds
+    ~0.9 GB of renderer memory, and stepping is sequential anyway, so more mazes would only save
+    policy calls.
     """
     size, steps, episodes = int(settings["maze_size"]), int(settings["episode_steps"]), int(settings["episodes"])
-    returns, env_steps, frames = [], 0, None
+    env = MemoryMazeVectorEnv(min(episodes, int(settings.get("num_envs") or ENVS_AT_ONCE)), size, steps)
+    recorder = _FirstEpisodeFrames(env)
     start = time.perf_counter()
-    for first in range(0, episodes, ENVS_AT_ONCE):
-        env = MemoryMazeVectorEnv(min(ENVS_AT_ONCE, episodes - first), size, steps)
-        recorder = _FirstEpisodeFrames(env)
-        try:
-            out = rollout(policy, recorder, settings["target_return"], settings["seed"] + first, max_steps=steps,
-                          device=device, progress=f"Memory Maze {size}x{size}" if progress else None)
-        finally:
-            env.close()
-        returns.extend(out.returns.tolist())
-        env_steps += int(out.lengths.sum())
-        frames = recorder.frames if frames is None else frames
+    try:
+        out = rollout(policy, recorder, settings["target_return"], settings["seed"], episodes, device=device,
+                      progress=f"Memory Maze {size}x{size}" if progress else None,
+                      sample_actions=bool(settings.get("sample_actions", False)))
+    finally:
+        env.close()
     seconds = time.perf_counter() - start  # includes building and resetting the mazes
+    returns, env_steps = out.returns.tolist(), out.env_steps
     if settings.get("gif"):
-        save_gif(frames, settings["gif"])
+        save_gif(recorder.frames, settings["gif"])
     low, high = mean_interval(returns)
     return [{"maze_size": size, "episode_steps": steps, "mean_return": float(np.mean(returns)),
              "ci95": [low, high], "returns": returns, "episodes": episodes,

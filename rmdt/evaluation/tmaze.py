@@ -19,14 +19,15 @@ def evaluate(policy, settings: dict, device="cpu", progress: bool = True, period
     for length in settings["periodic_lengths" if periodic else "corridor_lengths"]:
         env = TMazeVectorEnv(episodes, int(length))
         start = time.perf_counter()
-        out = rollout(policy, env, settings["target_return"], settings["seed"], max_steps=int(length) + 2,
-                      device=device, progress=f"T-Maze L={length}" if progress else None)
+        out = rollout(policy, env, settings["target_return"], settings["seed"], device=device,
+                      progress=f"T-Maze L={length}" if progress else None,
+                      sample_actions=bool(settings.get("sample_actions", False)))
         seconds = time.perf_counter() - start
         successes = int(np.sum(out.returns >= 1.0))
         low, high = wilson_interval(successes, episodes)
         results.append({"corridor_length": int(length), "success_rate": successes / episodes,
                         "ci95": [low, high], "episodes": episodes,
-                        "env_steps_per_second": out.steps * episodes / seconds})
+                        "env_steps_per_second": out.env_steps / seconds})
     return results
 
 
