@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rmdt.config import ConfigError
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.evaluation.scores import D4RL_ENV_IDS, d4rl_name, d4rl_references, normalise
 from rmdt.plotting import pyplot, save_png
@@ -39,11 +40,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.vector not in VECTOR_MODES:
-            raise ValueError(f"evaluation.env_args.vector must be one of {', '.join(VECTOR_MODES)}, got {self.vector!r}")
+            raise ConfigError(f"evaluation.env_args.vector must be one of {', '.join(VECTOR_MODES)}, got {self.vector!r}")
         if self.frame_stack is not None and self.frame_stack < 1:
-            raise ValueError(f"evaluation.env_args.frame_stack must be >= 1 or null, got {self.frame_stack}")
+            raise ConfigError(f"evaluation.env_args.frame_stack must be >= 1 or null, got {self.frame_stack}")
         if (self.ref_min_score is None) != (self.ref_max_score is None):
-            raise ValueError("evaluation.env_args: set both ref_min_score and ref_max_score, or neither")
+            raise ConfigError("evaluation.env_args: set both ref_min_score and ref_max_score, or neither")
 
 
 def settings_from_data(env_args: dict, trajectories) -> dict:
@@ -134,25 +135,25 @@ def _check_actions(policy, env, env_id: str) -> None:
                          "evaluate it in the environment its data came from")
 
 
-def evaluate(policy, evaluation, settings: Settings, target_return, device="cpu", progress: bool = True,
+def default_target(settings: Settings) -> float | None:
+    """The target return when ``evaluation.target_return`` is null: the reference maximum (the expert's
+    return, as DT aims at the best returns of its data), None when no reference is known."""
+    return settings.ref_max_score
+
+
+def evaluate(policy, evaluation, settings: Settings, target_return: float, device="cpu", progress: bool = True,
              periodic: bool = False) -> list[dict]:
-    """One row: ``episodes`` episodes (``periodic_episodes`` in training) over ``num_envs`` environments."""
-    episodes = int(getattr(evaluation, "periodic_episodes", None) or evaluation.episodes) if periodic \
-        else int(evaluation.episodes)
-    num_envs = min(episodes, int(getattr(evaluation, "num_envs", None) or episodes))
+    """One row: ``evaluation.episodes`` episodes as a queue over ``evaluation.num_envs`` environments."""
+    episodes = evaluation.episodes
+    num_envs = min(episodes, evaluation.num_envs or episodes)
     references = (settings.ref_min_score, settings.ref_max_score)
-    if target_return is None:
-        if settings.ref_max_score is None:
-            raise ValueError(f"evaluation.target_return is null and {settings.id} has no reference return to "
-                             "aim at: set evaluation.target_return")
-        target_return = settings.ref_max_score  # the expert's return, as DT aims at the best returns in its data
     env = make_vector_env(settings, num_envs, getattr(policy.config, "obs_shape", None))
     start = time.perf_counter()
     try:
         _check_actions(policy, env, settings.id)
         out = rollout(policy, env, float(target_return), int(evaluation.seed), episodes=episodes, device=device,
                       progress=settings.id if progress else None,
-                      sample_actions=bool(getattr(evaluation, "sample_actions", False)))
+                      sample_actions=evaluation.sample_actions)
     finally:
         env.close()
     seconds = time.perf_counter() - start
