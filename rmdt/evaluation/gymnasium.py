@@ -193,7 +193,7 @@ def scalars(results: list[dict]) -> dict[str, float]:
 def plot(results: list[dict], path, title: str = "") -> None:
     """Each episode's return, the mean with its 95% interval and the reference returns, per row (PNG)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(results), figsize=(3.4 * len(results), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.0), squeeze=False)
     for ax, row in zip(axes[0], results):
         returns = np.asarray(row["returns"])
         jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(returns))
@@ -201,12 +201,12 @@ def plot(results: list[dict], path, title: str = "") -> None:
         low, high = row["ci95"]
         ax.errorbar([0], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
                     fmt="o", color="black", capsize=4, label="mean, 95% CI")
-        name = row["env_id"]
+        name = f"{row['env_id']}\ntarget {row['target_return']:g}"
         if "normalised_score" in row:
             ax.axhline(row["ref_max_score"], color="C2", linestyle=":", label="reference max (100)")
             ax.axhline(row["ref_min_score"], color="C3", linestyle=":", label="reference min (0)")
-            name += f"\nnormalised {row['normalised_score']:.1f}"
-        ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="return", title=f"{name} (target {row['target_return']:g})")
+            name += f", normalised {row['normalised_score']:.1f}"
+        ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="return", title=name)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=7)
     fig.suptitle(title)
