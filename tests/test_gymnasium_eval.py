@@ -101,3 +101,33 @@ def test_frame_stacking_follows_the_policy_and_shapes_are_checked():
         make_vector_env(settings, 2, obs_shape=(11,))
     with pytest.raises(ValueError, match="cannot make 'NoSuchEnv-v0'"):
         make_vector_env(Settings(id="NoSuchEnv-v0"), 1)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("evaluation.env_args.vectr=async", r"evaluation\.env_args\.vectr \(did you mean evaluation\.env_args\.vector\?\)"),
+    ("evaluation.env_args.vector=threads", r"env_args\.vector must be one of sync, async"),
+    ("evaluation.env_args.ref_min_score=0", r"set both ref_min_score and ref_max_score"),
+    ("evaluation.env_args.frame_stack=0", r"frame_stack must be >= 1"),
+])
+def test_bad_gymnasium_settings_fail_at_load_config(override, match):
+    from rmdt.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        load_config(CONFIG, [override])
+
+
+def test_async_vector_env_steps_like_sync():
+    """``vector: async`` (a subprocess per environment) shows the same seeded observations and rewards."""
+    seen = {}
+    for mode in ("sync", "async"):
+        env = make_vector_env(Settings(id=recipe.ENV_ID, vector=mode), 2)
+        try:
+            obs, _ = env.reset(seed=3)
+            trace = [obs]
+            for _ in range(5):
+                obs, reward, *_ = env.step(np.clip(obs[:, :1], -1, 1))
+                trace += [obs, reward[:, None]]
+        finally:
+            env.close()
+        seen[mode] = np.concatenate(trace, axis=1)
+    np.testing.assert_array_equal(seen["sync"], seen["async"])
