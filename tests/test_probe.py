@@ -66,8 +66,11 @@ def test_shuffle_is_a_derangement_that_changes_each_time():
         assert sorted(source.tolist()) == list(range(8)) and not (source == torch.arange(8)).any()
         seen.append(source.tolist())
     assert seen[0] != seen[1] or seen[1] != seen[2]
+    lone = shuffle(memory[:1] + 100)  # a row crossing alone gets one of the last call's memories
+    assert lone.shape == (1, 3, 4) and 0 <= lone[0, 0, 0] < 8
+    assert shuffle(memory[:1])[0, 0, 0] == 100  # and the next lone row gets its memory
     with pytest.raises(ValueError, match="at least 2 environments"):
-        shuffle(memory[:1])
+        ShuffleMemory(seed=0)(memory[:1])
     with pytest.raises(ValueError, match="unknown.*intact, zeroed, shuffled"):
         intervention("scrambled")
 

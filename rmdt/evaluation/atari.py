@@ -60,7 +60,8 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
     Periodic evaluation during training plays the same protocol.
     """
     episodes, max_steps, target = evaluation.episodes, settings.max_steps, float(target_return)
-    env = AtariEnvs(settings.game, episodes, sticky_actions=settings.sticky_actions, max_steps=max_steps)
+    num_envs = min(episodes, evaluation.num_envs or episodes)
+    env = AtariEnvs(settings.game, num_envs, sticky_actions=settings.sticky_actions, max_steps=max_steps)
     trained_actions = getattr(policy.config, "num_actions", None)
     if trained_actions is not None and trained_actions != env.num_actions:
         env.close()
@@ -68,8 +69,8 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
                          f"{env.num_actions}: evaluate it in the game its data came from")
     start = time.perf_counter()
     try:
-        out = rollout(policy, env, target, evaluation.seed, max_steps, device=device,
-                      progress=env.game if progress else None)
+        out = rollout(policy, env, target, evaluation.seed, episodes, device=device,
+                      progress=env.game if progress else None, sample_actions=evaluation.sample_actions)
     finally:
         env.close()
     seconds = time.perf_counter() - start
@@ -78,7 +79,7 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
              "ci95": [low, high], "std_return": float(out.returns.std()), "returns": out.returns.tolist(),
              "mean_length": float(out.lengths.mean()), "episodes": episodes,
              "sticky_actions": settings.sticky_actions, "max_steps": max_steps,
-             "episodes_per_second": episodes / seconds, "env_steps_per_second": float(out.lengths.sum()) / seconds}]
+             "episodes_per_second": episodes / seconds, "env_steps_per_second": out.env_steps / seconds}]
 
 
 def describe(row: dict) -> str:

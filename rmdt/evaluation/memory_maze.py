@@ -1,7 +1,8 @@
 """Memory Maze evaluation: total reward per episode with a 95% interval, a plot, and optionally a GIF.
 
-``evaluation.episodes`` mazes (maze i seeded ``seed + i``), each played ``settings.max_steps`` steps.
-The periodic evaluation during training uses the same settings.
+``evaluation.episodes`` mazes (episode k's maze seeded from (seed, k), rmdt.evaluation.rollout), played
+as a queue over ``evaluation.num_envs`` mazes, each ``settings.max_steps`` steps. The periodic
+evaluation during training uses the same settings.
 """
 from __future__ import annotations
 
@@ -39,11 +40,13 @@ class _FirstEpisodeFrames:
 
     def __init__(self, env) -> None:
         self.env, self.num_envs, self.frames = env, env.num_envs, []
+        self.metadata, self.frozen_when_done = env.metadata, env.frozen_when_done
         self._done = False
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
-        self.frames, self._done = [obs[0].copy()], False
+        if "reset_mask" not in (kwargs.get("options") or {}):  # later restarts of single mazes: not episode 0
+            self.frames, self._done = [obs[0].copy()], False
         return obs, info
 
     def step(self, actions):
@@ -69,26 +72,24 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
              periodic: bool = False) -> list[dict]:
     """One row: the total reward of each of ``episodes`` episodes, their mean and its 95% interval.
 
-    Episodes run ``ENVS_AT_ONCE`` at a time: each live maze holds ~0.9 GB of renderer memory, and
-    stepping is sequential anyway, so larger batches would only save policy calls.
+    Episodes run as a queue over ``num_envs`` mazes (default ``ENVS_AT_ONCE``): each live maze holds
+    ~0.9 GB of renderer memory, and stepping is sequential anyway, so more mazes would only save
+    policy calls.
     """
     size, steps, episodes = settings.maze_size, settings.max_steps, evaluation.episodes
-    returns, env_steps, frames = [], 0, None
+    env = MemoryMazeVectorEnv(min(episodes, evaluation.num_envs or ENVS_AT_ONCE), size, steps)
+    recorder = _FirstEpisodeFrames(env)
     start = time.perf_counter()
-    for first in range(0, episodes, ENVS_AT_ONCE):
-        env = MemoryMazeVectorEnv(min(ENVS_AT_ONCE, episodes - first), size, steps)
-        recorder = _FirstEpisodeFrames(env)
-        try:
-            out = rollout(policy, recorder, target_return, evaluation.seed + first, max_steps=steps,
-                          device=device, progress=f"Memory Maze {size}x{size}" if progress else None)
-        finally:
-            env.close()
-        returns.extend(out.returns.tolist())
-        env_steps += int(out.lengths.sum())
-        frames = recorder.frames if frames is None else frames
+    try:
+        out = rollout(policy, recorder, target_return, evaluation.seed, episodes, device=device,
+                      progress=f"Memory Maze {size}x{size}" if progress else None,
+                      sample_actions=evaluation.sample_actions)
+    finally:
+        env.close()
     seconds = time.perf_counter() - start  # includes building and resetting the mazes
+    returns, env_steps = out.returns.tolist(), out.env_steps
     if settings.gif:
-        save_gif(frames, settings.gif)
+        save_gif(recorder.frames, settings.gif)
     low, high = mean_interval(returns)
     return [{"maze_size": size, "max_steps": steps, "mean_return": float(np.mean(returns)),
              "ci95": [low, high], "returns": returns, "episodes": episodes,

@@ -41,14 +41,14 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
     for length in settings.periodic_lengths if periodic else settings.corridor_lengths:
         env = TMazeVectorEnv(episodes, length)
         start = time.perf_counter()
-        out = rollout(policy, env, target_return, length_seed(evaluation.seed, length), max_steps=length + 2,
-                      device=device, progress=f"T-Maze L={length}" if progress else None)
+        out = rollout(policy, env, target_return, length_seed(evaluation.seed, length), device=device,
+                      progress=f"T-Maze L={length}" if progress else None, sample_actions=evaluation.sample_actions)
         seconds = time.perf_counter() - start
         successes = int(np.sum(out.returns >= 1.0))
         low, high = wilson_interval(successes, episodes)
         results.append({"corridor_length": length, "success_rate": successes / episodes,
                         "ci95": [low, high], "episodes": episodes,
-                        "env_steps_per_second": float(out.lengths.sum()) / seconds})
+                        "env_steps_per_second": out.env_steps / seconds})
     return results
 
 

@@ -220,7 +220,7 @@ def fit(run: Run) -> None:
             logger.scalars("train", values, step)
             window_time, windows = 0.0, 0
         if eval_due and accelerator.is_main_process:
-            report = evaluate_policy(policy, run.config.evaluation, device=accelerator.device, progress=False,
+            report = evaluate_policy(policy, policy.config.evaluation, device=accelerator.device, progress=False,
                                      periodic=True)
             logger.scalars("eval", {**env_evaluator(report["env"]).scalars(report["results"]),
                                     "train_seconds": train_seconds}, step)
