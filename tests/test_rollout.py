@@ -1,4 +1,6 @@
 """Per-row policy state and the episode queue: restarts, per-episode seeding, gymnasium vector envs."""
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -99,7 +101,7 @@ def test_reset_restarts_exactly_the_done_rows(name, steps):
     done = torch.tensor([True, False, True, False])
     inputs = (torch.randn(4, OBS, generator=g), torch.randint(0, ACTIONS, (4,), generator=g), torch.zeros(4),
               torch.randn(4, generator=g))
-    restarted, _ = model.act(model.reset(state, done), *inputs)
+    restarted, _ = model.act(model.reset(copy.deepcopy(state), done), *inputs)  # act consumes its state
     kept, _ = model.act(state, *inputs)
     fresh, _ = model.act(model.initial_state(4), *inputs)
     torch.testing.assert_close(restarted[done], fresh[done], atol=1e-6, rtol=0)

@@ -16,7 +16,8 @@ class Policy:
     """Mixin declaring the policy contract; subclasses are ``nn.Module``s and set ``discrete``.
 
     State is opaque to the caller: whatever ``initial_state`` returns is passed back to ``act``,
-    which returns the next one. ``act`` is one environment step, vectorised over a batch of
+    which returns the next one (and may consume the one it was given: act on a state once, or
+    deep-copy it first). ``act`` is one environment step, vectorised over a batch of
     environments; it is inference only (no gradients, eval mode expected).
     """
 
