@@ -52,7 +52,7 @@ class Policy:
         Rollouts call it for every environment whose episode ended, so one batch serves many
         episodes that start and end at different steps (rmdt.evaluation.rollout).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} cannot restart single environments (Policy.reset)")
 
     def set_memory_hook(self, hook: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
         """Makes ``act`` pass the memory it carries into each new segment through ``hook`` (None: stop).
