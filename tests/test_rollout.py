@@ -111,6 +111,22 @@ def test_reset_restarts_exactly_the_done_rows(name, steps):
     assert model.reset(state, np.zeros(4, bool)) is not None  # numpy masks, and no row at all
 
 
+def test_the_memory_hook_sees_only_the_rows_crossing_a_boundary_together():
+    model, seen = rmdt(), []
+    model.set_memory_hook(lambda memory: seen.append(memory.shape[0]) or torch.zeros_like(memory))
+    state = model.initial_state(3)
+    obs, action, zero = torch.randn(3, OBS), torch.zeros(3, dtype=torch.long), torch.zeros(3)
+    _, state = model.act(state, obs, action, zero, zero)
+    state = model.reset(state, np.array([False, True, False]))  # row 1 restarts one step behind
+    for _ in range(K):
+        _, state = model.act(state, obs, action, zero, zero)
+    assert seen == [2] and state.step.tolist() == [1, K, 1]  # rows 0 and 2 crossed; row 1 is at its last step
+    assert not state.memory[[0, 2]].any() and state.memory[1].abs().sum() > 0
+    _, state = model.act(state, obs, action, zero, zero)
+    assert seen == [2, 1] and not state.memory.any()
+    model.set_memory_hook(None)
+
+
 class SeededEpisodes(VectorEnv):
     """Episodes whose length (2..10), observations and rewards follow from their seed and actions alone;
     it records every episode's actions by seed. No auto-reset: finished rows stay frozen."""
