@@ -131,7 +131,7 @@ def build(game: str = DEFAULTS["game"], episodes: int = DEFAULTS["episodes"], po
                 progress_bar(total=episodes, desc=f"{env.game} episodes", unit="episode", disable=not progress) as bar:
             recorded = 0
             while recorded < episodes:
-                rollout(explorer, recorder, target, seed, max_steps,
+                rollout(explorer, recorder, target, seed, max_steps=max_steps,
                         progress=f"{env.game} games {recorded}+" if progress else None)
                 for i in range(min(env.num_envs, episodes - recorded)):
                     writer.add_episode(recorder.actions[i], recorder.rewards[i], np.stack(recorder.frames[i]))

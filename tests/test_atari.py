@@ -73,6 +73,26 @@ def test_finished_games_stay_done_frozen_and_pay_nothing():
     env.close()
 
 
+def test_a_masked_reset_restarts_one_game_with_its_seed_and_the_next_step_is_real():
+    """What rollout's episode queue needs: one finished game restarted with its own seed, as if alone."""
+    env, alone = AtariEnvs("Breakout", 2, max_steps=6), AtariEnvs("Breakout", 1, max_steps=6)
+    env.reset(seed=[3, 4])
+    for _ in range(6):
+        env.step(np.array([1, 1]))
+    assert env.done.all()
+    obs, _ = env.reset(seed=[10, None], options={"reset_mask": np.array([True, False])})
+    expected, _ = alone.reset(seed=[10])
+    assert env.done.tolist() == [False, True]
+    np.testing.assert_array_equal(obs[0], expected[0])
+    for t in range(6):
+        obs, reward, terminated, truncated, _ = env.step(np.array([t % 4, 0]))
+        want = alone.step(np.array([t % 4]))
+        np.testing.assert_array_equal(obs[0], want[0][0])
+        assert (reward[0], terminated[0], truncated[0]) == (want[1][0], want[2][0], want[3][0])
+    assert env.done.all()
+    env.close(), alone.close()
+
+
 def test_recorded_episodes_are_the_states_the_game_showed(recipe, tmp_path):
     path = recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=25, seed=7, root=tmp_path, progress=False)
     assert recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=25, seed=7, root=tmp_path,

@@ -82,6 +82,9 @@ def test_vector_env_truncates_and_does_not_auto_reset():
         frozen, reward, terminated, truncated, _ = env.step(np.array([1]))
         assert reward[0] == 0 and not terminated[0] and not truncated[0] and env.done[0]
         np.testing.assert_array_equal(frozen, env.step(np.array([2]))[0])
+        again, _ = env.reset(seed=[7], options={"reset_mask": np.array([True])})  # the queue's per-maze restart
+        np.testing.assert_array_equal(again, obs)
+        assert not env.done[0]
     finally:
         env.close()
 

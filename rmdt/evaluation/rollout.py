@@ -35,20 +35,22 @@ class RolloutResult:
 
 
 def episode_seed(seed: int, episode: int) -> int:
-    """Environment seed of episode ``episode`` of an evaluation seeded ``seed``."""
-    return int(np.random.SeedSequence([seed, episode, 0]).generate_state(1)[0])
+    """Environment seed of episode ``episode`` of an evaluation seeded ``seed``: ``seed + episode``,
+    gymnasium's convention for a batch seeded with one int, so a batch of episodes that all start at
+    once sees the environments it saw before the queue existed."""
+    return int(seed) + int(episode)
 
 
 def _sampling_rng(seed: int, episode: int) -> np.random.Generator:
-    """Episode ``episode``'s own stream of action samples (independent of its environment seed)."""
-    return np.random.default_rng(np.random.SeedSequence([seed, episode, 1]))
+    """Episode ``episode``'s own stream of action samples."""
+    return np.random.default_rng(np.random.SeedSequence([seed, episode]))
 
 
 def _autoreset_mode(env) -> str:
     """``env``'s gymnasium autoreset mode by name ("NEXT_STEP", "SAME_STEP" or "DISABLED")."""
     from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
-    mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+    mode = AutoresetMode(getattr(env, "metadata", {}).get("autoreset_mode", AutoresetMode.NEXT_STEP))
     base = getattr(env, "unwrapped", env)
     if isinstance(base, AsyncVectorEnv) and mode == AutoresetMode.NEXT_STEP and not getattr(base, "shared_memory", True):
         # gymnasium 1.4's worker clears a pending NEXT_STEP autoreset on reset only with shared memory.
@@ -106,6 +108,7 @@ def rollout(policy, env, target_return: float, seed: int, episodes: int | None =
     counted = 0
     with progress_bar(total=episodes, desc=progress, disable=progress is None, leave=False, unit="episode") as bar:
         while counted < episodes:
+            bar.set_postfix_str(f"step {steps.max()}", refresh=False)  # a long episode shows it advances
             obs_t = torch.as_tensor(obs, device=device)
             rtg = torch.as_tensor(to_go / scale, dtype=torch.float32, device=device)
             output, state = policy.act(state, obs_t, last_action, last_reward, rtg)

@@ -247,7 +247,9 @@ class RMDTModel(PreTrainedModel, Policy):
     # A row's cache is a fixed buffer of its segment, indexed by segment slot: read tokens at
     # 0..M-1, step s's a_{s-1}, R_s, o_s at M+3s-1 .. M+3s+1, and one scratch slot at M+3K for the
     # "previous action" of a segment's first step (it has none). Each token sees the slots up to its
-    # own, so stale entries of an earlier segment beyond a row's position are never read.
+    # own, so stale entries of an earlier segment beyond a row's position are never read. A step
+    # writes its keys/values into the buffers in place (copying them would double the cost of a
+    # step), so the state passed to ``act`` is consumed: it must not be acted on again.
     def _read_cache(self, memory: torch.Tensor) -> list[KVCache | None]:
         """Keys/values of the read tokens of a new segment (they only see each other)."""
         M = self.config.memory_tokens
@@ -257,11 +259,11 @@ class RMDTModel(PreTrainedModel, Policy):
 
     def _fresh_cache(self, memory: torch.Tensor) -> list[KVCache]:
         """Segment buffers (B, heads, M + 3K + 1, d/heads) holding only the read tokens of ``memory``."""
-        M, heads = self.config.memory_tokens, self.config.n_heads
-        rest = memory.new_zeros(memory.shape[0], heads, 3 * self.config.context_len + 1,
-                                self.config.d_model // heads)
-        read = self._read_cache(memory)
-        return [(rest, rest) if kv is None else tuple(torch.cat([t, rest], dim=2) for t in kv) for kv in read]
+        heads = self.config.n_heads
+        shape = (memory.shape[0], heads, 3 * self.config.context_len + 1, self.config.d_model // heads)
+        read = self._read_cache(memory)  # each buffer is its own tensor: act writes into it in place
+        return [tuple(memory.new_zeros(shape) if t is None else torch.cat([t, memory.new_zeros(shape)], dim=2)
+                      for t in (kv or (None, None))) for kv in read]
 
     def _run_slots(self, x: torch.Tensor, slots: torch.Tensor, cache: list[KVCache]):
         """Blocks over new tokens (B, T, d) at segment ``slots`` (B, T): each sees the slots up to its own."""
