@@ -33,6 +33,9 @@ class ScriptedPolicy(torch.nn.Module, Policy):
         action = torch.where(obs[:, 2] == 1, turn, 0)
         return torch.nn.functional.one_hot(action, 4).float(), clue
 
+    def reset(self, state, done):
+        return torch.where(torch.as_tensor(done), 0.0, state)
+
 
 def test_a_policy_that_remembers_always_succeeds():
     report = evaluate_policy(ScriptedPolicy(remember=True), SETTINGS, progress=False)
@@ -77,10 +80,15 @@ def test_periodic_evaluation_uses_its_own_lengths_and_episode_count():
     assert [(r["corridor_length"], r["episodes"]) for r in report["results"]] == [(1, 32), (5, 32)]
 
 
-def test_settings_the_lockstep_rollout_cannot_run_are_refused():
-    for override in ({"num_envs": 8}, {"sample_actions": True}):
-        with pytest.raises(ValueError, match="episode-queue rollout"):
-            evaluate_policy(ScriptedPolicy(remember=True), SETTINGS, override, progress=False)
+def test_fewer_environments_than_episodes_give_the_same_episodes():
+    """The episode queue: 32 episodes over 8 environments are the 32 episodes run at once."""
+    together = evaluate_policy(ScriptedPolicy(remember=False), SETTINGS, progress=False)
+    queued = evaluate_policy(ScriptedPolicy(remember=False), {**SETTINGS, "num_envs": 8}, progress=False)
+    assert [r["episodes"] for r in queued["results"]] == [32, 32, 32]
+    assert [r["success_rate"] for r in queued["results"]] == [r["success_rate"] for r in together["results"]]
+    sampled = evaluate_policy(ScriptedPolicy(remember=True), {**SETTINGS, "num_envs": 8, "sample_actions": True},
+                              progress=False)
+    assert all(r["episodes"] == 32 for r in sampled["results"])
 
 
 def test_every_corridor_length_draws_its_own_clues():
