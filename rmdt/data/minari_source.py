@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from rmdt.data.staging import make_staging
 from rmdt.data.trajectories import DataError, Trajectories, compact_observations
 
 PROJECT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "minari"
@@ -84,7 +84,8 @@ def write_minari(dataset_id: str, buffers: list, root: str | os.PathLike | None 
     """Writes ``minari.data_collector.EpisodeBuffer``s as a dataset, atomically.
 
     The dataset is written into a temporary directory beside its destination and renamed into
-    place, so an interrupted build never leaves a half-written dataset that would later be reused.
+    place, so an interrupted build never leaves a half-written dataset that would later be reused;
+    the next build there removes the staging folders that killed builds left (``rmdt.data.staging``).
     ``kwargs`` go to ``minari.create_dataset_from_buffers`` (env, spaces, description, ...). Pixels
     are stored losslessly unless ``jpeg_encoding=True`` is asked for (minari's default is lossy JPEG).
     """
@@ -94,8 +95,7 @@ def write_minari(dataset_id: str, buffers: list, root: str | os.PathLike | None 
     destination = datasets_root(root) / dataset_id
     if destination.exists():
         raise FileExistsError(f"{destination} already exists")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination.parent))
+    staging = make_staging(destination.parent, ".staging-")  # sweeps those of killed builds first
     try:
         with _minari_root(staging), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # nags about optional metadata (author, ...)
