@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    recipe: str | None = "tmaze"  # build the dataset with datasets/<recipe>.py (reused if on disk); null: use `dataset`
+    recipe: str | None = "tmaze"  # build the dataset with rmdt.recipes.<recipe> (reused if on disk); null: use `dataset`
     recipe_args: dict = field(default_factory=dict)  # keyword arguments of that recipe's build()
     dataset: str | None = None  # Minari dataset id or directory, D4RL-layout .hdf5 file, or frame store (Atari)
     root: str | None = None  # Minari datasets directory (default $MINARI_DATASETS_PATH, else data/minari)
@@ -288,7 +288,26 @@ def validate(config: Config) -> None:
     for ok, keys, message in checks:
         if not ok:
             raise ConfigError(message, *keys)
+    if d.recipe is not None:
+        _check_recipe(d.recipe, d.recipe_args)
     _check_model(config)
+
+
+def _check_recipe(name: str, arguments: dict) -> None:
+    """The recipe exists and its ``build`` takes these arguments (before it runs for an hour)."""
+    import inspect
+
+    from rmdt.data.recipes import load_recipe, unknown_recipe
+
+    message = unknown_recipe(name)
+    if message:
+        raise ConfigError(f"data.recipe: {message}", "data.recipe")
+    parameters = [p for p in inspect.signature(load_recipe(name).build).parameters if p != "root"]
+    for key in arguments:
+        if key not in parameters:
+            close = difflib.get_close_matches(key, parameters, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(parameters)})"
+            raise ConfigError(f"data.recipe_args: recipe {name} has no argument {key!r}{hint}", "data.recipe_args")
 
 
 def _check_model(config: Config) -> None:

@@ -111,3 +111,26 @@ def test_errors_name_the_file_or_the_override_that_set_the_key(tmp_path):
         load_config(None, ["model.n_heads=3"])  # a check of two keys blames the override that set either
     with pytest.raises(ConfigError, match=r"^override 'training\.steps=\[1': the value is not valid YAML"):
         load_config(None, ["training.steps=[1"])
+
+
+def test_the_recipe_and_its_arguments_are_checked_before_any_build():
+    with pytest.raises(ConfigError, match=r"^override data\.recipe=tmaz: data\.recipe: unknown dataset recipe "
+                                          r"'tmaz' \(did you mean tmaze\?\); known: .*memory_maze.*tmaze"):
+        load_config(QUICKSTART, ["data.recipe=tmaz"])
+    with pytest.raises(ConfigError, match=r"recipe tmaze has no argument 'episodez' \(did you mean episodes\?\)"):
+        load_config(QUICKSTART, ["data.recipe_args={episodez: 3}"])
+
+
+def test_recipes_are_modules_of_the_package_and_the_scripts_only_call_them():
+    """An installed rmdt has no datasets/ folder: recipes must import from the package (contract C3)."""
+    import importlib
+
+    from rmdt.data.recipes import load_recipe
+    from rmdt.recipes import recipe_names
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = sorted(p.stem for p in (root / "datasets").glob("*.py"))
+    assert set(scripts) <= set(recipe_names()) and {"tmaze", "memory_maze", "atari"} <= set(recipe_names())
+    for name in scripts:
+        assert load_recipe(name) is importlib.import_module(f"rmdt.recipes.{name}")
+        assert f"from rmdt.recipes.{name} import main" in (root / "datasets" / f"{name}.py").read_text()
