@@ -120,17 +120,3 @@ def test_the_recipe_and_its_arguments_are_checked_before_any_build():
     with pytest.raises(ConfigError, match=r"recipe tmaze has no argument 'episodez' \(did you mean episodes\?\)"):
         load_config(QUICKSTART, ["data.recipe_args={episodez: 3}"])
 
-
-def test_recipes_are_modules_of_the_package_and_the_scripts_only_call_them():
-    """An installed rmdt has no datasets/ folder: recipes must import from the package (contract C3)."""
-    import importlib
-
-    from rmdt.data.recipes import load_recipe
-    from rmdt.recipes import recipe_names
-
-    root = Path(__file__).resolve().parents[1]
-    scripts = sorted(p.stem for p in (root / "datasets").glob("*.py"))
-    assert set(scripts) <= set(recipe_names()) and {"tmaze", "memory_maze", "atari"} <= set(recipe_names())
-    for name in scripts:
-        assert load_recipe(name) is importlib.import_module(f"rmdt.recipes.{name}")
-        assert f"from rmdt.recipes.{name} import main" in (root / "datasets" / f"{name}.py").read_text()
