@@ -3,7 +3,7 @@
     MUJOCO_GL=egl python bench/memory_maze.py [--steps 200] [--envs 4] [--threads 1]
 
 Env: random actions in one 9x9 maze at 64x64 (build and reset timed apart: a seeded reset rebuilds
-the maze). Oracle: the same with the BFS oracle of datasets/memory_maze.py choosing every action
+the maze). Oracle: the same with the BFS oracle of rmdt.recipes.memory_maze choosing every action
 (planning time also shown per call). Evaluation: an untrained RMDT of the paper's size
 (configs/memory_maze/rmdt.yaml) rolled out by the evaluator in ``--envs`` mazes, mazes built
 and reset included, as ``evaluate.py`` reports it; the policy's share of that time is shown.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,12 +23,17 @@ MODEL_KINDS = ("rmdt", "ffm", "linear_attention", "lru")
 
 
 class ConfigError(ValueError):
-    """A configuration problem; the message names the file or key."""
+    """A configuration problem; the message names the file or key. ``keys``: the dotted keys at fault,
+    so ``load_config`` can say whether the file or a command-line override set them."""
+
+    def __init__(self, message: str, *keys: str):
+        super().__init__(message)
+        self.keys = keys
 
 
 @dataclass
 class DataConfig:
-    recipe: str | None = "tmaze"  # build the dataset with datasets/<recipe>.py (reused if on disk); null: use `dataset`
+    recipe: str | None = "tmaze"  # build the dataset with rmdt.recipes.<recipe> (reused if on disk); null: use `dataset`
     recipe_args: dict = field(default_factory=dict)  # keyword arguments of that recipe's build()
     dataset: str | None = None  # Minari dataset id or directory, D4RL-layout .hdf5 file, or frame store (Atari)
     root: str | None = None  # Minari datasets directory (default: read $MINARI_DATASETS_PATH then ~/.minari/datasets, build into the first)
@@ -218,20 +224,20 @@ def _check_type(value, annotation, key: str):
         except ValueError:
             pass
     if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-        raise ConfigError(f"{key} must be {getattr(expected, '__name__', expected)}, got {value!r}")
+        raise ConfigError(f"{key} must be {getattr(expected, '__name__', expected)}, got {value!r}", key)
     return value
 
 
 def _build(cls, values: dict, prefix: str):
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}", prefix.rstrip("."))
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
         if key not in names:
             hint = cls is EvaluationConfig and _misplaced_evaluation_key(key) or _suggest(key, names, prefix)
-            raise ConfigError(f"unknown config key {prefix}{key}{hint}")
+            raise ConfigError(f"unknown config key {prefix}{key}{hint}", prefix + key)
         if dataclasses.is_dataclass(hints[key]):
             kwargs[key] = _build(hints[key], value or {}, f"{prefix}{key}.")
         else:
@@ -321,7 +327,8 @@ def override_evaluation(evaluation: EvaluationConfig, overrides: dict) -> Evalua
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file, then ``key=value`` overrides, checked against the dataclasses."""
+    """Defaults, then the YAML file, then ``key=value`` overrides, checked against the dataclasses and
+    for usable values. An error names the key and where it was set: the file or the override."""
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -333,42 +340,128 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             raise ConfigError(f"{path}: not valid YAML ({error})") from error
     if isinstance(values, dict) and "evaluation" in values:  # a config.yaml written before env_args
         values["evaluation"] = _upgrade_flat_evaluation(values["evaluation"])
+    parsed = []
     for text in overrides:
-        values = _merge(values, parse_override(text))
+        try:
+            parsed.append((text, parse_override(text)))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {text!r}: the value is not valid YAML ({error})") from None
+        values = _merge(values, parsed[-1][1])
     try:
         config = _build(Config, values, "")
+        validate(config)
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}" if path else str(error)) from None
-    validate(config)
+        raise ConfigError(f"{_origin(error.keys, parsed, path)}{error}", *error.keys) from None
     return config
 
 
+def _origin(keys: tuple[str, ...], overrides: list[tuple[str, dict]], path: Path | None) -> str:
+    """``"override training.steps=abc: "`` when the last override touching ``keys`` set them, else the file."""
+    def leaves(tree: dict, prefix: str = ""):
+        for key, value in tree.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield prefix + key
+
+    for text, tree in reversed(overrides):
+        if any(key == leaf or key.startswith(leaf + ".") or leaf.startswith(key + ".")
+               for leaf in leaves(tree) for key in keys):
+            return f"override {text}: "
+    return f"{path}: " if path is not None else ""
+
+
 def validate(config: Config) -> None:
-    """Checks values that are well typed but unusable, before any data is loaded."""
+    """Checks values that are well typed but unusable, before any data is loaded or folder made."""
     d, m, t = config.data, config.model, config.training
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # processes under `accelerate launch` / torchrun
     checks = [
-        (d.recipe is not None or d.dataset is not None, "data.recipe or data.dataset must be set"),
-        (d.context_len >= 1, f"data.context_len (K) must be >= 1, got {d.context_len}"),
-        (d.num_segments >= 1, f"data.num_segments (N) must be >= 1, got {d.num_segments}"),
-        (d.window_starts in ("episode", "uniform"),
+        (d.recipe is not None or d.dataset is not None, ("data.recipe", "data.dataset"),
+         "data.recipe or data.dataset must be set"),
+        (d.context_len >= 1, ("data.context_len",), f"data.context_len (K) must be >= 1, got {d.context_len}"),
+        (d.num_segments >= 1, ("data.num_segments",), f"data.num_segments (N) must be >= 1, got {d.num_segments}"),
+        (d.window_starts in ("episode", "uniform"), ("data.window_starts",),
          f"data.window_starts must be 'episode' or 'uniform', got {d.window_starts!r}"),
-        (m.memory_tokens >= 0, f"model.memory_tokens must be >= 0, got {m.memory_tokens}"),
-        (m.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {m.kind!r}"),
-        (d.batching in ("segments", "tape"), f"data.batching must be 'segments' or 'tape', got {d.batching!r}"),
-        (d.batching == "segments" or m.kind != "rmdt",
+        (0 < d.discount <= 1, ("data.discount",), f"data.discount must be in (0, 1], got {d.discount}"),
+        (d.return_scale > 0, ("data.return_scale",), f"data.return_scale must be > 0, got {d.return_scale}"),
+        (d.num_actions is None or d.num_actions >= 1, ("data.num_actions",),
+         f"data.num_actions must be null or >= 1, got {d.num_actions}"),
+        (m.memory_tokens >= 0, ("model.memory_tokens",), f"model.memory_tokens must be >= 0, got {m.memory_tokens}"),
+        (m.kind in MODEL_KINDS, ("model.kind",), f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {m.kind!r}"),
+        (d.batching in ("segments", "tape"), ("data.batching",),
+         f"data.batching must be 'segments' or 'tape', got {d.batching!r}"),
+        (d.batching == "segments" or m.kind != "rmdt", ("data.batching", "model.kind"),
          "data.batching 'tape' needs a recurrent model.kind (ffm, linear_attention, lru), not rmdt"),
-        (d.tape_len >= 1, f"data.tape_len must be >= 1, got {d.tape_len}"),
-        (t.steps >= 1, f"training.steps must be >= 1, got {t.steps}"),
-        (t.batch_size >= 1, f"training.batch_size must be >= 1, got {t.batch_size}"),
-        (t.grad_accum >= 1, f"training.grad_accum must be >= 1, got {t.grad_accum}"),
-        (t.mixed_precision in ("no", "bf16", "fp16"),
+        (d.tape_len >= 1, ("data.tape_len",), f"data.tape_len must be >= 1, got {d.tape_len}"),
+        (t.steps >= 1, ("training.steps",), f"training.steps must be >= 1, got {t.steps}"),
+        (t.batch_size >= 1, ("training.batch_size",), f"training.batch_size must be >= 1, got {t.batch_size}"),
+        (t.grad_accum >= 1, ("training.grad_accum",), f"training.grad_accum must be >= 1, got {t.grad_accum}"),
+        (t.batch_size % (world * max(t.grad_accum, 1)) == 0, ("training.batch_size", "training.grad_accum"),
+         f"training.batch_size={t.batch_size} must be divisible by processes ({world}) x training.grad_accum "
+         f"({t.grad_accum})"),
+        (t.lr > 0, ("training.lr",), f"training.lr must be > 0, got {t.lr}"),
+        (t.weight_decay >= 0, ("training.weight_decay",), f"training.weight_decay must be >= 0, got {t.weight_decay}"),
+        (len(t.betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in t.betas), ("training.betas",),
+         f"training.betas must be two numbers in [0, 1), got {t.betas}"),
+        (t.warmup_steps >= 0, ("training.warmup_steps",), f"training.warmup_steps must be >= 0, got {t.warmup_steps}"),
+        (0 <= t.min_lr_ratio <= 1, ("training.min_lr_ratio",),
+         f"training.min_lr_ratio must be in [0, 1], got {t.min_lr_ratio}"),
+        (t.grad_clip >= 0, ("training.grad_clip",), f"training.grad_clip must be >= 0 (0 disables), got {t.grad_clip}"),
+        (t.mixed_precision in ("no", "bf16", "fp16"), ("training.mixed_precision",),
          f"training.mixed_precision must be no, bf16 or fp16, got {t.mixed_precision!r}"),
-        (len(t.betas) == 2, f"training.betas must be two numbers, got {t.betas}"),
+        (t.log_every >= 1, ("training.log_every",), f"training.log_every must be >= 1, got {t.log_every}"),
+        (t.checkpoint_every >= 1, ("training.checkpoint_every",),
+         f"training.checkpoint_every must be >= 1, got {t.checkpoint_every}"),
+        (t.keep_checkpoints >= 0, ("training.keep_checkpoints",),
+         f"training.keep_checkpoints must be >= 0 (0 keeps all), got {t.keep_checkpoints}"),
+        (t.eval_every >= 0, ("training.eval_every",), f"training.eval_every must be >= 0 (0: never), got {t.eval_every}"),
     ]
-    for ok, message in checks:
+    for ok, keys, message in checks:
         if not ok:
-            raise ConfigError(message)
+            raise ConfigError(message, *keys)
+    if d.recipe is not None:
+        _check_recipe(d.recipe, d.recipe_args)
+    _check_model(config)
     validate_run_settings(t)
+
+
+def _check_recipe(name: str, arguments: dict) -> None:
+    """The recipe exists and its ``build`` takes these arguments (before it runs for an hour)."""
+    import inspect
+
+    from rmdt.data.recipes import load_recipe, unknown_recipe
+
+    message = unknown_recipe(name)
+    if message:
+        raise ConfigError(f"data.recipe: {message}", "data.recipe")
+    parameters = [p for p in inspect.signature(load_recipe(name).build).parameters if p != "root"]
+    for key in arguments:
+        if key not in parameters:
+            close = difflib.get_close_matches(key, parameters, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(parameters)})"
+            raise ConfigError(f"data.recipe_args: recipe {name} has no argument {key!r}{hint}", "data.recipe_args")
+
+
+def _check_model(config: Config) -> None:
+    """Runs the model config's own field checks (encoder and memory-update names, d_model divisible by
+    n_heads, ...) on placeholder data shapes, naming the run-config key of a bad field."""
+    from rmdt.models.embeddings import OBS_ENCODERS
+    from rmdt.models.factory import policy_config
+    from rmdt.models.memoroid import SCANS
+    from rmdt.models.policy_config import FieldError
+    from rmdt.models.rmdt import MEMORY_UPDATES, POSITION_EMBEDDINGS
+
+    try:
+        policy_config(config, obs_shape=[1], num_actions=2)
+    except FieldError as error:
+        key = {"context_len": "data.context_len", "return_scale": "data.return_scale", "layer": "model.kind"}.get(
+            error.field, f"model.{error.field}")
+        names = {"obs_encoder": OBS_ENCODERS, "memory_update": MEMORY_UPDATES,
+                 "position_embedding": POSITION_EMBEDDINGS, "scan": SCANS}.get(error.field, ())
+        close = difflib.get_close_matches(str(error.value), list(names), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        also = ("model.n_heads",) if error.field == "d_model" else ()
+        raise ConfigError(f"{key} must be {error.what}, got {error.value!r}{hint}", key, *also) from None
 
 
 TRACKERS = ("tensorboard", "wandb", "mlflow", "aim")
@@ -377,11 +470,13 @@ TRACKERS = ("tensorboard", "wandb", "mlflow", "aim")
 def validate_run_settings(t: TrainingConfig) -> None:
     """The trainer's fault and tracking settings (rmdt.training.guard, rmdt.training.logs)."""
     if t.max_bad_steps < 0:
-        raise ConfigError(f"training.max_bad_steps must be >= 0, got {t.max_bad_steps}")
+        raise ConfigError(f"training.max_bad_steps must be >= 0, got {t.max_bad_steps}", "training.max_bad_steps")
     if not t.collective_timeout_s > 0:
-        raise ConfigError(f"training.collective_timeout_s must be > 0, got {t.collective_timeout_s}")
+        raise ConfigError(f"training.collective_timeout_s must be > 0, got {t.collective_timeout_s}",
+                          "training.collective_timeout_s")
     for name in t.trackers:
         if name not in TRACKERS:
             close = difflib.get_close_matches(str(name), TRACKERS, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"training.trackers: unknown tracker {name!r}{hint} (known: {', '.join(TRACKERS)})")
+            raise ConfigError(f"training.trackers: unknown tracker {name!r}{hint} (known: {', '.join(TRACKERS)})",
+                              "training.trackers")

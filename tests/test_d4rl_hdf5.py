@@ -50,6 +50,19 @@ def test_terminals_only_and_discrete_actions(tmp_path):
     assert loaded.discrete and loaded.actions.dtype == np.int64
 
 
+def test_whole_float_actions_are_discrete_and_fractions_are_an_error(tmp_path):
+    """Stored as floats (as many converters write them), actions 0., 2. load as 0, 2; 1.5 is no action."""
+    arrays = dict(observations=np.zeros((4, 2)), rewards=np.ones(4), terminals=np.array([0, 0, 0, 1], bool))
+    path = write(tmp_path / "whole.hdf5", actions=np.array([[0.0], [2.0], [1.0], [2.0]], np.float32), **arrays)
+    np.testing.assert_array_equal(load_trajectories(path, num_actions=3).actions, [0, 2, 1, 2])
+    path = write(tmp_path / "fraction.hdf5", actions=np.array([0.0, 2.0, 1.5, 2.0]), **arrays)
+    with pytest.raises(DataError, match=r"fraction\.hdf5: 'actions' must be whole numbers .* found 1\.5 at row 2"):
+        load_trajectories(path, num_actions=3)
+    path = write(tmp_path / "vector.hdf5", actions=np.zeros((4, 2)), **arrays)
+    with pytest.raises(DataError, match=r"vector\.hdf5: 'actions' of shape \(4, 2\) are not one discrete action"):
+        load_trajectories(path, num_actions=3)
+
+
 @pytest.mark.parametrize("problem, match", [
     ("missing_actions", "missing dataset.*actions"),
     ("length_mismatch", "'actions' has 9 rows but 'rewards' has 10"),

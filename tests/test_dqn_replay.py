@@ -95,11 +95,27 @@ def test_a_wrapped_circular_buffer_keeps_the_complete_episodes_in_time_order(tmp
     facts = write_checkpoint(tmp_path / "replay_logs", 7, episodes, capacity)
     assert facts["add_count"] > 2 * capacity  # wrapped more than once
     oldest = facts["add_count"] - capacity
-    # An episode survives when the terminal row before its padding is still in the buffer.
-    kept = [e for e, ep in enumerate(episodes) if e > 0 and facts["terminal_at"][e - 1] >= oldest]
+    # An episode survives when one of its 3 padding rows (those after the previous terminal) is still there.
+    kept = [e for e, ep in enumerate(episodes) if e > 0 and facts["terminal_at"][e - 1] + 3 >= oldest]
     assert any((facts["terminal_at"][e] % capacity) < len(episodes[e][1]) + 3 for e in kept)  # one spans the end
     store = convert(tmp_path, tmp_path / "store", game="Breakout", progress=False)
     assert_store_holds(store, [episodes[e] for e in kept])
+
+
+@pytest.mark.parametrize("overwritten, whole", [(0, True), (1, True), (2, True), (3, False), (5, False)])
+def test_the_oldest_episode_of_a_wrapped_buffer_is_kept_when_its_padding_survives(tmp_path, overwritten, whole):
+    """The wrap overwrote the first ``overwritten`` rows of episode 1 (3 padding rows, then its steps).
+    With a padding row left it is whole and kept; from its first step on it may be cut and is dropped.
+    Its first step is a no-op with no reward, which looks like padding until its frame is read."""
+    rng = np.random.default_rng(6)
+    episodes = random_episodes(rng, 6, max_len=12)
+    episodes[1][1][0], episodes[1][2][0] = 0, 0.0
+    total = sum(3 + len(actions) for _, actions, _ in episodes)
+    oldest = 3 + len(episodes[0][1]) + overwritten
+    facts = write_checkpoint(tmp_path / "replay_logs", 0, episodes, capacity=total - oldest)
+    assert facts["add_count"] == total
+    store = convert(tmp_path, tmp_path / "store", game="Breakout", progress=False)
+    assert_store_holds(store, episodes[1 if whole else 2:])
 
 
 def test_windows_sampled_from_the_store_are_the_episode_states(tmp_path):
@@ -135,6 +151,20 @@ def test_a_step_budget_draws_whole_episodes_reproducibly(tmp_path):
     assert a.metadata["suffixes"] == [0, 1, 2] and a.metadata["max_steps"] == 100
 
 
+def cut_rows(path, count) -> None:
+    """Rewrites a gzip-wrapped array as a valid gzip stream whose data stops ``count`` rows early."""
+    array = np.load(gzip.open(path))
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+        f.write(array[:-count].tobytes())
+
+
+def corrupt_crc(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF  # the CRC32 of the trailer
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda logs: (logs / "$store$_reward_ckpt.0.gz").unlink(), r"missing \$store\$_reward_ckpt\.0\.gz"),
     (lambda logs: (logs / "add_count_ckpt.0.gz").unlink(), r"missing add_count_ckpt\.0\.gz"),
@@ -147,6 +177,16 @@ def test_a_step_budget_draws_whole_episodes_reproducibly(tmp_path):
      r"\$store\$_terminal_ckpt\.0\.gz: truncated or corrupt gzip"),
     (lambda logs: save_gz(logs / "$store$_reward_ckpt.0.gz", np.ones(100, np.float32)),
      r"reward_ckpt\.0\.gz: row 0 should be one of the 3 zero padding rows"),
+    (lambda logs: (logs / "$store$_observation_ckpt.0.gz").write_bytes(
+        (logs / "$store$_observation_ckpt.0.gz").read_bytes()[:-8]),  # no gzip trailer (CRC, length)
+     r"\$store\$_observation_ckpt\.0\.gz: truncated or corrupt gzip"),
+    (lambda logs: (logs / "$store$_action_ckpt.0.gz").write_bytes(
+        (logs / "$store$_action_ckpt.0.gz").read_bytes()[:-4]),
+     r"\$store\$_action_ckpt\.0\.gz: truncated or corrupt gzip"),
+    (lambda logs: cut_rows(logs / "$store$_observation_ckpt.0.gz", 5),  # the last rows, which no episode uses
+     r"\$store\$_observation_ckpt\.0\.gz: truncated or corrupt gzip .*ends at row 95 of 100"),
+    (lambda logs: corrupt_crc(logs / "$store$_observation_ckpt.0.gz"),
+     r"\$store\$_observation_ckpt\.0\.gz: truncated or corrupt gzip .*CRC"),
 ])
 def test_damaged_replay_files_are_named_in_the_error(tmp_path, damage, message):
     rng = np.random.default_rng(4)
@@ -154,7 +194,7 @@ def test_damaged_replay_files_are_named_in_the_error(tmp_path, damage, message):
     write_checkpoint(logs, 0, random_episodes(rng, 6, max_len=12), capacity=100)
     damage(logs)
     with pytest.raises(DataError, match=message):
-        convert(tmp_path, tmp_path / "store", num_actions=4, game="Breakout", progress=False)
+        convert(tmp_path, tmp_path / "store", num_actions=4, game="Breakout", progress=False, chunk_rows=16)
     assert not (tmp_path / "store").exists() and not list(tmp_path.glob(".store.partial-*"))
 
 

@@ -171,3 +171,56 @@ def test_datasets_found_in_minari_default_folder_after_the_env_variable(tmp_path
     assert load_minari(name).num_episodes == 40
     with pytest.raises(DataError, match="not found"):
         load_minari(name, root=tmp_path / "elsewhere")  # an explicit root is the only place looked in
+
+
+KILLED_BUILD = """
+import os, sys
+import minari
+from rmdt.data.minari_source import write_minari
+from rmdt.data.recipes import load_recipe
+
+def killed(dataset_id, buffers, **kwargs):
+    os.makedirs(os.path.join(os.environ["MINARI_DATASETS_PATH"], dataset_id, "data"))
+    os._exit(9)  # the build dies mid-write, as under SIGKILL: no cleanup runs
+
+minari.create_dataset_from_buffers = killed
+write_minari("rmdt/killed-v0", load_recipe("tmaze").oracle_buffers(3, 1, 2, 0), root=sys.argv[1])
+"""
+
+
+def test_the_next_build_sweeps_staging_folders_of_killed_builds_but_not_of_live_ones(tmp_path, tmaze_recipe):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 9, out.stderr
+    left = list((tmp_path / "rmdt").glob(".staging-*"))
+    assert len(left) == 1 and (left[0] / "rmdt" / "killed-v0" / "data").is_dir()  # what a killed build leaves
+    live = tmp_path / "rmdt" / f".staging-{os.uname().nodename}-{os.getpid()}-abc"  # a build running now
+    old = tmp_path / "rmdt" / ".staging-q1w2e3"  # named before names carried the owner, untouched for 2 days
+    other_host = tmp_path / "rmdt" / ".staging-elsewhere-1-xyz"  # another machine's build, active now
+    for folder in (live, old, other_host):
+        folder.mkdir()
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    tmaze_recipe.build(episodes=3, min_length=1, max_length=2, seed=0, root=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "rmdt").glob(".staging-*")) == sorted([live.name, other_host.name])
+
+
+def test_a_frame_store_writer_sweeps_partial_stores_of_killed_builds(tmp_path):
+    import subprocess
+    import sys
+
+    from rmdt.data.frame_store import FrameStoreWriter
+
+    killed = ("import os, sys, numpy as np\nfrom rmdt.data.frame_store import FrameStoreWriter\n"
+              "w = FrameStoreWriter(sys.argv[1], (2, 2), num_actions=2)\n"
+              "w.add_episode([0, 1], [0.0, 1.0], np.ones((2, 2, 2), np.uint8))\nos._exit(9)\n")
+    assert subprocess.run([sys.executable, "-c", killed, str(tmp_path / "a")], timeout=60).returncode == 9
+    assert len(list(tmp_path.glob(".a.partial-*"))) == 1
+    with FrameStoreWriter(tmp_path / "b", (2, 2), num_actions=2) as writer:
+        writer.add_episode([1], [0.0], np.zeros((1, 2, 2), np.uint8))
+        writer.finish()
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]

@@ -4,6 +4,8 @@ import json
 import pytest
 import torch
 
+from clue_task import clue_batch
+
 from rmdt.data.segments import Batch
 from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.rmdt import segment_mask
@@ -181,19 +183,6 @@ def test_memory_carries_segment_1_into_segment_3(memory_kind):
         assert seg3 > 1e-4
     else:
         assert seg3 == 0
-
-
-def clue_batch(batch_size: int, context_len: int, generator) -> Batch:
-    """A cue-recall task: a +-1 clue in the first observation, the action at every step is the clue."""
-    L = context_len * N
-    clue = torch.randint(0, 2, (batch_size,), generator=generator)
-    obs = torch.zeros(batch_size, L, 2)
-    obs[:, 0, 0] = 2.0 * clue - 1
-    obs[:, :, 1] = torch.randint(-1, 2, (batch_size, L), generator=generator).float()  # distractor noise
-    return Batch(returns_to_go=torch.ones(batch_size, L), observations=obs,
-                 actions=clue[:, None].expand(batch_size, L).clone(), rewards=torch.zeros(batch_size, L),
-                 timesteps=torch.arange(L).expand(batch_size, L).clone(),
-                 mask=torch.ones(batch_size, L, dtype=torch.bool))
 
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])

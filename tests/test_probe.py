@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from test_models import N, clue_batch
+from clue_task import SEGMENTS, clue_batch
 
 from rmdt.evaluation import ENV_EVALUATORS, probe_checkpoint
 from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe
@@ -143,7 +143,7 @@ def scalars(rows):
 def run_act_plain(policy, batch):
     """``act`` without touching the hook: the probe sets it."""
     state, outputs = policy.initial_state(batch.actions.shape[0]), []
-    for t in range(N * K):
+    for t in range(SEGMENTS * K):
         last = batch.actions[:, t - 1] if t else torch.zeros_like(batch.actions[:, 0])
         output, state = policy.act(state, batch.observations[:, t], last, batch.rewards[:, t],
                                    batch.returns_to_go[:, t])

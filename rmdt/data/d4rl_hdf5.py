@@ -57,7 +57,23 @@ def load_d4rl_hdf5(path: str | os.PathLike, num_actions: int | None = None) -> T
         actions = np.asarray(actions, np.float32)
         actions = actions[:, None] if actions.ndim == 1 else actions
     else:
-        actions = np.asarray(actions).reshape(-1).astype(np.int64)
+        actions = discrete_actions(np.asarray(actions), path)
     return Trajectories(observations=compact_observations(observations), actions=actions, rewards=rewards.astype(np.float32),
                         episode_starts=starts, source=str(path), num_actions=num_actions,
                         metadata={"format": "d4rl-hdf5", "dataset_name": path.stem.replace("_", "-")})
+
+
+def discrete_actions(actions: np.ndarray, path: Path) -> np.ndarray:
+    """(T,) or (T, 1) whole numbers as int64; fractions are an error, not truncated to another action."""
+    if actions.ndim > 2 or actions.ndim == 2 and actions.shape[1] != 1:
+        raise DataError(f"{path}: 'actions' of shape {actions.shape} are not one discrete action per step "
+                        "(data.num_actions is set)")
+    actions = actions.reshape(-1)
+    if not np.issubdtype(actions.dtype, np.integer):
+        whole = np.isfinite(actions) & (actions == np.round(actions)) if np.issubdtype(actions.dtype, np.number) \
+            else np.zeros(len(actions), bool)
+        if not whole.all():
+            row = int(np.flatnonzero(~whole)[0])
+            raise DataError(f"{path}: 'actions' must be whole numbers with data.num_actions set, found "
+                            f"{actions[row].item()!r} at row {row} (continuous actions: leave data.num_actions null)")
+    return actions.astype(np.int64)

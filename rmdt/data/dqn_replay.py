@@ -8,7 +8,9 @@ episode, so a state (the last 4 frames) starts as [0, 0, 0, frame_0]; ``add_coun
 ever added, padding included, so once the buffer has wrapped its oldest row is ``add_count % capacity``.
 
 Only complete episodes are kept: the one cut by the wrap and a last one without its terminal row are
-dropped. Conversion streams each observation file once, in chunks, and writes every frame once into
+dropped (the oldest episode of a wrapped buffer is kept when its oldest row is one of its padding
+rows). Every file is read to its end, so a missing row or a damaged gzip trailer (CRC, length) is an
+error. Conversion streams each observation file once, in chunks, and writes every frame once into
 a frame store (``rmdt.data.frame_store``), so memory stays bounded whatever the buffer size (7 GB
 uncompressed each).
 
@@ -67,9 +69,17 @@ def _reading(path: Path):
 
 
 def read_array(path: Path) -> np.ndarray:
-    """A whole small array (actions, rewards, terminals, add_count)."""
+    """A whole small array (actions, rewards, terminals, add_count), its gzip stream checked to the end."""
     with _reading(path), gzip.open(path, "rb") as f:
-        return np.load(f, allow_pickle=False)
+        array = np.load(f, allow_pickle=False)
+        _expect_end(f, path, len(array) if array.ndim else 1)
+        return array
+
+
+def _expect_end(f, path: Path, rows: int) -> None:
+    """Reads on to the end of the gzip stream, which makes gzip check its CRC and length trailer."""
+    if f.read(1):
+        raise DataError(f"{path}: more data after the {rows} rows its header declares")
 
 
 def _read_header(f, path: Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -88,7 +98,8 @@ def array_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def stream_rows(path: Path, chunk_rows: int = CHUNK_ROWS):
-    """Yields ``(first_row, rows)`` chunks of a gzip-wrapped ``np.save`` array, never the whole of it."""
+    """Yields ``(first_row, rows)`` chunks of a gzip-wrapped ``np.save`` array, never the whole of it.
+    Consumed to the end, it has checked every row is there and the gzip trailer (CRC and length)."""
     with _reading(path), gzip.open(path, "rb") as f:
         shape, dtype = _read_header(f, path)
         row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
@@ -98,6 +109,18 @@ def stream_rows(path: Path, chunk_rows: int = CHUNK_ROWS):
             if len(data) != count * row_bytes:
                 raise EOFError(f"the array ends at row {first + len(data) // row_bytes} of {shape[0]}")
             yield first, np.frombuffer(data, dtype).reshape(count, *shape[1:])
+        _expect_end(f, path, shape[0])
+
+
+def read_rows(path: Path, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """The frames of a few physical ``rows``, streaming only as far as the last of them."""
+    out = {}
+    for first, frames in stream_rows(path, chunk_rows):
+        for row in rows[(rows >= first) & (rows < first + len(frames))]:
+            out[int(row)] = frames[row - first].copy()
+        if len(out) == len(set(rows.tolist())):
+            break
+    return np.stack([out[int(row)] for row in rows])
 
 
 @dataclass
@@ -111,6 +134,7 @@ class Checkpoint:
     starts: np.ndarray  # (E,) first row of each complete episode, counted from the oldest row
     lengths: np.ndarray  # (E,) steps of each episode
     frame_shape: tuple[int, ...]
+    unconfirmed: int = 0  # wrapped: the oldest rows taken as the first episode's padding, frames unchecked
 
     def file(self, key: str) -> Path:
         return store_file(self.logs, key, self.suffix)
@@ -120,7 +144,30 @@ class Checkpoint:
         return (self.oldest + self.starts[episode] + np.arange(self.lengths[episode])) % self.capacity
 
     def padding_rows(self, episode: int) -> np.ndarray:
-        return (self.oldest + self.starts[episode] - np.arange(PADDING, 0, -1)) % self.capacity
+        """Physical rows of the padding before an episode still in the buffer (the first episode of a
+        wrapped buffer may have lost some of them)."""
+        positions = self.starts[episode] - np.arange(PADDING, 0, -1)
+        return (self.oldest + positions[positions >= 0]) % self.capacity
+
+    def confirm_first(self) -> bool:
+        """Whether the first episode of a wrapped buffer is whole, from the frames of its oldest rows.
+
+        Those rows look like padding in the small arrays (action, reward and terminal 0), but so does a
+        no-op step with no reward. A padding frame is all zero: if the oldest row's frame is not, the
+        episode began before it and lost its beginning to the wrap. A zero frame with a zero action and
+        reward after real padding is dropped with it, which changes no later step's 4-frame state.
+        """
+        if self.unconfirmed:
+            rows = (self.oldest + np.arange(self.unconfirmed)) % self.capacity
+            real = read_rows(self.file("observation"), rows).any(axis=(1, 2))
+            if real[0]:
+                return False
+            if real.any():
+                first = int(np.argmax(real))
+                self.lengths[0] += self.starts[0] - first
+                self.starts[0] = first
+            self.unconfirmed = 0
+        return True
 
 
 def scan_checkpoint(logs: Path, suffix: int) -> Checkpoint:
@@ -145,7 +192,13 @@ def scan_checkpoint(logs: Path, suffix: int) -> Checkpoint:
     oldest = add_count % capacity if wrapped else 0
     order = (oldest + np.arange(min(add_count, capacity))) % capacity
     ends = np.flatnonzero(arrays["terminal"][order])
-    if wrapped:  # the first episode lost its beginning to the wrap
+    # Wrapped: the first episode is whole only if the oldest row is one of its padding rows (a zero row);
+    # otherwise it lost its beginning to the wrap and is dropped.
+    zero = np.all([arrays[key][order[:PADDING]] == 0 for key in ("action", "reward", "terminal")], axis=0)
+    lead = int(np.argmin(zero)) if not zero.all() else len(zero)
+    if wrapped and lead and len(ends):
+        starts = np.concatenate([[lead], ends[:-1] + 1 + PADDING]).astype(np.int64)
+    elif wrapped:
         starts, ends = ends[:-1] + 1 + PADDING, ends[1:]
     else:
         starts = np.concatenate([[PADDING], ends + 1 + PADDING])[:len(ends)].astype(np.int64)
@@ -153,13 +206,15 @@ def scan_checkpoint(logs: Path, suffix: int) -> Checkpoint:
         bad = int(order[ends[np.argmax(starts > ends)]])
         raise DataError(f"{files['terminal']}: the episode ending at row {bad} has no step after its "
                         f"{PADDING} padding rows")
-    padding = order[(starts[:, None] - np.arange(PADDING, 0, -1)).ravel()]
+    positions = (starts[:, None] - np.arange(PADDING, 0, -1)).ravel()
+    padding = order[positions[positions >= 0]]
     for key in ("action", "reward", "terminal"):
         if np.any(arrays[key][padding] != 0):
             row = int(padding[np.flatnonzero(arrays[key][padding] != 0)[0]])
             raise DataError(f"{files[key]}: row {row} should be one of the {PADDING} zero padding rows "
                             "before an episode but is not zero")
-    return Checkpoint(logs, suffix, capacity, oldest, starts, ends - starts + 1, tuple(obs_shape[1:]))
+    return Checkpoint(logs, suffix, capacity, oldest, starts, ends - starts + 1, tuple(obs_shape[1:]),
+                      unconfirmed=lead if wrapped and lead and len(ends) else 0)
 
 
 def choose_episodes(lengths: list[np.ndarray], max_steps: int | None, seed: int) -> list[np.ndarray]:
@@ -198,6 +253,9 @@ def convert(source, out, suffixes=None, max_steps: int | None = None, seed: int 
 
         num_actions = ale_num_actions(game)
     keep = choose_episodes([c.lengths for c in checkpoints], max_steps, seed)
+    for checkpoint, chosen in zip(checkpoints, keep):
+        if len(chosen) and chosen[0]:  # read the oldest frames only when the first episode is wanted
+            chosen[0] = checkpoint.confirm_first()
     metadata = {"game": game, "source": str(logs.resolve()), "suffixes": [c.suffix for c in checkpoints],
                 "max_steps": max_steps, "seed": seed, "rewards": "clipped to [-1, 1] by Dopamine"}
     total = sum(c.capacity for c, k in zip(checkpoints, keep) if k.any())
@@ -223,11 +281,7 @@ def _copy_checkpoint(checkpoint: Checkpoint, episodes: np.ndarray, writer: Frame
         dest[rows] = writer.add_episode(action[rows], reward[rows]) + np.arange(len(rows))
         padding[checkpoint.padding_rows(episode)] = True
     path = checkpoint.file("observation")
-    needed = int(np.flatnonzero((dest >= 0) | padding)[-1]) + 1  # rows past this are not read at all
-    read = 0
-    for first, frames in stream_rows(path, chunk_rows):
-        if first >= needed:
-            break
+    for first, frames in stream_rows(path, chunk_rows):  # to the end: every row and the gzip trailer checked
         where = dest[first:first + len(frames)]
         pad = np.flatnonzero(padding[first:first + len(frames)])
         dirty = pad[frames[pad].any(axis=(1, 2))]
@@ -238,9 +292,7 @@ def _copy_checkpoint(checkpoint: Checkpoint, episodes: np.ndarray, writer: Frame
         breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(where[rows]) != 1)) + 1
         for run in np.split(rows, breaks) if len(rows) else []:
             writer.write_frames(int(where[run[0]]), frames[run[0]:run[-1] + 1])
-        read = first + len(frames)
         bar.update(len(frames))
-    bar.update(checkpoint.capacity - read)
 
 
 def main(argv=None) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rmdt.data.staging import make_staging
 from rmdt.data.trajectories import DataError, Trajectories
 
 MANIFEST = "frame_store.json"
@@ -67,7 +68,8 @@ def last_frames(episode_starts: np.ndarray, stack: int) -> np.ndarray:
 
 
 class FrameStoreWriter:
-    """Builds a store in a hidden sibling directory and renames it into place on ``finish``.
+    """Builds a store in a hidden sibling directory and renames it into place on ``finish`` (a later
+    writer in the same folder removes those that killed builds left).
 
     ``add_episode`` reserves the frames of one episode (after its zero padding) and returns the index
     of its first frame; frames are written then, or later at that index with ``write_frames`` (the
@@ -79,9 +81,7 @@ class FrameStoreWriter:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} already exists: remove it or choose another output directory")
-        self.tmp = self.path.parent / f".{self.path.name}.partial-{os.getpid()}"
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.tmp = make_staging(self.path.parent, ".partial-", self.path.name)  # sweeps killed builds' first
         self.frame_shape, self.stack = tuple(int(n) for n in frame_shape), int(stack)
         self.frame_bytes = int(np.prod(self.frame_shape))
         self.num_actions, self.metadata = int(num_actions), dict(metadata or {})

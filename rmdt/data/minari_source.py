@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from rmdt.data.observations import flatten, leaf_keys
+from rmdt.data.staging import make_staging
 from rmdt.data.trajectories import DataError, Trajectories, compact_observations
 
 MINARI_DEFAULT_DIR = Path("~/.minari/datasets")  # minari's own default when $MINARI_DATASETS_PATH is unset
@@ -134,7 +134,8 @@ def write_minari(dataset_id: str, buffers: list, root: str | os.PathLike | None 
     """Writes ``minari.data_collector.EpisodeBuffer``s as a dataset, atomically.
 
     The dataset is written into a temporary directory beside its destination and renamed into
-    place, so an interrupted build never leaves a half-written dataset that would later be reused.
+    place, so an interrupted build never leaves a half-written dataset that would later be reused;
+    the next build there removes the staging folders that killed builds left (``rmdt.data.staging``).
     ``kwargs`` go to ``minari.create_dataset_from_buffers`` (env, spaces, description, ...). Pixels
     are stored losslessly unless ``jpeg_encoding=True`` is asked for (minari's default is lossy JPEG).
     """
@@ -144,8 +145,7 @@ def write_minari(dataset_id: str, buffers: list, root: str | os.PathLike | None 
     destination = datasets_root(root) / dataset_id
     if destination.exists():
         raise FileExistsError(f"{destination} already exists")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=destination.parent))
+    staging = make_staging(destination.parent, ".staging-")  # sweeps those of killed builds first
     try:
         with _minari_root(staging), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # nags about optional metadata (author, ...)

@@ -1,24 +1,26 @@
-"""Access to the dataset recipes in the project's ``datasets/`` folder.
-
-``datasets/`` is a folder of scripts, deliberately not a package (the name must never shadow the
-``datasets`` library), so its recipes are imported by file path.
-"""
+"""Loading a dataset recipe by name: the module ``rmdt.recipes.<name>`` (``data.recipe`` in configs)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+import difflib
+import importlib
 from types import ModuleType
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "datasets"
+from rmdt.recipes import recipe_names
+
+
+def unknown_recipe(name: str) -> str | None:
+    """None for a known recipe, else the error to show (with the closest name)."""
+    known = recipe_names()
+    if name in known:
+        return None
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown dataset recipe {name!r}{hint}; known: {', '.join(known)}"
 
 
 def load_recipe(name: str) -> ModuleType:
-    """The module ``datasets/<name>.py``; each recipe has ``build(..., root=None) -> dataset id``."""
-    path = RECIPES_DIR / f"{name}.py"
-    if not path.is_file():
-        known = sorted(p.stem for p in RECIPES_DIR.glob("*.py"))
-        raise ValueError(f"unknown dataset recipe {name!r}: no {path} (known: {', '.join(known)})")
-    spec = importlib.util.spec_from_file_location(f"rmdt_recipe_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module ``rmdt.recipes.<name>``; each recipe has ``build(..., root=None) -> dataset id``."""
+    message = unknown_recipe(name)
+    if message:
+        raise ValueError(message)
+    return importlib.import_module(f"rmdt.recipes.{name}")

@@ -13,7 +13,7 @@ A maze's layout comes from labmaze's own generator, seeded only when the task is
 seeded ``reset`` rebuilds the task (~3 s) and an unseeded one draws the next maze (~2 s). With
 ``global_observables=True`` the info dict carries the layout, the agent's position and direction
 and the targets' positions (grid units, ``maze_layout[y, x] == 1`` is free floor): what the oracle
-in ``datasets/memory_maze.py`` plans with. Policies only ever see the image.
+in ``rmdt.recipes.memory_maze`` plans with. Policies only ever see the image.
 """
 from __future__ import annotations
 

@@ -41,19 +41,29 @@ RECURRENT_FIELDS = ("d_model", "n_layers", "n_heads", "dropout", "obs_encoder") 
 
 def build_policy(config, trajectories: Trajectories):
     """A fresh model for ``config.model`` on ``trajectories`` (its evaluation settings travel with it)."""
-    from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
-    from rmdt.models.rmdt import RMDTConfig, RMDTModel
+    from rmdt.models.recurrent import RecurrentModel
+    from rmdt.models.rmdt import RMDTModel
+
+    mean, std = observation_statistics(trajectories)
+    model_config = policy_config(
+        config, obs_shape=list(trajectories.observations.shape[1:]), num_actions=trajectories.num_actions,
+        act_dim=None if trajectories.discrete else int(np.prod(trajectories.actions.shape[1:]) or 1),
+        obs_mean=mean, obs_std=std, evaluation=evaluation_settings(config, trajectories))
+    return (RMDTModel if config.model.kind == "rmdt" else RecurrentModel)(model_config)
+
+
+def policy_config(config, **facts):
+    """The model's own config for run ``config`` plus the data's ``facts`` (shapes, statistics); its
+    checks run here, so ``load_config`` calls this with placeholder facts before any data is loaded."""
+    from rmdt.models.recurrent import RecurrentConfig
+    from rmdt.models.rmdt import RMDTConfig
 
     m = dataclasses.asdict(config.model)
     kind = m.pop("kind")
-    mean, std = observation_statistics(trajectories)
-    common = dict(obs_shape=list(trajectories.observations.shape[1:]), num_actions=trajectories.num_actions,
-                  act_dim=None if trajectories.discrete else int(np.prod(trajectories.actions.shape[1:]) or 1),
-                  obs_mean=mean, obs_std=std, return_scale=config.data.return_scale,
-                  evaluation=evaluation_settings(config, trajectories))
+    facts.setdefault("return_scale", config.data.return_scale)
     if kind in ("ffm", "linear_attention", "lru"):
-        return RecurrentModel(RecurrentConfig(layer=kind, **{k: m[k] for k in RECURRENT_FIELDS}, **common))
+        return RecurrentConfig(layer=kind, **{k: m[k] for k in RECURRENT_FIELDS}, **facts)
     if kind != "rmdt":
         raise ValueError(f"model.kind {kind!r} is unknown (known: rmdt, ffm, linear_attention, lru)")
-    rmdt_fields = {k: v for k, v in m.items() if k not in MEMOROID_ONLY}
-    return RMDTModel(RMDTConfig(context_len=config.data.context_len, **rmdt_fields, **common))
+    return RMDTConfig(context_len=config.data.context_len, **{k: v for k, v in m.items() if k not in MEMOROID_ONLY},
+                      **facts)

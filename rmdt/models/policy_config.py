@@ -8,6 +8,14 @@ import torch
 from rmdt.models.embeddings import OBS_ENCODERS
 
 
+class FieldError(ValueError):
+    """A bad model config field; ``field`` lets ``load_config`` name the run-config key instead."""
+
+    def __init__(self, config: str, field: str, what: str, value):
+        super().__init__(f"{config}.{field} must be {what}, got {value!r}")
+        self.field, self.what, self.value = field, what, value
+
+
 class PolicyConfigChecks:
     """Mixin before ``PretrainedConfig``; subclasses extend ``_validate`` with their own fields."""
 
@@ -20,7 +28,7 @@ class PolicyConfigChecks:
 
     def require(self, ok: bool, field: str, what: str) -> None:
         if not ok:
-            raise ValueError(f"{type(self).__name__}.{field} must be {what}, got {getattr(self, field)!r}")
+            raise FieldError(type(self).__name__, field, what, getattr(self, field))
 
     @staticmethod
     def is_int(value, low: int) -> bool:
