@@ -48,7 +48,10 @@ class ModelConfig:
     d_model: int = 64  # width of every token embedding
     n_layers: int = 2  # transformer blocks
     n_heads: int = 4  # attention heads (d_model must be divisible by it)
-    dropout: float = 0.0  # dropout in attention and MLPs
+    dropout: float = 0.0  # dropout on embeddings and residual branches
+    attn_dropout: float = 0.0  # rmdt: dropout on attention weights (slow on CPU: see README, Measured)
+    feed_forward: bool = True  # rmdt: false leaves the blocks' MLP out (RATE's skip_dec_ffn)
+    mrv_heads: int | None = None  # rmdt: heads of the Memory Retention Valve (null: n_heads)
     obs_encoder: str = "mlp"  # observation encoder: "mlp" for vectors (image encoders register more)
     memory_update: str = "replace"  # "replace": write outputs become memory; "mrv": Memory Retention Valve;
     #                                   "gated": m + z * (write - m) with a learned gate z per channel
@@ -80,6 +83,8 @@ class TrainingConfig:
     checkpoint_every: int = 250  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_every: int = 0  # steps between evaluations in the environment during training (0: never)
+    checkpoint_segments: bool = False  # rmdt: recompute each segment's activations in backward (memory of one segment, ~1.3x time)
+    compile: bool = False  # torch.compile the policy's loss (see README, Measured: where it wins)
 
 
 @dataclass
@@ -233,6 +238,8 @@ def validate(config: Config) -> None:
         (t.mixed_precision in ("no", "bf16", "fp16"),
          f"training.mixed_precision must be no, bf16 or fp16, got {t.mixed_precision!r}"),
         (len(t.betas) == 2, f"training.betas must be two numbers, got {t.betas}"),
+        (not t.checkpoint_segments or m.kind == "rmdt",
+         f"training.checkpoint_segments needs model.kind rmdt (segments), got {m.kind!r}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -36,14 +36,19 @@ log = logging.getLogger("rmdt.train")
 
 
 class LossForward(torch.nn.Module):
-    """Routes ``policy.loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it."""
+    """Routes ``policy.loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it.
 
-    def __init__(self, policy: torch.nn.Module) -> None:
+    ``compile``: the loss runs through ``torch.compile`` (the policy itself stays a plain module,
+    so checkpoints and ``act`` do not change).
+    """
+
+    def __init__(self, policy: torch.nn.Module, compile: bool = False) -> None:
         super().__init__()
         self.policy = policy
+        self.loss = torch.compile(policy.loss) if compile else policy.loss
 
     def forward(self, batch):
-        return self.policy.loss(batch)
+        return self.loss(batch)
 
 
 def make_optimizer(model: torch.nn.Module, config: Config):
@@ -128,8 +133,10 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
     sampler = build_sampler(config.data, trajectories, config.seed)
     set_seed(config.seed)
     policy = build_policy(config, trajectories)
+    if t.checkpoint_segments:  # rmdt only (checked by load_config)
+        policy.checkpoint_segments = True
     optimizer, scheduler = make_optimizer(policy, config)
-    model, optimizer, scheduler = accelerator.prepare(LossForward(policy), optimizer, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(LossForward(policy, t.compile), optimizer, scheduler)
 
     step, train_seconds = 0, 0.0  # train_seconds: time in optimizer steps only, no evaluation or saving
     if resume:
