@@ -27,10 +27,9 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -45,8 +44,7 @@ from rmdt.models import RMDTConfig, RMDTModel  # noqa: E402
 from rmdt.models.recurrent import RecurrentConfig, RecurrentModel  # noqa: E402
 
 
-@dataclass(frozen=True)
-class Sizes:
+class Sizes(NamedTuple):
     K: int  # steps per segment
     N: int  # segments per window
     batch: int
@@ -207,12 +205,17 @@ def interleaved(steps: dict, repeats: int) -> tuple[dict, dict, dict]:
     """name -> matmul FLOPs of the warm-up call (not counted when compiled), its seconds, and the
     timed seconds of every round, each round timing every step once."""
     flops, first = {}, {}
-    for name, step in steps.items():
+    for name, step in list(steps.items()):
         start = time.perf_counter()
-        if "compiled" in name:
-            step()
-        else:
+        if "compiled" not in name:
             flops[name] = matmul_flops(step)
+        else:
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - a compiler failure is a finding, not a crash
+                print(f"  {name}: compilation failed ({type(error).__name__}: {error}); row left out", flush=True)
+                del steps[name]
+                continue
         first[name] = time.perf_counter() - start
         print(f"  warm-up {name}: {first[name]:.2f} s", flush=True)
     times = {name: [] for name in steps}
@@ -256,7 +259,10 @@ def peak_memory(name: str, args) -> dict:
     command += ["--quick"] if args.quick else []
     command += ["--reference", args.reference] if args.reference else []
     command += ["--segments", str(args.segments)] if args.segments else []
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:  # e.g. killed for memory on a shared machine
+        print(f"  memory of {name}: exit {done.returncode}, {done.stderr.strip()[-300:]}", flush=True)
+        return None
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -277,14 +283,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (best kept)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round, no compile, one memory run")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows")
-    parser.add_argument("--segments", type=int, default=0, help="N for the memory rows of many segments (0: 4N)")
+    parser.add_argument("--segments", type=int, default=0, help="N for the memory rows of many segments (0: 2N)")
     parser.add_argument("--out", default="runs/bench/speed.json", help="JSON written beside the table")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # internal: one configuration's peak memory
     args = parser.parse_args(argv)
     s = QUICK if args.quick else FULL
     if args.memory_of:
         if args.segments:
-            s = Sizes(**{**s.__dict__, "N": args.segments})
+            s = s._replace(N=args.segments)
         return memory_child(args, s)
     torch.set_num_threads(args.threads)
     batch = tmaze_batch(s)
@@ -299,11 +305,12 @@ def main(argv=None) -> dict:
     memory_rows = [n for n in built if not n.startswith(("DT", "FFM")) and "compiled" not in n]
     memory_rows = memory_rows[:1] if args.quick else memory_rows
     memory = {name: peak_memory(name, args) for name in memory_rows}
+    print("  memory: " + ", ".join(f"{n}: {m['peak_gb'] if m else 'failed'}" for n, m in memory.items()), flush=True)
     if not args.quick:  # memory of a long window (many segments), with and without recomputation
-        many = argparse.Namespace(**{**vars(args), "segments": args.segments or 4 * s.N})
+        many = argparse.Namespace(**{**vars(args), "segments": args.segments or 2 * s.N})
         for name in ("rmdt mrv, dropout 0.2", "rmdt mrv, dropout 0.2, checkpoint_segments"):
             memory[f"{name}, N={many.segments}"] = peak_memory(name, many)
-    report = {"threads": args.threads, "sizes": s.__dict__, "parameters": params, "matmul_flops": flops,
+    report = {"threads": args.threads, "sizes": s._asdict(), "parameters": params, "matmul_flops": flops,
               "first_call_s": first, "times_s": times, "best_s": {n: min(t) for n, t in times.items()},
               "matmul_limit_gflops": limit, "memory": memory}
     print_table(report)
@@ -331,7 +338,7 @@ def print_table(r: dict) -> None:
                  f"{mem['peak_gb']:.2f} ({mem['growth_gb']:.2f})" if mem else ""]
         print("| " + " | ".join(cells) + " |")
     for name, mem in memory.items():
-        if name not in best:
+        if name not in best and mem:
             print(f"| {name} (memory only) | | | | | | | {mem['peak_gb']:.2f} ({mem['growth_gb']:.2f}) |")
     ratios = [("dropout 0.2 / dropout 0, rmdt mrv", "rmdt mrv, dropout 0.2", "rmdt mrv, dropout 0"),
               ("dropout 0.2 / dropout 0, rmdt replace", "rmdt replace, dropout 0.2", "rmdt replace, dropout 0"),
