@@ -17,6 +17,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
@@ -226,7 +227,7 @@ class RMDTModel(PreTrainedModel, Policy):
             raise ValueError(f"window length {L} is not a multiple of context_len K={K}")
         if mask is None:
             mask = torch.ones(B, L, dtype=torch.bool, device=returns_to_go.device)
-        steps = self._embed_steps(returns_to_go, observations, actions).reshape(B, L // K, 3 * K, -1)
+        steps = rearrange(self._embed_steps(returns_to_go, observations, actions), "b (n k) r d -> b n (k r) d", k=K)
         memory = self.memory.expand(B, -1, -1) if memory is None else memory
         segment = self._segment
         if self.checkpoint_segments and self.training and torch.is_grad_enabled():
