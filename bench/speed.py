@@ -253,12 +253,12 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def peak_memory(name: str, args) -> dict:
+def peak_memory(name: str, args, segments: int = 0) -> dict | None:
     """Runs one training batch of ``name`` in a fresh process; its RSS before and high-water after."""
     command = [sys.executable, __file__, "--memory-of", name, "--threads", str(args.threads)]
     command += ["--quick"] if args.quick else []
     command += ["--reference", args.reference] if args.reference else []
-    command += ["--segments", str(args.segments)] if args.segments else []
+    command += ["--segments", str(segments)] if segments else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:  # e.g. killed for memory on a shared machine
         print(f"  memory of {name}: exit {done.returncode}, {done.stderr.strip()[-300:]}", flush=True)
@@ -283,7 +283,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (best kept)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round, no compile, one memory run")
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows")
-    parser.add_argument("--segments", type=int, default=0, help="N for the memory rows of many segments (0: 2N)")
+    parser.add_argument("--segments", type=int, default=0, help="adds memory rows for windows of this many segments")
     parser.add_argument("--out", default="runs/bench/speed.json", help="JSON written beside the table")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # internal: one configuration's peak memory
     args = parser.parse_args(argv)
@@ -302,14 +302,12 @@ def main(argv=None) -> dict:
     flops, first, times = interleaved({name: step for name, (_, step) in built.items()},
                                       1 if args.quick else args.repeats)
     limit = matmul_limit(args.threads, args.quick)
-    memory_rows = [n for n in built if not n.startswith(("DT", "FFM")) and "compiled" not in n]
-    memory_rows = memory_rows[:1] if args.quick else memory_rows
-    memory = {name: peak_memory(name, args) for name in memory_rows}
-    print("  memory: " + ", ".join(f"{n}: {m['peak_gb'] if m else 'failed'}" for n, m in memory.items()), flush=True)
-    if not args.quick:  # memory of a long window (many segments), with and without recomputation
-        many = argparse.Namespace(**{**vars(args), "segments": args.segments or 2 * s.N})
+    memory_rows = [n for n in built if n.startswith(("RATE", "rmdt mrv")) and "compiled" not in n]
+    memory = {name: peak_memory(name, args) for name in (memory_rows[:1] if args.quick else memory_rows)}
+    if args.segments:  # memory of a long window (many segments), with and without recomputation
         for name in ("rmdt mrv, dropout 0.2", "rmdt mrv, dropout 0.2, checkpoint_segments"):
-            memory[f"{name}, N={many.segments}"] = peak_memory(name, many)
+            memory[f"{name}, N={args.segments}"] = peak_memory(name, args, args.segments)
+    print("  memory: " + ", ".join(f"{n}: {m['peak_gb'] if m else 'failed'}" for n, m in memory.items()), flush=True)
     report = {"threads": args.threads, "sizes": s._asdict(), "parameters": params, "matmul_flops": flops,
               "first_call_s": first, "times_s": times, "best_s": {n: min(t) for n, t in times.items()},
               "matmul_limit_gflops": limit, "memory": memory}
