@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -272,7 +271,9 @@ def memory_child(args, s: Sizes) -> None:
     model, step = configs(s, args.reference, compile=False)[args.memory_of](tmaze_batch(s))
     before = psutil.Process().memory_info().rss
     step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+    # VmHWM, not getrusage's ru_maxrss: that one survives exec and reports the parent's high-water mark.
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
     print(json.dumps({"rss_before_gb": before / 1e9, "peak_gb": peak / 1e9, "growth_gb": (peak - before) / 1e9}))
 
 
