@@ -83,7 +83,7 @@ class TrainingConfig:
     checkpoint_every: int = 250  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_every: int = 0  # steps between evaluations in the environment during training (0: never)
-    checkpoint_segments: bool = False  # rmdt: recompute each segment's activations in backward (memory of one segment, ~1.3x time)
+    checkpoint_segments: bool = False  # rmdt: recompute each segment's activations in backward (memory of one segment, ~1.5x time)
     compile: bool = False  # torch.compile the policy's loss (see README, Measured: where it wins)
 
 
