@@ -24,3 +24,4 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) bench/sampler.py
 	$(PY) bench/rmdt_throughput.py
+	$(PY) bench/speed.py $(if $(REFERENCE),--reference $(REFERENCE))  # REFERENCE=/tmp/rate_ref: an exported RATE repository

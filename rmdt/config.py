@@ -54,7 +54,10 @@ class ModelConfig:
     d_model: int = 64  # width of every token embedding
     n_layers: int = 2  # transformer blocks
     n_heads: int = 4  # attention heads (d_model must be divisible by it)
-    dropout: float = 0.0  # dropout in attention and MLPs
+    dropout: float = 0.0  # dropout on embeddings and residual branches
+    attn_dropout: float = 0.0  # rmdt: dropout on attention weights (slow on CPU: see README, Measured)
+    feed_forward: bool = True  # rmdt: false leaves the blocks' MLP out (RATE's skip_dec_ffn)
+    mrv_heads: int | None = None  # rmdt: heads of the Memory Retention Valve (null: n_heads)
     obs_encoder: str = "mlp"  # observation encoder: "mlp" for vectors (image encoders register more)
     memory_update: str = "replace"  # "replace": write outputs become memory; "mrv": Memory Retention Valve;
     #                                   "gated": m + z * (write - m) with a learned gate z per channel
@@ -89,6 +92,8 @@ class TrainingConfig:
     max_bad_steps: int = 0  # steps with a non-finite loss or gradient norm skipped before the run stops (0: stop at the first)
     collective_timeout_s: float = 300.0  # several processes: seconds a process waits for the others before the run stops
     trackers: list = field(default_factory=lambda: ["tensorboard"])  # Accelerate trackers: tensorboard, wandb, mlflow, aim ([]: none)
+    checkpoint_segments: bool = False  # rmdt: recompute each segment's activations in backward (memory of one segment, ~1.5x time)
+    compile: bool = False  # torch.compile the policy's loss (see README, Measured: where it wins)
 
 
 @dataclass
@@ -415,6 +420,8 @@ def validate(config: Config) -> None:
         (t.keep_checkpoints >= 0, ("training.keep_checkpoints",),
          f"training.keep_checkpoints must be >= 0 (0 keeps all), got {t.keep_checkpoints}"),
         (t.eval_every >= 0, ("training.eval_every",), f"training.eval_every must be >= 0 (0: never), got {t.eval_every}"),
+        (not t.checkpoint_segments or m.kind == "rmdt", ("training.checkpoint_segments",),
+         f"training.checkpoint_segments needs model.kind rmdt (segments), got {m.kind!r}"),
     ]
     for ok, keys, message in checks:
         if not ok:

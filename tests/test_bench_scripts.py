@@ -34,3 +34,17 @@ def test_sampler_benchmark_measures():
     data = Trajectories.from_episodes([(np.zeros((40, 3), np.float32), np.zeros(40, np.int64),
                                         np.zeros(40, np.float32))] * 5, num_actions=2)
     assert load("sampler").measure(SegmentSampler(data, 4, 3), batch_size=8, seconds=0.05) > 0
+
+
+def test_speed_benchmark_quick_mode(tmp_path, capsys):
+    """bench/speed.py --quick: every row of the table, ratios and the JSON, without the reference."""
+    out = tmp_path / "speed.json"
+    report = load("speed").main(["--quick", "--threads", "1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert "| dropout 0.2 / dropout 0, rmdt mrv |" in text and "| checkpoint_segments on / off |" in text
+    assert "| DT: rmdt / Hugging Face, attention dropout 0.1 |" in text
+    assert json.loads(out.read_text())["best_s"] == report["best_s"]
+    assert all(seconds > 0 for seconds in report["best_s"].values())
+    assert report["matmul_flops"]["rmdt mrv, dropout 0.2"] > 0 and report["matmul_limit_gflops"]["square 1024"] > 0
+    memory = report["memory"]["rmdt mrv, dropout 0.2"]
+    assert memory["peak_gb"] >= memory["rss_before_gb"] > 0

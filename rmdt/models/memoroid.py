@@ -273,7 +273,14 @@ class MemoroidLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, starts: torch.Tensor, state: Element | None = None,
                 mode: str | None = None) -> tuple[torch.Tensor, Element]:
-        """x (B, T, size), starts (B, T) bool (True where an episode begins): outputs and final state."""
+        """x (B, T, size), starts (B, T) bool (True where an episode begins): outputs and final state.
+
+        Under autocast (bf16 / fp16) only the cell's linear maps run in low precision: the scan
+        runs in float32 / complex64, since decays raised to powers over thousands of steps and
+        long running sums lose everything in 8 bits of mantissa (and CPU complex needs float32).
+        """
         xs, aux = self.elements(x)
-        prefix = scan(Resettable(self.monoid()), (*xs, starts), state, mode or self.scan_mode)
+        with torch.autocast(x.device.type, enabled=False):
+            xs = tuple(v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for v in xs)
+            prefix = scan(Resettable(self.monoid()), (*xs, starts), state, mode or self.scan_mode)
         return self.readout(prefix[:-1], aux), tuple(v[:, -1] for v in prefix)

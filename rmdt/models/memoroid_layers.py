@@ -93,6 +93,8 @@ class DiagonalLinearMonoid(Monoid):
 
 
 def _complex(x: torch.Tensor) -> torch.Tensor:
+    """complex64 from real x (float32 first: autocast may hand over bf16 or fp16)."""
+    x = x.float()
     return torch.complex(x, torch.zeros_like(x))
 
 
@@ -268,7 +270,7 @@ class LRU(_InitMemory, MemoroidLayer):
         nu = self.nu_log.exp()
         lam = torch.exp(torch.complex(-nu, self.theta_log.exp()))
         norm = torch.sqrt(-torch.expm1(-2 * nu))  # sqrt(1 - |lambda|^2): inputs keep unit scale
-        re, im = self.B(x).chunk(2, dim=-1)
+        re, im = self.B(x).float().chunk(2, dim=-1)  # float32 under autocast too: the scan's precision
         b = torch.complex(re, im) * norm
         return (lam.expand_as(b), b), (x,)
 

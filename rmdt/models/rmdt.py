@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import functools
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
@@ -45,8 +48,11 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
     memory_tokens: int = 8  # M: memory tokens carried between segments; 0 gives a plain DT
     d_model: int = 64  # width of every token
     n_layers: int = 2  # transformer blocks
-    n_heads: int = 4  # attention heads (also used by the Memory Retention Valve); divides d_model
-    dropout: float = 0.0  # on embeddings, attention weights and residual branches
+    n_heads: int = 4  # attention heads of the blocks; divides d_model
+    dropout: float = 0.0  # on embeddings and residual branches
+    attn_dropout: float = 0.0  # on attention weights (blocks and valve); > 0 leaves SDPA's fused CPU kernel
+    feed_forward: bool = True  # False: attention-only blocks (the reference's skip_dec_ffn)
+    mrv_heads: int | None = None  # heads of the Memory Retention Valve; None: n_heads
     obs_encoder: str = "mlp"  # name in rmdt.models.embeddings.OBS_ENCODERS
     memory_update: str = "replace"  # "replace": write outputs are the next memory; "mrv": Memory Retention Valve; "gated": m + z * (write - m)
     grad_segments: int | None = None  # memory is detached every this many segments; None: gradient crosses all
@@ -67,6 +73,11 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
         require(is_int(self.memory_tokens, 0), "memory_tokens", "an integer >= 0")
         require(is_int(self.n_layers, 1), "n_layers", "an integer >= 1")
         require(is_int(self.n_heads, 1), "n_heads", "an integer >= 1")
+        require(isinstance(self.attn_dropout, (int, float)) and 0 <= self.attn_dropout < 1, "attn_dropout",
+                "in [0, 1)")
+        require(isinstance(self.feed_forward, bool), "feed_forward", "true or false")
+        require(self.mrv_heads is None or is_int(self.mrv_heads, 1) and self.d_model % self.mrv_heads == 0,
+                "mrv_heads", f"None or a positive integer dividing d_model={self.d_model}")
         require(is_int(self.d_model, 1) and self.d_model % self.n_heads == 0, "d_model",
                 f"a positive integer divisible by n_heads={self.n_heads}")
         require(self.memory_update in MEMORY_UPDATES, "memory_update", f"one of {list(MEMORY_UPDATES)}")
@@ -144,10 +155,12 @@ class RMDTModel(PreTrainedModel, Policy):
         self.position = PositionEmbedding(2 * M + 3 * K, d, config.position_embedding)
         self.memory = nn.Parameter(torch.zeros(M, d))  # learned initial memory m_1
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout, config.attn_dropout, config.feed_forward)
+                                    for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(d)
         # Memory Retention Valve: queries = previous memory, keys/values = ReLU(write outputs).
-        self.mrv = Attention(d, config.n_heads, config.dropout) if M and config.memory_update == "mrv" else None
+        self.mrv = (Attention(d, config.mrv_heads or config.n_heads, config.dropout, config.attn_dropout)
+                    if M and config.memory_update == "mrv" else None)
         # The valve's output is normalised to the scale of every other memory (write outputs leave
         # ln_f); unnormalised it starts ~100x smaller than the memory it replaces and training stalls.
         self.mrv_norm = nn.LayerNorm(d) if self.mrv is not None else None
@@ -155,6 +168,9 @@ class RMDTModel(PreTrainedModel, Policy):
         self.gate = nn.Linear(2 * d, d) if M and config.memory_update == "gated" else None
         self.head = nn.Linear(d, config.num_actions if self.discrete else config.act_dim)
         self.memory_hook = None  # set_memory_hook: the memory probe's intervention in act
+        # Training option (training.checkpoint_segments), not saved: each segment's activations are
+        # recomputed in backward, so memory holds one segment's activations, not N.
+        self.checkpoint_segments = False
         self.post_init()
 
     @torch.no_grad()
@@ -217,20 +233,25 @@ class RMDTModel(PreTrainedModel, Policy):
             raise ValueError(f"window length {L} is not a multiple of context_len K={K}")
         if mask is None:
             mask = torch.ones(B, L, dtype=torch.bool, device=returns_to_go.device)
-        steps = self._embed_steps(returns_to_go, observations, actions).reshape(B, L // K, 3 * K, -1)
+        steps = rearrange(self._embed_steps(returns_to_go, observations, actions), "b (n k) r d -> b n (k r) d", k=K)
         memory = self.memory.expand(B, -1, -1) if memory is None else memory
+        segment = self._segment
+        if self.checkpoint_segments and self.training and torch.is_grad_enabled():
+            # The replay count and memory noise are drawn outside, so recomputation repeats only the
+            # segment, whose dropout masks come back equal (checkpoint restores the RNG state).
+            segment = partial(checkpoint, self._segment, use_reentrant=False)
         preds = []
         for s in range(L // K):
             if s and every is not None and s % every == 0:
                 memory = memory.detach()  # truncated backpropagation through memory
             step_mask = mask[:, s * K:(s + 1) * K]
-            out, new_memory = self._segment(steps[:, s], memory, step_mask)
+            out, new_memory = segment(steps[:, s], memory, step_mask)
             preds.append(self._head(out[:, 1::3]))  # observation tokens
             if self.training and self.config.memory_replay and M and s < L // K - 1:
                 # Time-warp augmentation: the segment is written again, so later segments learn to
                 # read a memory that has been updated more often than a window allows.
                 for _ in range(int(torch.randint(self.config.memory_replay + 1, ()))):  # CPU RNG: no device sync
-                    new_memory = self._segment(steps[:, s], new_memory, step_mask)[1]
+                    new_memory = segment(steps[:, s], new_memory, step_mask)[1]
             if self.training and self.config.memory_noise:
                 # Perturbed memories teach attractors with wide basins, which slow drift cannot leave.
                 new_memory = new_memory + self.config.memory_noise * torch.randn_like(new_memory)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 KVCache = tuple[torch.Tensor, torch.Tensor]  # keys, values: (B, n_heads, T, d_model // n_heads)
@@ -26,11 +27,16 @@ class Attention(nn.Module):
     ``slots`` (B, T_query) int: ``past`` is then a fixed buffer of keys/values and each new token's
     are written into it, in place, at its own slot instead of appended, so rows of a batch can stand
     at different positions of their segments (rollouts whose episodes restart at different steps).
+
+    ``dropout`` acts on the output (the residual branch), ``attn_dropout`` on the attention
+    weights. Keep the latter 0 unless it is wanted: on CPU, SDPA with a mask and ``dropout_p > 0``
+    leaves the fused kernel and draws a mask over every (B, heads, T, T) score tensor (six times
+    the attention's cost and most of a training batch's memory at RATE's T-Maze setting).
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
+    def __init__(self, d_model: int, n_heads: int, dropout: float, attn_dropout: float = 0.0):
         super().__init__()
-        self.n_heads, self.dropout = n_heads, dropout
+        self.n_heads, self.dropout = n_heads, attn_dropout
         self.query = nn.Linear(d_model, d_model)
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
@@ -40,8 +46,7 @@ class Attention(nn.Module):
         self.capture = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        return x.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)
+        return rearrange(x, "b t (h e) -> b h t e", h=self.n_heads)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
                 context: torch.Tensor | None = None, slots: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
@@ -58,7 +63,7 @@ class Attention(nn.Module):
                                                dropout_p=self.dropout if self.training else 0.0)
         else:
             y = self._attend_and_capture(q, k, v, mask, slots)
-        return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, D))), (k, v)
+        return self.resid_drop(self.proj(rearrange(y, "b h t e -> b t (h e)"))), (k, v)
 
     def _attend_and_capture(self, q, k, v, mask, slots=None) -> torch.Tensor:
         """What SDPA computes, with the softmax weights made explicit and handed to ``capture``
@@ -83,17 +88,22 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """x + attn(ln(x)), then x + mlp(ln(x)): one residual per sub-layer."""
+    """x + attn(ln(x)), then x + mlp(ln(x)): one residual per sub-layer.
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
+    ``feed_forward=False`` leaves the MLP out (attention-only blocks, the RATE reference's
+    ``skip_dec_ffn``).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, attn_dropout: float = 0.0,
+                 feed_forward: bool = True):
         super().__init__()
         self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = Attention(d_model, n_heads, dropout)
-        self.ln_2 = nn.LayerNorm(d_model)
-        self.mlp = MLP(d_model, dropout)
+        self.attn = Attention(d_model, n_heads, dropout, attn_dropout)
+        self.ln_2 = nn.LayerNorm(d_model) if feed_forward else None
+        self.mlp = MLP(d_model, dropout) if feed_forward else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
                 slots: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
         a, cache = self.attn(self.ln_1(x), mask, past, slots=slots)
         x = x + a
-        return x + self.mlp(self.ln_2(x)), cache
+        return (x if self.mlp is None else x + self.mlp(self.ln_2(x))), cache

@@ -19,7 +19,8 @@ from rmdt.training.checkpoint import newest_intact
 
 RESUMABLE = ("name", "data.root", "training.steps", "training.lr", "training.grad_clip", "training.log_every",
              "training.checkpoint_every", "training.keep_checkpoints", "training.eval_every",
-             "training.max_bad_steps", "training.collective_timeout_s", "training.trackers", "evaluation.")
+             "training.max_bad_steps", "training.collective_timeout_s", "training.trackers",
+             "training.compile", "training.checkpoint_segments", "data.prefetch", "evaluation.")
 
 
 class ResumeError(ValueError):

@@ -39,14 +39,19 @@ from rmdt.training.resume import apply_lr, plan_resume
 
 
 class LossForward(torch.nn.Module):
-    """Routes ``policy.loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it."""
+    """Routes ``policy.loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it.
 
-    def __init__(self, policy: torch.nn.Module) -> None:
+    ``compile``: the loss runs through ``torch.compile`` (the policy itself stays a plain module,
+    so checkpoints and ``act`` do not change).
+    """
+
+    def __init__(self, policy: torch.nn.Module, compile: bool = False) -> None:
         super().__init__()
         self.policy = policy
+        self.loss = torch.compile(policy.loss) if compile else policy.loss
 
     def forward(self, batch):
-        return self.policy.loss(batch)
+        return self.loss(batch)
 
 
 class CollectiveTimeout(RuntimeError):
@@ -114,13 +119,15 @@ def _train(config: Config, processes, run_dir, resume: bool, trajectories) -> Tr
     check_data(config, trajectories)
     set_seed(config.seed)
     policy = build_policy(config, trajectories)  # the model's own checks against the data's shapes
+    if t.checkpoint_segments:  # rmdt only (checked by load_config)
+        policy.checkpoint_segments = True
 
     accelerator = Accelerator(mixed_precision=t.mixed_precision, step_scheduler_with_optimizer=False,
                               cpu=cpu_processes(), log_with=t.trackers or None,
                               project_config=ProjectConfiguration(str(run_dir), str(run_dir / "tensorboard")))
     with contextlib.closing(RunLogger(run_dir, accelerator)) as logger:  # the run folder exists from here on
         optimizer, scheduler = make_optimizer(policy, config, plan.schedule if plan else [[0, t.steps]])
-        model, optimizer, scheduler = accelerator.prepare(LossForward(policy), optimizer, scheduler)
+        model, optimizer, scheduler = accelerator.prepare(LossForward(policy, t.compile), optimizer, scheduler)
         run = Run(config, run_dir, accelerator, logger, policy, model, optimizer, scheduler,
                   build_sampler(config.data, trajectories, config.seed), rows,
                   plan.schedule if plan else [[0, t.steps]])

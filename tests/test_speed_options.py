@@ -1,0 +1,131 @@
+"""Options that trade speed and memory (issue 15): attention dropout apart from dropout, blocks
+without feed-forward, the valve's own head count, recomputed segments, compiled loss, and memoroid
+scans that stay in float32 / complex64 under autocast."""
+import pytest
+import torch
+
+from rmdt.config import ConfigError, load_config
+from rmdt.data.segments import Batch
+from rmdt.models import RMDTConfig, RMDTModel
+from rmdt.models.memoroid_layers import FFM, LRU
+from rmdt.models.transformer import Attention
+from rmdt.training.trainer import LossForward
+
+K, N = 4, 3
+
+
+def make_model(**overrides) -> RMDTModel:
+    args = dict(obs_shape=[3], num_actions=5, context_len=K, memory_tokens=2, d_model=16, n_layers=2, n_heads=4,
+                initializer_range=0.2)
+    args.update(overrides)
+    torch.manual_seed(0)
+    return RMDTModel(RMDTConfig(**args))
+
+
+def make_batch(lengths=(12, 7, 3), seed=1) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    B, L = len(lengths), N * K
+    mask = torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]
+    return Batch(returns_to_go=torch.randn(B, L, generator=g), observations=torch.randn(B, L, 3, generator=g),
+                 actions=torch.randint(0, 5, (B, L), generator=g), rewards=torch.zeros(B, L),
+                 timesteps=torch.arange(L).expand(B, L).clone(), mask=mask)
+
+
+def test_dropout_acts_on_the_output_and_attn_dropout_on_the_weights():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 16)
+    residual_only = Attention(16, 4, dropout=0.5, attn_dropout=0.0)
+    reference = residual_only.eval()(x)[0]
+    out = residual_only.train()(x)[0]
+    kept = out != 0
+    assert 0 < kept.float().mean() < 1  # whole output entries dropped ...
+    torch.testing.assert_close(out[kept], 2 * reference[kept])  # ... and the kept ones scaled, weights untouched
+    weights_only = Attention(16, 4, dropout=0.0, attn_dropout=0.5)
+    weights_only.load_state_dict(residual_only.state_dict())
+    dropped = weights_only.train()(x)[0]
+    assert not torch.allclose(dropped, reference) and (dropped != 0).all()
+
+
+def test_blocks_without_feed_forward_and_valve_heads():
+    full, lean = make_model(memory_update="mrv"), make_model(memory_update="mrv", feed_forward=False, mrv_heads=2)
+    assert all(block.mlp is None and block.ln_2 is None for block in lean.blocks)
+    mlp = sum(p.numel() for b in full.blocks for m in (b.mlp, b.ln_2) for p in m.parameters())
+    assert sum(p.numel() for p in full.parameters()) - sum(p.numel() for p in lean.parameters()) == mlp
+    assert lean.mrv.n_heads == 2 and lean.blocks[0].attn.n_heads == 4
+    loss, _ = lean.train().loss(make_batch())
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in lean.parameters())
+
+
+@pytest.mark.parametrize("overrides", [dict(memory_update="mrv", memory_replay=2, grad_segments=2),
+                                       dict(memory_update="gated", memory_noise=0.1)])
+def test_checkpointed_segments_give_the_same_loss_and_gradients(overrides):
+    """Recomputation in backward draws the same dropout masks (the RNG state is restored), and the
+    replay counts and memory noise are drawn once, outside the recomputed segment."""
+    model = make_model(dropout=0.2, attn_dropout=0.1, **overrides).train()
+    batch = make_batch()
+
+    def run(checkpointed: bool):
+        model.checkpoint_segments = checkpointed
+        model.zero_grad()
+        torch.manual_seed(5)
+        loss, _ = model.loss(batch)
+        loss.backward()
+        return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    (loss, grads), (loss_ck, grads_ck) = run(False), run(True)
+    assert torch.equal(loss, loss_ck)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_ck[name], grad, rtol=0, atol=0, msg=name)
+
+
+def test_checkpointing_stores_less_for_backward():
+    """Only each segment's inputs are kept: the tensors saved for backward shrink."""
+    model = make_model(n_layers=3).train()
+    batch = make_batch()
+
+    def saved_bytes(checkpointed: bool) -> int:
+        model.checkpoint_segments = checkpointed
+        total = []
+        def pack(t):
+            total.append(t.numel() * t.element_size())
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model.loss(batch)
+        return sum(total)
+
+    assert saved_bytes(True) < 0.5 * saved_bytes(False)
+
+
+def test_compiled_loss_is_what_the_trainer_calls(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn: compiled.append(fn) or (lambda batch: ("compiled", batch)))
+    model = make_model()
+    assert LossForward(model, compile=True)("b") == ("compiled", "b") and compiled == [model.loss]
+    assert LossForward(model)(make_batch())[0].ndim == 0
+
+
+def test_config_options_are_checked():
+    with pytest.raises(ValueError, match="RMDTConfig.attn_dropout"):
+        make_model(attn_dropout=1.0)
+    with pytest.raises(ValueError, match="RMDTConfig.mrv_heads"):
+        make_model(mrv_heads=3)
+    with pytest.raises(ConfigError, match="checkpoint_segments needs model.kind rmdt"):
+        load_config(None, ["model.kind=ffm", "training.checkpoint_segments=true"])
+    assert load_config(None, ["training.checkpoint_segments=true", "training.compile=true"]).training.compile
+
+
+@pytest.mark.parametrize("layer", [FFM(8, memory_size=4, context_size=2, horizon=50), LRU(8, state_size=6)])
+def test_complex_scans_stay_in_full_precision_under_bf16_autocast(layer):
+    torch.manual_seed(0)
+    x = torch.randn(2, 40, 8)
+    starts = torch.zeros(2, 40, dtype=torch.bool)
+    starts[:, [0, 17]] = True
+    full, full_state = layer(x, starts)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, state = layer(x, starts)
+    assert state[0].dtype == torch.complex64 == full_state[0].dtype
+    # The scan itself is exact; only the layer's linear maps run in bf16 (~3 significant digits).
+    torch.testing.assert_close(mixed.float(), full, rtol=0.05, atol=0.05)
+    mixed.float().square().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters() if p.grad is not None)
