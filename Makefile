@@ -23,4 +23,5 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/sampler.py
+	$(PY) bench/loader.py
 	$(PY) bench/rmdt_throughput.py
