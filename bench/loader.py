@@ -10,9 +10,13 @@ carry unique frames + an index) and Memory Maze-shaped episodes (64x64x3 uint8 f
    no prefetch, 1 and 2 prefetch threads (``data.prefetch``), and 2 worker processes (a process pool
    whose batches come back pickled), for comparison; for Atari also the stacks built on the host,
    as batches carried them before they carried unique frames + an index.
-2. Training step on this CPU (one torch thread, fp32, a small RMDT per dataset), per step: the same
+2. An accelerator-like consumer: after each batch the main thread sleeps as long as building a
+   batch inline takes (a GPU step leaves the CPU free like this). Inline, a step costs sampler +
+   sleep; prefetch hides the sampler when a step costs the sleep alone.
+3. Training step on this CPU (one torch thread, fp32, a small RMDT per dataset), per step: the same
    pre-built batch every step (no loader cost at all), the sampler inline (``data.prefetch=0``) and
-   2 prefetch threads. Modes alternate in rounds so they see the same machine load; medians.
+   2 prefetch threads. Modes alternate in rounds (rotating their order) so they see the same
+   machine load; medians.
    Prefetch hides the sampler when its step time equals the pre-built one within the spread.
 """
 from __future__ import annotations
@@ -90,13 +94,15 @@ def memory_maze_data(episodes: int, length: int, seed: int = 0) -> Trajectories:
         source="memory-maze-shaped (memory)", num_actions=6)
 
 
-def loader_rate(make, batch_size: int, seconds: float) -> float:
-    """Windows/s of ``batch(step)`` for consecutive steps (the first batch, a warm-up, not counted)."""
+def loader_rate(make, batch_size: int, seconds: float, consume: float = 0.0) -> float:
+    """Windows/s of ``batch(step)`` for consecutive steps (the first batch, a warm-up, not counted);
+    ``consume`` seconds of sleep after each batch stand for an accelerator's step (no CPU used)."""
     loader = make()
     loader.batch(0, batch_size)
     step, start = 1, time.perf_counter()
     while time.perf_counter() - start < seconds:
         loader.batch(step, batch_size)
+        time.sleep(consume)
         step += 1
     rate = (step - 1) * batch_size / (time.perf_counter() - start)
     if hasattr(loader, "close"):
@@ -112,8 +118,10 @@ def step_times(policy, sampler, batch_size: int, steps: int, repeats: int) -> di
              "prefetch 2 threads": lambda: PrefetchingSampler(sampler, 2)}
     times = {name: [] for name in modes}
     first = 0
-    for _ in range(repeats):
-        for name, make in modes.items():
+    names = list(modes)
+    for round_ in range(repeats):
+        for name in names[round_ % 3:] + names[:round_ % 3]:  # each mode takes each slot in turn
+            make = modes[name]
             source = make()
             draw = (lambda s: fixed) if name == "pre-built batch" else (lambda s: source.batch(s, batch_size))
             draw(first)  # warm-up (prefetch: starts the queue)
@@ -139,7 +147,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    report = {"loader": [], "step": []}
+    report = {"loader": [], "consumer": [], "step": []}
     with tempfile.TemporaryDirectory() as tmp:
         datasets = [  # name, trajectories, window starts, batch size (loader), model overrides, batch (step)
             ("T-Maze", tmaze_data(200 if args.tiny else 6000, 88), "episode", 64,
@@ -163,11 +171,21 @@ def main(argv=None) -> None:
                 rate = loader_rate(make, batch_size, args.seconds)
                 report["loader"].append({"data": name, "loader": loader, "batch": batch_size, "windows_per_s": rate})
                 print(f"{name:<13}{loader:<30}{rate:>11,.0f}{1e3 * batch_size / rate:>10.1f}", flush=True)
+            inline = 1e3 * batch_size / next(r["windows_per_s"] for r in report["loader"]
+                                             if r["data"] == name and r["loader"] == "no prefetch")
+            for loader in ("no prefetch", "1 thread", "2 threads"):
+                rate = loader_rate(makers[loader], batch_size, args.seconds, consume=inline / 1e3)
+                report["consumer"].append({"data": name, "loader": loader, "sleep_ms": inline,
+                                           "step_ms": 1e3 * batch_size / rate})
             config = load_config(None, model + ["data.context_len=30", "data.num_segments=3"])
             torch.manual_seed(0)
             times = step_times(build_policy(config, data).train(), sampler, step_batch,
                                1 if args.tiny else args.steps, args.repeats)
             report["step"].append({"data": name, "batch": step_batch, "seconds": times})
+        print(f"\n{'accelerator-like step':<24}{'loader':<14}{'sleep ms':>10}{'ms/step':>10}{'sampler time hidden':>21}")
+        for row in report["consumer"]:
+            hidden = 1 - (row["step_ms"] - row["sleep_ms"]) / row["sleep_ms"]
+            print(f"{row['data']:<24}{row['loader']:<14}{row['sleep_ms']:>10.1f}{row['step_ms']:>10.1f}{hidden:>21.0%}")
         print(f"\n{'data':<13}{'batch':>6}  {'step mode':<22}{'ms/step (median)':>17}{'min-max':>16}{'vs pre-built':>14}"
               f"{'windows/s eaten':>17}")
         for row in report["step"]:
