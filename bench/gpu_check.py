@@ -125,9 +125,10 @@ def peak_tflops(device: torch.device, precision: str, override: float | None) ->
     if device.type != "cuda":
         return None, "no peak table for CPUs (pass --peak-tflops)"
     name = torch.cuda.get_device_name(device)
+    kind = "fp32" if precision == "fp32" else "bf16"
     for key, peaks in PEAK_TFLOPS:
         if key in name:
-            return peaks["fp32" if precision == "fp32" else "bf16"], f"{key} dense {'fp32' if precision == 'fp32' else 'bf16/fp16'}"
+            return peaks[kind], f"{key} dense {'fp32' if kind == 'fp32' else 'bf16/fp16'}"
     return None, f"{name} not in PEAK_TFLOPS"
 
 
@@ -272,10 +273,10 @@ def print_table(rows: list[dict]) -> None:
                           "ERROR " + r["error"].splitlines()[-1][:60]])
             continue
         loss = f"{r['losses'][0]:.3f}->{r['losses'][-1]:.3f}"
-        lines.append([r["env"], r["model"], r["precision"], str(r["compile"]), f"{r['params']:,}", fmt(r["step_ms"], ".1f"),
-                      fmt(r["windows_per_s"], ",.0f"), fmt(r["tokens_per_s"], ",.0f"), fmt(r.get("tflops"), ".2f"),
-                      fmt(r.get("mfu"), ".1%"), fmt(r.get("act_steps_per_s"), ",.0f"),
-                      fmt(r.get("peak_memory_gb"), ".2f"), loss, "ok" if not r["problems"] else "; ".join(r["problems"])])
+        lines.append([r["env"], r["model"], r["precision"], str(r["compile"]), f"{r['params']:,}",
+                      fmt(r["step_ms"], ".1f"), fmt(r["windows_per_s"], ",.0f"), fmt(r["tokens_per_s"], ",.0f"),
+                      fmt(r.get("tflops"), ".2f"), fmt(r.get("mfu"), ".1%"), fmt(r.get("act_steps_per_s"), ",.0f"),
+                      fmt(r.get("peak_memory_gb"), ".2f"), loss, "; ".join(r["problems"]) or "ok"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
@@ -290,7 +291,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=None, help="model kinds (default: dt and every MODEL_KINDS)")
     parser.add_argument("--precisions", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
                         help="default fp32 bf16 fp16 (CPU: fp32 bf16: Accelerate has no fp16 autocast on CPUs)")
-    parser.add_argument("--compile-precision", default=None, help="precision of the compiled rows (default bf16; CPU fp32)")
+    parser.add_argument("--compile-precision", default=None,
+                        help="precision of the compiled rows (default bf16; CPU fp32)")
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor; tiny: eager)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     parser.add_argument("--budget", type=float, default=360.0, help="seconds after which no further row starts")
@@ -310,12 +312,12 @@ def main(argv=None) -> int:
     compile_precision = args.compile_precision or ("fp32" if device.type == "cpu" else "bf16")
     backend = args.compile_backend or ("eager" if args.tiny else "inductor")
     act_envs, act_steps = (4, 3) if args.tiny else (100, 50)
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
-          f"torch {torch.__version__}, {steps} steps per row, models {', '.join(models)}")
-
-    meta = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "torch": torch.__version__, "steps": steps, "tiny": args.tiny, "first_tolerance": FIRST_TOL,
-            "tail_tolerance": TAIL_TOL, "tf32": False, "compile_backend": backend}
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device {device} ({device_name}), torch {torch.__version__}, {steps} steps per row, "
+          f"models {', '.join(models)}")
+    meta = {"device": str(device), "device_name": device_name, "torch": torch.__version__, "steps": steps,
+            "tiny": args.tiny, "first_tolerance": FIRST_TOL, "tail_tolerance": TAIL_TOL, "tf32": False,
+            "compile_backend": backend}
     rows, data = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         data["tmaze"] = tmaze_data(40 if args.tiny else 2000, 10 if args.tiny else 88)

@@ -182,12 +182,14 @@ def main(argv=None) -> None:
             times = step_times(build_policy(config, data).train(), sampler, step_batch,
                                1 if args.tiny else args.steps, args.repeats)
             report["step"].append({"data": name, "batch": step_batch, "seconds": times})
-        print(f"\n{'accelerator-like step':<24}{'loader':<14}{'sleep ms':>10}{'ms/step':>10}{'sampler time hidden':>21}")
+        print(f"\n{'accelerator-like step':<24}{'loader':<14}{'sleep ms':>10}{'ms/step':>10}"
+              f"{'sampler time hidden':>21}")
         for row in report["consumer"]:
             hidden = 1 - (row["step_ms"] - row["sleep_ms"]) / row["sleep_ms"]
-            print(f"{row['data']:<24}{row['loader']:<14}{row['sleep_ms']:>10.1f}{row['step_ms']:>10.1f}{hidden:>21.0%}")
-        print(f"\n{'data':<13}{'batch':>6}  {'step mode':<22}{'ms/step (median)':>17}{'min-max':>16}{'vs pre-built':>14}"
-              f"{'windows/s eaten':>17}")
+            print(f"{row['data']:<24}{row['loader']:<14}{row['sleep_ms']:>10.1f}{row['step_ms']:>10.1f}"
+                  f"{hidden:>21.0%}")
+        print(f"\n{'data':<13}{'batch':>6}  {'step mode':<22}{'ms/step (median)':>17}{'min-max':>16}"
+              f"{'vs pre-built':>14}{'windows/s eaten':>17}")
         for row in report["step"]:
             base = float(np.median(row["seconds"]["pre-built batch"]))
             for mode, values in row["seconds"].items():
