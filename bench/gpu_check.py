@@ -14,8 +14,9 @@ the same initial weights in each precision, and reports:
 - losses finite at every step, and bf16 / fp16 following fp32: the first step's loss (same weights,
   same batch) within ``FIRST_TOL`` and the mean of the last quarter of steps within ``TAIL_TOL``
   (relative, plus 0.02 absolute) of fp32's;
-- step time, windows/s, tokens/s (positions the model computes: R, o, a per step plus read and write
-  memory for RMDT; one per step for recurrent models), matmul/conv FLOPs per step from
+- warm-up seconds (the first 3 steps: compilation in compiled rows), then the step time, windows/s,
+  tokens/s (positions the model computes: R, o, a per step plus read and write memory for RMDT;
+  one per step for recurrent models), matmul/conv FLOPs per step from
   ``torch.utils.flop_counter`` and the model FLOP utilisation against the device's dense peak for
   that precision (``PEAK_TFLOPS``; fp32 rows run with TF32 off, so their peak is the FP32 one);
 - ``act`` steps/s (environments x steps per second, policy only, no environment), peak device memory;
@@ -199,7 +200,6 @@ def train_row(config, trajectories, batches: list, precision: str, device, steps
     accelerator = make_accelerator(precision, device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
         resident = torch.cuda.memory_allocated(device)  # the cached batches, not counted as training memory
     set_seed(config.seed)
     policy = build_policy(config, trajectories).to(device)
@@ -207,6 +207,9 @@ def train_row(config, trajectories, batches: list, precision: str, device, steps
            config.training.batch_size, "windows_per_step": config.training.batch_size}
     if want_flops:
         row["flops_per_step"] = count_flops(policy, batches[0])
+    set_seed(config.seed)  # every precision trains from the same random state (dropout, memory replay)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # the FLOP-counting pass is not training
     optimizer, scheduler = make_optimizer(policy, config)
     module = LossForward(policy)
     if compile_backend:
@@ -264,18 +267,19 @@ def fmt(value, spec: str, missing: str = "-") -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    head = ["env", "model", "prec", "compile", "params", "ms/step", "windows/s", "tokens/s", "TFLOP/s", "MFU",
-            "act steps/s", "peak GB", "loss first->last", "check"]
+    head = ["env", "model", "prec", "compile", "params", "warm-up s", "ms/step", "windows/s", "tokens/s", "TFLOP/s",
+            "MFU", "act steps/s", "peak GB", "loss first->last", "check"]
     lines = [head]
     for r in rows:
         if "error" in r:
-            lines.append([r["env"], r["model"], r["precision"], str(r["compile"]), "", "", "", "", "", "", "", "", "",
-                          "ERROR " + r["error"].splitlines()[-1][:60]])
+            lines.append([r["env"], r["model"], r["precision"], str(r["compile"]), *[""] * (len(head) - 5),
+                          ("" if r["error"].startswith("skipped") else "ERROR ") + r["error"].splitlines()[-1][:60]])
             continue
         loss = f"{r['losses'][0]:.3f}->{r['losses'][-1]:.3f}"
         lines.append([r["env"], r["model"], r["precision"], str(r["compile"]), f"{r['params']:,}",
-                      fmt(r["step_ms"], ".1f"), fmt(r["windows_per_s"], ",.0f"), fmt(r["tokens_per_s"], ",.0f"),
-                      fmt(r.get("tflops"), ".2f"), fmt(r.get("mfu"), ".1%"), fmt(r.get("act_steps_per_s"), ",.0f"),
+                      fmt(r["warmup_seconds"], ".1f"), fmt(r["step_ms"], ".1f"), fmt(r["windows_per_s"], ",.0f"),
+                      fmt(r["tokens_per_s"], ",.0f"), fmt(r.get("tflops"), ".2f"), fmt(r.get("mfu"), ".1%"),
+                      fmt(r.get("act_steps_per_s"), ",.0f"),
                       fmt(r.get("peak_memory_gb"), ".2f"), loss, "; ".join(r["problems"]) or "ok"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for line in lines:
