@@ -119,7 +119,7 @@ def train_figures(steps: int = 4000, batch_size: int = 16, repeats: int = 3) -> 
         for step in range(repeats + 1):
             batch = sampler.batch(step, batch_size)
             start = time.perf_counter()
-            loss, _ = policy.loss(batch)
+            loss, _ = policy.loss(batch.to("cpu"))  # gathers the frame stacks
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

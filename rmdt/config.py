@@ -45,6 +45,7 @@ class DataConfig:
     return_scale: float = 1.0  # return-to-go is divided by this before it enters the model
     batching: str = "segments"  # "segments": padded windows of N*K steps; "tape": whole episodes end to end (recurrent models)
     tape_len: int = 180  # steps per tape (batch row) when batching is "tape"
+    prefetch: int = 2  # threads building the batches of the next steps during the current one (0: none)
 
 
 @dataclass
@@ -398,6 +399,7 @@ def validate(config: Config) -> None:
         (d.batching == "segments" or m.kind != "rmdt", ("data.batching", "model.kind"),
          "data.batching 'tape' needs a recurrent model.kind (ffm, linear_attention, lru), not rmdt"),
         (d.tape_len >= 1, ("data.tape_len",), f"data.tape_len must be >= 1, got {d.tape_len}"),
+        (d.prefetch >= 0, ("data.prefetch",), f"data.prefetch must be >= 0 (0: no prefetch), got {d.prefetch}"),
         (t.steps >= 1, ("training.steps",), f"training.steps must be >= 1, got {t.steps}"),
         (t.batch_size >= 1, ("training.batch_size",), f"training.batch_size must be >= 1, got {t.batch_size}"),
         (t.grad_accum >= 1, ("training.grad_accum",), f"training.grad_accum must be >= 1, got {t.grad_accum}"),

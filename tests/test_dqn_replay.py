@@ -126,7 +126,7 @@ def test_windows_sampled_from_the_store_are_the_episode_states(tmp_path):
     t = load_trajectories(store)  # the generic entry point recognises a store directory
     sampler = SegmentSampler(t, context_len=5, num_segments=2, window_starts="uniform", seed=0)
     starts = np.arange(t.num_steps)
-    batch = sampler.windows(starts)
+    batch = sampler.windows(starts).to("cpu")  # gathers the stacks from the batch's unique frames
     for i, first in enumerate(starts):
         e = int(np.searchsorted(t.episode_starts, first, side="right") - 1)
         offset = first - t.episode_starts[e]

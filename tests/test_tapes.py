@@ -59,5 +59,6 @@ def test_bad_tape_length_is_refused():
 
 def test_config_chooses_the_sampler():
     t = make_trajectories()
-    assert isinstance(build_sampler(load_config(None, ["model.kind=ffm", "data.batching=tape"]).data, t, 0), TapeSampler)
-    assert isinstance(build_sampler(load_config(None, ["model.kind=ffm"]).data, t, 0), SegmentSampler)
+    assert isinstance(build_sampler(load_config(None, ["model.kind=ffm", "data.batching=tape", "data.prefetch=0"]).data,
+                                    t, 0), TapeSampler)
+    assert isinstance(build_sampler(load_config(None, ["model.kind=ffm", "data.prefetch=0"]).data, t, 0), SegmentSampler)

@@ -11,6 +11,8 @@ last 4 frames, so storing states would quadruple that. A store directory holds:
 
 Frames are written with ``pwrite`` (never through a writable mapping, whose dirty pages would stay
 resident) and read through a read-only ``np.memmap``, so only the pages a batch touches are loaded.
+Batches carry each frame they need once, with an index, and the stacks are gathered on the device
+(``FrameStacks``): a K=30, N=3 window of 4-frame stacks is 2.5 MB stacked, 0.7 MB as unique frames.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from rmdt.data.staging import make_staging
 from rmdt.data.trajectories import DataError, Trajectories
@@ -59,6 +62,43 @@ class StackedFrames:
     def __getitem__(self, index) -> np.ndarray:
         last = np.asarray(self.last_frame[index])
         return np.asarray(self.frames[last[..., None] + self._offsets])
+
+    def stacks(self, index: np.ndarray, mask: np.ndarray) -> "FrameStacks":
+        """The stacks of steps ``index`` (int array) as unique frames and an index; where ``mask`` is
+        False the stack is all zeros (padding), as ``view[index]`` zeroed there would be."""
+        ids = self.last_frame[index[mask]][:, None] + self._offsets  # (real steps, stack) frame numbers
+        unique, inverse = np.unique(ids.ravel(), return_inverse=True)
+        frames = np.zeros((len(unique) + 1, *self.frames.shape[1:]), self.frames.dtype)  # last: the zero frame
+        frames[:-1] = self.frames[unique]
+        stack_index = np.full((*index.shape, self.stack), len(unique), np.int32)
+        stack_index[mask] = inverse.reshape(ids.shape)
+        return FrameStacks(torch.from_numpy(frames), torch.from_numpy(stack_index))
+
+
+class FrameStacks:
+    """Stacked pixel observations in transit: ``frames`` (F, H, W) holds every frame a batch needs
+    once, ``index`` (..., stack) int32 the frames of each step's stack. ``to(device)`` copies both and
+    gathers there, returning the (..., stack, H, W) tensor models take; rows index like a tensor's."""
+
+    def __init__(self, frames: torch.Tensor, index: torch.Tensor):
+        self.frames, self.index = frames, index
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.index.shape, *self.frames.shape[1:])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.frames.dtype
+
+    def to(self, device, non_blocking: bool = False) -> torch.Tensor:
+        return self.frames.to(device, non_blocking=non_blocking)[self.index.to(device, non_blocking=non_blocking)]
+
+    def __getitem__(self, rows) -> "FrameStacks":
+        return FrameStacks(self.frames, self.index[rows])
+
+    def pin_memory(self) -> "FrameStacks":
+        return FrameStacks(self.frames.pin_memory(), self.index.pin_memory())
 
 
 def last_frames(episode_starts: np.ndarray, stack: int) -> np.ndarray:

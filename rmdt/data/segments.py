@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from rmdt.data.frame_store import FrameStacks, StackedFrames
 from rmdt.data.returns import returns_to_go
 from rmdt.data.trajectories import DataError, Trajectories
 
@@ -24,7 +25,8 @@ class Batch:
     """A batch of windows, shape (B, L) in front with L = N * K; padded steps are zero, mask False."""
 
     returns_to_go: torch.Tensor  # (B, L) float32, already divided by the return scale
-    observations: torch.Tensor  # (B, L, *obs_shape), dtype of the dataset (float32 or uint8 pixels)
+    observations: torch.Tensor | FrameStacks  # (B, L, *obs_shape), dtype of the dataset (float32 or uint8
+    #   pixels); frame stores: FrameStacks (unique frames + index) until ``to`` gathers the stacks
     actions: torch.Tensor  # (B, L) int64 for discrete actions, (B, L, act_dim) float32 for continuous
     rewards: torch.Tensor  # (B, L) float32 reward after each action
     timesteps: torch.Tensor  # (B, L) int64 step index within the episode (0 on padding)
@@ -32,6 +34,10 @@ class Batch:
 
     def to(self, device) -> "Batch":
         return Batch(**{f.name: getattr(self, f.name).to(device, non_blocking=True) for f in fields(self)})
+
+    def pin_memory(self) -> "Batch":
+        """The batch in page-locked memory, so that ``to(cuda)`` copies it asynchronously."""
+        return Batch(**{f.name: getattr(self, f.name).pin_memory() for f in fields(self)})
 
     def __getitem__(self, rows) -> "Batch":
         """Rows of the batch, e.g. one process's shard of a global batch."""
@@ -90,9 +96,18 @@ class SegmentSampler:
 
         return Batch(
             returns_to_go=gather(self._rtg),
-            observations=gather(t.observations),
+            observations=gather_observations(t.observations, index, mask),
             actions=gather(t.actions.astype(np.int64 if t.discrete else np.float32, copy=False)),
             rewards=gather(t.rewards),
             timesteps=torch.from_numpy(np.where(mask, index - self._episode_begin[first_steps][:, None], 0)),
             mask=torch.from_numpy(mask),
         )
+
+
+def gather_observations(observations, index: np.ndarray, mask: np.ndarray):
+    """Observations of steps ``index``, zero where ``mask`` is False; a frame store's as ``FrameStacks``."""
+    if isinstance(observations, StackedFrames):
+        return observations.stacks(index, mask)
+    out = observations[index]
+    out[~mask] = 0
+    return torch.from_numpy(out)

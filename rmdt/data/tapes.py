@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from rmdt.data.returns import returns_to_go
-from rmdt.data.segments import Batch
+from rmdt.data.segments import Batch, gather_observations
 from rmdt.data.trajectories import DataError, Trajectories
 
 
@@ -49,7 +49,7 @@ class TapeSampler:
         t = self.trajectories
         return Batch(
             returns_to_go=torch.from_numpy(self._rtg[index]),
-            observations=torch.from_numpy(t.observations[index]),
+            observations=gather_observations(t.observations, index, np.ones(index.shape, bool)),
             actions=torch.from_numpy(t.actions[index].astype(np.int64 if t.discrete else np.float32, copy=False)),
             rewards=torch.from_numpy(t.rewards[index]),
             timesteps=torch.from_numpy(timesteps.astype(np.int64)),

@@ -197,7 +197,9 @@ class FFM(_InitMemory, MemoroidLayer):
 
     def elements(self, x):
         gated, thru, out_gate = _Gates.apply(self.pre(x), self.memory_size, self.size)
-        s = _complex(gated)[..., None].expand(*gated.shape, self.context_size)  # a view: c-fold, not copied
+        # The scan runs in complex64 whatever autocast does to the matmuls: there is no complex bf16,
+        # and a bf16 or fp16 mantissa would wash out the slow traces over long episodes.
+        s = _complex(gated.float())[..., None].expand(*gated.shape, self.context_size)  # a view: c-fold, not copied
         return (s, x.new_ones(1, 1, 1, 1).expand(*x.shape[:2], 1, 1)), (thru, out_gate)  # unit steps
 
     def readout(self, prefix, aux):
@@ -208,7 +210,7 @@ class FFM(_InitMemory, MemoroidLayer):
         weight = self.mix.weight.unflatten(1, (2, -1)).transpose(1, 2).flatten(1)
         traces = _AsReal.apply(prefix[0]).flatten(-3).transpose(0, 1)
         z = self.norm(F.linear(traces, weight, self.mix.bias)).transpose(0, 1).contiguous()
-        return torch.lerp(thru, z, out_gate)  # z * out_gate + thru * (1 - out_gate), one kernel
+        return torch.lerp(thru, z.to(thru.dtype), out_gate)  # z * out_gate + thru * (1 - out_gate), one kernel
 
 
 class LinearAttention(MemoroidLayer):

@@ -1,0 +1,385 @@
+"""One-command accelerator check: every model kind, T-Maze and Atari, fp32 / bf16 / fp16, compile on/off.
+
+    PYTHONPATH=. python3 bench/gpu_check.py --out gpu_check.json   # on a GPU, under 8 minutes
+    python bench/gpu_check.py --device cpu --tiny                    # seconds; the test suite runs it
+
+GPU time is lent for minutes, so this script must run the first time: data is made on the spot in
+memory (T-Maze oracle episodes from rmdt's own env, a synthetic Atari frame store of random 84x84
+frames in rmdt's store format), nothing is downloaded, and minari / ale_py are never imported.
+For RMDT, DT and every kind of ``MODEL_KINDS`` on both datasets, at the sizes of the repository's
+configs (``configs/tmaze/*.yaml``, ``configs/atari/breakout_*.yaml``), it trains a few dozen steps
+through Accelerate (mixed precision and, for fp16, its gradient scaler) on the same batches from
+the same initial weights in each precision, and reports:
+
+- losses finite at every step, and bf16 / fp16 following fp32: the first step's loss (same weights,
+  same batch) within ``FIRST_TOL`` and the mean of the last quarter of steps within ``TAIL_TOL``
+  (relative, plus 0.02 absolute) of fp32's;
+- warm-up seconds (the first 3 steps: compilation in compiled rows), then the step time, windows/s,
+  tokens/s (positions the model computes: R, o, a per step plus read and write memory for RMDT;
+  one per step for recurrent models), matmul/conv FLOPs per step from
+  ``torch.utils.flop_counter`` and the model FLOP utilisation against the device's dense peak for
+  that precision (``PEAK_TFLOPS``; fp32 rows run with TF32 off, so their peak is the FP32 one);
+- ``act`` steps/s (environments x steps per second, policy only, no environment), peak device memory;
+- one row per (env, model) with ``torch.compile`` on (after all the eager rows, RMDT first).
+
+No row starts after ``--budget`` seconds (it says so), so the run ends within about budget + one row.
+A row that fails is recorded with its error and the script goes on; the exit status is 1 if any
+row failed or any check did not hold. One table is printed; ``--out`` gets the JSON, rewritten
+after every row so that a killed run leaves what it measured.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rmdt.atomic import write_text  # noqa: E402
+from rmdt.config import MODEL_KINDS, load_config  # noqa: E402
+from rmdt.data import Trajectories, build_sampler  # noqa: E402
+from rmdt.data.frame_store import FrameStoreWriter, load_frame_store  # noqa: E402
+
+FIRST_TOL = {"bf16": 0.03, "fp16": 0.01}  # relative gap of the first step's loss to fp32
+TAIL_TOL = 0.15  # relative gap of the mean loss over the last quarter of the steps to fp32 (+ 0.02 absolute)
+# Dense peak TFLOP/s by device name (first match wins; more specific names first). "bf16" also serves
+# fp16 (the same tensor-core rate on these parts); "fp32" is the non-tensor-core FP32 rate (TF32 off).
+PEAK_TFLOPS = [("H100 PCIe", {"bf16": 756.0, "fp32": 51.0}), ("H200", {"bf16": 989.0, "fp32": 67.0}),
+               ("H100", {"bf16": 989.0, "fp32": 67.0}), ("GH200", {"bf16": 989.0, "fp32": 67.0}),
+               ("A100", {"bf16": 312.0, "fp32": 19.5}), ("L40S", {"bf16": 362.0, "fp32": 91.6}),
+               ("L4", {"bf16": 121.0, "fp32": 30.3}), ("A10", {"bf16": 125.0, "fp32": 31.2}),
+               ("4090", {"bf16": 165.2, "fp32": 82.6})]
+TINY = ["data.context_len=4", "data.num_segments=2", "data.tape_len=8", "model.d_model=16", "model.n_layers=1",
+        "model.n_heads=2", "model.memory_size=4", "model.context_size=2", "training.batch_size=4",
+        "training.warmup_steps=1"]
+DISTINCT_BATCHES = 8  # batches held on the device and cycled (Atari batches are ~0.3 GB each)
+
+
+def tmaze_data(episodes: int, max_length: int, seed: int = 0) -> Trajectories:
+    """T-Maze oracle episodes (corridor lengths uniform in [1, max_length]) straight into memory."""
+    from rmdt.envs.tmaze import TMazeEnv, oracle_actions
+
+    rng = np.random.default_rng(seed)
+    triples = []
+    for i, length in enumerate(rng.integers(1, max_length + 1, size=episodes)):
+        env = TMazeEnv(corridor_length=int(length))
+        obs, info = env.reset(seed=seed * 100_003 + i)
+        actions, observations, rewards = oracle_actions(int(length), info["clue"]), [obs], []
+        for action in actions:
+            obs, reward, *_ = env.step(int(action))
+            observations.append(obs), rewards.append(reward)
+        triples.append((np.stack(observations[:-1]), actions, np.asarray(rewards, np.float32)))
+    return Trajectories.from_episodes(triples, source="tmaze-oracle (memory)", num_actions=4)
+
+
+def atari_data(directory: Path, episodes: int, length: int, seed: int = 0) -> Trajectories:
+    """A frame store of random 84x84 frames, rewards and 4 actions, in rmdt's on-disk format."""
+    rng = np.random.default_rng(seed)
+    with FrameStoreWriter(directory / "store", (84, 84), num_actions=4) as writer:
+        for _ in range(episodes):
+            n = int(rng.integers(length // 2, length + 1))
+            writer.add_episode(rng.integers(0, 4, n), rng.choice([0.0, 1.0], n, p=[0.9, 0.1]),
+                               rng.integers(0, 256, (n, 84, 84), dtype=np.uint8))
+        writer.finish()
+    return load_frame_store(directory / "store")
+
+
+def config_for(env: str, kind: str, tiny: bool, extra: list[str] = ()):
+    """The repository's config of that (env, model), else its rmdt config (DT: no memory; recurrent
+    kinds: the env's FFM config with the kind swapped), made tiny if asked."""
+    folder, prefix = ("tmaze", "") if env == "tmaze" else ("atari", "breakout_")
+    name = {"dt": "dt", "rmdt": "rmdt"}.get(kind, kind)
+    path = ROOT / "configs" / folder / f"{prefix}{name}.yaml"
+    overrides = []
+    if not path.is_file():
+        path = ROOT / "configs" / folder / f"{prefix}{'rmdt' if kind in ('rmdt', 'dt') else 'ffm'}.yaml"
+        overrides = ["model.memory_tokens=0"] if kind == "dt" else [f"model.kind={kind}"]
+    # A short warm-up, so that a few dozen steps move the weights and precisions can drift apart.
+    overrides += TINY if tiny else ["training.warmup_steps=5"]
+    config = load_config(path, overrides + list(extra) + ["data.recipe=null", "data.dataset=memory"])
+    if tiny:
+        config.model.memory_tokens = min(config.model.memory_tokens, 2)
+    return config
+
+
+def tokens_per_row(config) -> int:
+    """Positions the model computes per batch row (see the module docstring)."""
+    d, m = config.data, config.model
+    if m.kind != "rmdt":
+        return d.tape_len if d.batching == "tape" else d.context_len * d.num_segments
+    return d.num_segments * (3 * d.context_len + 2 * m.memory_tokens)
+
+
+def peak_tflops(device: torch.device, precision: str, override: float | None) -> tuple[float | None, str]:
+    if override:
+        return override, "--peak-tflops"
+    if device.type != "cuda":
+        return None, "no peak table for CPUs (pass --peak-tflops)"
+    name = torch.cuda.get_device_name(device)
+    kind = "fp32" if precision == "fp32" else "bf16"
+    for key, peaks in PEAK_TFLOPS:
+        if key in name:
+            return peaks[kind], f"{key} dense {'fp32' if kind == 'fp32' else 'bf16/fp16'}"
+    return None, f"{name} not in PEAK_TFLOPS"
+
+
+def make_accelerator(precision: str, device: torch.device):
+    """A fresh Accelerator: its state is a process-wide singleton that refuses a second precision."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    return Accelerator(mixed_precision={"fp32": "no"}.get(precision, precision), cpu=device.type == "cpu",
+                       step_scheduler_with_optimizer=False)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def count_flops(policy, batch) -> float:
+    """Matmul and convolution FLOPs of one forward and backward pass (eager, fp32)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = policy.loss(batch)
+        loss.backward()
+    policy.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def act_rate(policy, trajectories, device, accelerator, envs: int, steps: int) -> float:
+    """Environments x steps per second of ``act`` on dataset observations (no environment stepping)."""
+    rng = np.random.default_rng(0)
+    obs = [torch.as_tensor(trajectories.observations[rng.integers(trajectories.num_steps, size=envs)]).to(device)
+           for _ in range(4)]
+    action = torch.zeros(envs, dtype=torch.long, device=device) if policy.discrete else \
+        torch.zeros(envs, policy.config.act_dim, device=device)
+    zeros = torch.zeros(envs, device=device)
+    policy.eval()
+    with torch.no_grad(), accelerator.autocast():
+        state = policy.initial_state(envs, device)
+        for s in range(steps + 2):
+            if s == 2:  # two warm-up steps
+                sync(device)
+                start = time.perf_counter()
+            output, state = policy.act(state, obs[s % 4], action, zeros, zeros)
+            action = policy.greedy_action(output)
+        sync(device)
+    policy.train()
+    return envs * steps / (time.perf_counter() - start)
+
+
+def device_batches(config, trajectories, device, count: int) -> list:
+    """Batches 0..count-1 of the run's sampler, on the device: step times measure the model, not the
+    loader (bench/loader.py measures that)."""
+    sampler = build_sampler(dataclasses.replace(config.data, prefetch=0), trajectories, config.seed)
+    return [sampler.batch(s, config.training.batch_size).to(device) for s in range(count)]
+
+
+def train_row(config, trajectories, batches: list, precision: str, device, steps: int,
+              compile_backend: str | None, act_envs: int, act_steps: int, want_flops: bool) -> dict:
+    """Trains ``steps`` steps from the seed's initial weights, cycling through ``batches``; returns the row."""
+    from accelerate.utils import set_seed
+
+    from rmdt.models.factory import build_policy
+    from rmdt.training.optim import make_optimizer
+    from rmdt.training.trainer import LossForward
+
+    accelerator = make_accelerator(precision, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        resident = torch.cuda.memory_allocated(device)  # the cached batches, not counted as training memory
+    set_seed(config.seed)
+    policy = build_policy(config, trajectories).to(device)
+    row = {"params": sum(p.numel() for p in policy.parameters()), "tokens_per_step": tokens_per_row(config) *
+           config.training.batch_size, "windows_per_step": config.training.batch_size}
+    if want_flops:
+        row["flops_per_step"] = count_flops(policy, batches[0])
+    set_seed(config.seed)  # every precision trains from the same random state (dropout, memory replay)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # the FLOP-counting pass is not training
+    optimizer, scheduler = make_optimizer(policy, config)
+    module = LossForward(policy)
+    if compile_backend:
+        torch._dynamo.reset()  # each row compiles afresh, within dynamo's recompilation limit
+        module = torch.compile(module, backend=compile_backend)
+    model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    warmup = min(3, steps - 1)
+    losses = []
+    for s in range(steps):
+        if s == warmup:
+            sync(device)
+            row["warmup_seconds"] = time.perf_counter() - started
+        if s in (0, warmup):
+            started = time.perf_counter()
+        with accelerator.autocast():
+            loss, _ = model(batches[s % len(batches)])
+        accelerator.backward(loss)
+        if config.training.grad_clip > 0:
+            accelerator.clip_grad_norm_(model.parameters(), config.training.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+    sync(device)
+    seconds = (time.perf_counter() - started) / (steps - warmup)
+    row.update(step_ms=1e3 * seconds, windows_per_s=row["windows_per_step"] / seconds,
+               tokens_per_s=row["tokens_per_step"] / seconds, losses=[float(x) for x in losses])
+    if device.type == "cuda":
+        row["peak_memory_gb"] = (torch.cuda.max_memory_allocated(device) - resident) / 2**30
+    if act_steps:
+        row["act_steps_per_s"] = act_rate(policy, trajectories, device, accelerator, act_envs, act_steps)
+    return row
+
+
+def check(row: dict, reference: dict | None) -> list[str]:
+    """What is wrong with a row's losses: non-finite, or too far from fp32's (same batches, same start)."""
+    losses = row["losses"]
+    if not all(math.isfinite(x) for x in losses):
+        return [f"non-finite loss at step {next(i for i, x in enumerate(losses) if not math.isfinite(x))}"]
+    if reference is None or row["precision"] == "fp32" and not row["compile"]:
+        return []
+    problems, ref = [], reference["losses"]
+    first_tol = FIRST_TOL.get(row["precision"], 1e-3)
+    if abs(losses[0] - ref[0]) > first_tol * abs(ref[0]) + 1e-4:
+        problems.append(f"first loss {losses[0]:.4f} vs fp32 {ref[0]:.4f} (tolerance {first_tol:.0%})")
+    tail = max(1, len(losses) // 4)
+    mine, theirs = float(np.mean(losses[-tail:])), float(np.mean(ref[-tail:]))
+    if abs(mine - theirs) > TAIL_TOL * abs(theirs) + 0.02:
+        problems.append(f"last-{tail} mean loss {mine:.4f} vs fp32 {theirs:.4f} (tolerance {TAIL_TOL:.0%} + 0.02)")
+    return problems
+
+
+def fmt(value, spec: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict]) -> None:
+    head = ["env", "model", "prec", "compile", "params", "warm-up s", "ms/step", "windows/s", "tokens/s", "TFLOP/s",
+            "MFU", "act steps/s", "peak GB", "loss first->last", "check"]
+    lines = [head]
+    for r in rows:
+        if "error" in r:
+            lines.append([r["env"], r["model"], r["precision"], str(r["compile"]), *[""] * (len(head) - 5),
+                          ("" if r["error"].startswith("skipped") else "ERROR ") + r["error"].splitlines()[-1][:60]])
+            continue
+        loss = f"{r['losses'][0]:.3f}->{r['losses'][-1]:.3f}"
+        lines.append([r["env"], r["model"], r["precision"], str(r["compile"]), f"{r['params']:,}",
+                      fmt(r["warmup_seconds"], ".1f"), fmt(r["step_ms"], ".1f"), fmt(r["windows_per_s"], ",.0f"),
+                      fmt(r["tokens_per_s"], ",.0f"), fmt(r.get("tflops"), ".2f"), fmt(r.get("mfu"), ".1%"),
+                      fmt(r.get("act_steps_per_s"), ",.0f"),
+                      fmt(r.get("peak_memory_gb"), ".2f"), loss, "; ".join(r["problems"]) or "ok"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    parser.add_argument("--tiny", action="store_true", help="tiny models and data, a few steps (the CPU test)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per row (default 40, tiny 4)")
+    parser.add_argument("--envs", nargs="+", default=["tmaze", "atari"], choices=["tmaze", "atari"])
+    parser.add_argument("--models", nargs="+", default=None, help="model kinds (default: dt and every MODEL_KINDS)")
+    parser.add_argument("--precisions", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
+                        help="default fp32 bf16 fp16 (CPU: fp32 bf16: Accelerate has no fp16 autocast on CPUs)")
+    parser.add_argument("--compile-precision", default=None,
+                        help="precision of the compiled rows (default bf16; CPU fp32)")
+    parser.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor; tiny: eager)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    parser.add_argument("--budget", type=float, default=360.0, help="seconds after which no further row starts")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU, overriding the table")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every row, e.g. training.batch_size=32")
+    parser.add_argument("--out", default=None, help="write the JSON report here")
+    args = parser.parse_args(argv)
+    begin = time.perf_counter()
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 rows are measured as fp32, against the FP32 peak
+        torch.backends.cudnn.allow_tf32 = False
+    steps = max(2, args.steps or (4 if args.tiny else 40))
+    models = args.models or ["rmdt", "dt", *[k for k in MODEL_KINDS if k != "rmdt"]]
+    precisions = args.precisions or (["fp32", "bf16"] if device.type == "cpu" else ["fp32", "bf16", "fp16"])
+    compile_precision = args.compile_precision or ("fp32" if device.type == "cpu" else "bf16")
+    backend = args.compile_backend or ("eager" if args.tiny else "inductor")
+    act_envs, act_steps = (4, 3) if args.tiny else (100, 50)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device {device} ({device_name}), torch {torch.__version__}, {steps} steps per row, "
+          f"models {', '.join(models)}")
+    meta = {"device": str(device), "device_name": device_name, "torch": torch.__version__, "steps": steps,
+            "tiny": args.tiny, "first_tolerance": FIRST_TOL, "tail_tolerance": TAIL_TOL, "tf32": False,
+            "compile_backend": backend}
+    rows, data = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data["tmaze"] = tmaze_data(40 if args.tiny else 2000, 10 if args.tiny else 88)
+        if "atari" in args.envs:
+            data["atari"] = atari_data(Path(tmp), 3 if args.tiny else 24, 40 if args.tiny else 400)
+        plan = [(env, kind, p, False) for env in args.envs for kind in models for p in precisions]
+        if not args.no_compile:  # most wanted first, while the budget lasts (tiny: RMDT only)
+            plan += [(env, kind, compile_precision, True) for kind in (models[:1] if args.tiny else models)
+                     for env in args.envs]
+        references, flops, cached = {}, {}, {}
+        for env, kind, precision, compiled in plan:
+            row = {"env": env, "model": kind, "precision": precision, "compile": compiled}
+            if time.perf_counter() - begin > args.budget:
+                row["error"] = f"skipped: the time budget of {args.budget:.0f} s is spent"
+                rows.append(row)
+                continue
+            try:
+                config = config_for(env, kind, args.tiny, args.set)
+                if (env, kind) not in cached:
+                    cached.clear()  # one set of batches on the device at a time
+                    cached[(env, kind)] = device_batches(config, data[env], device, min(steps, DISTINCT_BATCHES))
+                row.update(train_row(config, data[env], cached[(env, kind)], precision, device, steps,
+                                     backend if compiled else None,
+                                     act_envs, 0 if compiled else act_steps, want_flops=(env, kind) not in flops))
+                flops.setdefault((env, kind), row.pop("flops_per_step", None))
+                row["flops_per_step"] = flops[(env, kind)]
+                peak, peak_source = peak_tflops(device, precision, args.peak_tflops)
+                row["tflops"] = row["flops_per_step"] / row["step_ms"] * 1e-9
+                row["mfu"] = row["tflops"] / peak if peak else None
+                row["peak_source"] = peak_source
+                if precision == "fp32" and not compiled:
+                    references[(env, kind)] = row
+                row["problems"] = check(row, references.get((env, kind)))
+            except Exception as error:  # recorded, and the next row runs: GPU minutes are scarce
+                row["error"] = "".join(traceback.format_exception_only(type(error), error)).strip()
+                row["traceback"] = traceback.format_exc()
+                print(row["traceback"], file=sys.stderr)
+            rows.append(row)
+            if args.out:
+                write_report(args.out, rows, meta, begin)
+            print(f"  {env} {kind} {precision}{' compiled' if compiled else ''}:",
+                  (row.get("error") or f"{row['step_ms']:.1f} ms/step"), flush=True)
+    print_table(rows)
+    report = write_report(args.out, rows, meta, begin)
+    if args.out:
+        print(f"wrote {args.out}")
+    print(f"{len(rows)} rows, {report['failed']} failed, {report['seconds']:.0f} s")
+    return 1 if report["failed"] else 0
+
+
+def write_report(path: str | None, rows: list[dict], meta: dict, begin: float) -> dict:
+    failed = [r for r in rows if r.get("problems") or "error" in r and not r["error"].startswith("skipped")]
+    report = {**meta, "seconds": time.perf_counter() - begin, "failed": len(failed), "rows": rows}
+    if path:
+        write_text(path, json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())

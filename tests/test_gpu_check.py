@@ -1,0 +1,44 @@
+"""bench/gpu_check.py keeps running (its CPU tiny mode) without minari or ale_py, as on the GPU machine."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rmdt.config import MODEL_KINDS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "gpu_check.py"
+# minari and ale_py are not installed where the check runs: make them unimportable here too.
+NO_OPTIONAL = ("import runpy, sys; sys.modules['minari'] = None; sys.modules['ale_py'] = None; "
+               "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def test_tiny_cpu_run_covers_every_model_and_precision_without_minari_or_ale(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    done = subprocess.run([sys.executable, "-c", NO_OPTIONAL, str(SCRIPT), "--device", "cpu", "--tiny",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert not [r for r in rows if "error" in r or r["problems"]]
+    eager = {(r["env"], r["model"], r["precision"]) for r in rows if not r["compile"]}
+    assert eager == {(e, k, p) for e in ("tmaze", "atari") for k in ("dt", *MODEL_KINDS) for p in ("fp32", "bf16")}
+    assert {(r["env"], r["model"]) for r in rows if r["compile"]} == {("tmaze", "rmdt"), ("atari", "rmdt")}
+    for row in rows:
+        assert len(row["losses"]) == report["steps"] and row["step_ms"] > 0 and row["flops_per_step"] > 0
+    assert all(r["act_steps_per_s"] > 0 for r in rows if not r["compile"])
+    assert "loss first->last" in done.stdout and "wrote" in done.stdout
+
+
+def test_checks_flag_divergent_and_non_finite_losses():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fp32 = {"precision": "fp32", "compile": False, "losses": [1.4, 1.2, 1.0, 0.8]}
+    assert module.check(fp32, fp32) == []
+    assert module.check({**fp32, "precision": "bf16", "losses": [1.41, 1.2, 1.0, 0.82]}, fp32) == []
+    assert "first loss" in module.check({**fp32, "precision": "bf16", "losses": [1.6, 1.2, 1.0, 0.8]}, fp32)[0]
+    assert "mean loss" in module.check({**fp32, "precision": "fp16", "losses": [1.4, 1.2, 1.0, 1.3]}, fp32)[0]
+    assert "non-finite" in module.check({**fp32, "precision": "fp16", "losses": [1.4, float("nan"), 1.0, 0.8]}, fp32)[0]

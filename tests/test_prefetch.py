@@ -1,0 +1,101 @@
+"""The input pipeline: prefetched batches are the sampler's batches, and frame-store batches carry
+unique frames + an index that gather to exactly the stacks models saw before."""
+import numpy as np
+import pytest
+import torch
+
+from rmdt.config import load_config
+from rmdt.data import SegmentSampler, TapeSampler, Trajectories, build_sampler
+from rmdt.data.frame_store import FrameStacks, FrameStoreWriter, load_frame_store
+from rmdt.data.prefetch import PrefetchingSampler
+from rmdt.training import train
+from test_training import CONFIG, params, tiny  # noqa: F401  (the tiny T-Maze run fixture)
+
+
+@pytest.fixture
+def store(tmp_path):
+    rng = np.random.default_rng(0)
+    with FrameStoreWriter(tmp_path / "store", (12, 10), num_actions=3) as writer:
+        for n in (30, 4, 17, 50):
+            writer.add_episode(rng.integers(0, 3, n), rng.random(n), rng.integers(0, 256, (n, 12, 10), dtype=np.uint8))
+        writer.finish()
+    return load_frame_store(tmp_path / "store")
+
+
+def assert_same_batches(a, b):
+    for name in ("returns_to_go", "observations", "actions", "rewards", "timesteps", "mask"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_frame_store_windows_gather_on_the_device_to_the_stacks_of_each_step(store):
+    sampler = SegmentSampler(store, context_len=5, num_segments=3, window_starts="uniform", seed=0)
+    firsts = np.arange(store.num_steps)
+    batch = sampler.windows(firsts)
+    assert isinstance(batch.observations, FrameStacks) and batch.observations.shape == (len(firsts), 15, 4, 12, 10)
+    assert batch.observations.frames.shape[0] < batch.observations.index.numel()  # each frame travels once
+    gathered = batch.to("cpu")
+    index = np.minimum(firsts[:, None] + np.arange(15), store.num_steps - 1)
+    expected = torch.from_numpy(store.observations[index])  # the materialised stacks, as models saw them
+    expected[~batch.mask] = 0  # padding steps: all-zero stacks
+    assert gathered.observations.dtype == torch.uint8 and torch.equal(gathered.observations, expected)
+    rows = batch[2:5].to("cpu")  # a process's shard gathers its own rows
+    assert torch.equal(rows.observations, expected[2:5])
+
+
+def test_frame_store_tapes_gather_to_the_same_stacks(store):
+    episodes = np.array([[3, 1, 0, 2], [1, 2, 1, 0], [0, 2, 3, 1]])
+    batch = TapeSampler(store, tape_len=40, seed=3).tapes(episodes)
+    assert isinstance(batch.observations, FrameStacks)
+    starts = store.episode_starts
+    for row, chosen in enumerate(episodes):
+        steps = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in chosen])[:40]
+        expected = torch.from_numpy(store.observations[steps])
+        assert torch.equal(batch[row:row + 1].to("cpu").observations[0], expected)
+
+
+def test_prefetched_batches_are_the_samplers_in_order_after_jumps_and_size_changes():
+    rng = np.random.default_rng(1)
+    data = Trajectories.from_episodes([(rng.normal(size=(n, 3)).astype(np.float32), rng.integers(0, 2, n),
+                                        rng.random(n).astype(np.float32)) for n in (9, 30, 14)], num_actions=2)
+    plain = SegmentSampler(data, 4, 2, "uniform", seed=5)
+    ahead = PrefetchingSampler(SegmentSampler(data, 4, 2, "uniform", seed=5), workers=2, depth=3)
+    for step, size in [(0, 8), (1, 8), (2, 8), (7, 8), (3, 8), (4, 5), (5, 5), (5, 5)]:
+        assert_same_batches(ahead.batch(step, size), plain.batch(step, size))
+    assert ahead.trajectories is data  # the wrapped sampler's attributes show through
+    ahead.close()
+    built = build_sampler(load_config(None, ["data.prefetch=3"]).data, data, 5)
+    bare = build_sampler(load_config(None, ["data.prefetch=0"]).data, data, 5)
+    assert isinstance(built, PrefetchingSampler) and built.workers == 3 and isinstance(bare, SegmentSampler)
+    assert_same_batches(built.batch(4, 8), bare.batch(4, 8))
+    with pytest.raises(ValueError, match="workers"):
+        PrefetchingSampler(plain, workers=0)
+
+
+def test_prefetch_on_and_off_train_bit_identical_parameters(tiny, tmp_path):  # noqa: F811
+    off = params(train(load_config(CONFIG, tiny + ["data.prefetch=0"]), run_dir=tmp_path / "off").policy)
+    on = params(train(load_config(CONFIG, tiny + ["data.prefetch=2"]), run_dir=tmp_path / "on").policy)
+    for key in off:
+        assert torch.equal(off[key], on[key]), key
+
+
+def test_loader_benchmark_measures(monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "loader.py"
+    spec = importlib.util.spec_from_file_location("bench_loader", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_loader", bench)  # its pool workers unpickle functions from it
+    spec.loader.exec_module(bench)
+    data = bench.memory_maze_data(episodes=2, length=40)
+    sampler = SegmentSampler(data, 4, 2, "uniform", seed=0)
+    for make in (lambda: sampler, lambda: PrefetchingSampler(sampler, 1), lambda: bench.ProcessSampler(sampler, 1)):
+        assert bench.loader_rate(make, batch_size=4, seconds=0.05) > 0
+    config = load_config(None, ["model.obs_encoder=nature_cnn", "model.d_model=16", "model.n_layers=1",
+                                "model.n_heads=2", "data.context_len=4", "data.num_segments=2"])
+    from rmdt.models.factory import build_policy
+
+    times = bench.step_times(build_policy(config, data), sampler, batch_size=2, steps=1, repeats=2)
+    assert set(times) == {"pre-built batch", "sampler inline", "prefetch 2 threads"}
+    assert all(len(v) == 2 and min(v) > 0 for v in times.values())
