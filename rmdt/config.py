@@ -18,7 +18,8 @@ import yaml
 from rmdt.atomic import write_text
 
 
-MODEL_KINDS = ("rmdt", "ffm", "linear_attention", "lru")
+RECURRENT_KINDS = ("ffm", "linear_attention", "lru", "gru", "lstm")  # rmdt.models.recurrent: memoroids, then RNNs
+MODEL_KINDS = ("rmdt", *RECURRENT_KINDS)
 
 
 class ConfigError(ValueError):
@@ -43,7 +44,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), or a memoroid: "ffm", "linear_attention", "lru"
+    kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), a memoroid ("ffm", "linear_attention", "lru") or an RNN ("gru", "lstm")
     memory_tokens: int = 8  # M: memory tokens read and written per segment; 0 gives a plain DT
     d_model: int = 64  # width of every token embedding
     n_layers: int = 2  # transformer blocks
@@ -225,7 +226,7 @@ def validate(config: Config) -> None:
         (m.kind in MODEL_KINDS, f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {m.kind!r}"),
         (d.batching in ("segments", "tape"), f"data.batching must be 'segments' or 'tape', got {d.batching!r}"),
         (d.batching == "segments" or m.kind != "rmdt",
-         "data.batching 'tape' needs a recurrent model.kind (ffm, linear_attention, lru), not rmdt"),
+         f"data.batching 'tape' needs a recurrent model.kind ({', '.join(RECURRENT_KINDS)}), not rmdt"),
         (d.tape_len >= 1, f"data.tape_len must be >= 1, got {d.tape_len}"),
         (t.steps >= 1, f"training.steps must be >= 1, got {t.steps}"),
         (t.batch_size >= 1, f"training.batch_size must be >= 1, got {t.batch_size}"),

@@ -28,6 +28,7 @@ RECURRENT_FIELDS = ("d_model", "n_layers", "n_heads", "dropout", "obs_encoder") 
 
 def build_policy(config, trajectories: Trajectories):
     """A fresh model for ``config.model`` on ``trajectories`` (its evaluation settings travel with it)."""
+    from rmdt.config import MODEL_KINDS, RECURRENT_KINDS
     from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
     from rmdt.models.rmdt import RMDTConfig, RMDTModel
 
@@ -38,9 +39,9 @@ def build_policy(config, trajectories: Trajectories):
                   act_dim=None if trajectories.discrete else int(np.prod(trajectories.actions.shape[1:]) or 1),
                   obs_mean=mean, obs_std=std, return_scale=config.data.return_scale,
                   evaluation=dataclasses.asdict(config.evaluation))
-    if kind in ("ffm", "linear_attention", "lru"):
+    if kind in RECURRENT_KINDS:
         return RecurrentModel(RecurrentConfig(layer=kind, **{k: m[k] for k in RECURRENT_FIELDS}, **common))
     if kind != "rmdt":
-        raise ValueError(f"model.kind {kind!r} is unknown (known: rmdt, ffm, linear_attention, lru)")
+        raise ValueError(f"model.kind {kind!r} is unknown (known: {', '.join(MODEL_KINDS)})")
     rmdt_fields = {k: v for k, v in m.items() if k not in MEMOROID_ONLY}
     return RMDTModel(RMDTConfig(context_len=config.data.context_len, **rmdt_fields, **common))
