@@ -30,8 +30,8 @@ At every step, with probability ``random_share``, a uniformly random action repl
 (drawn from a stream of the seed separate from the environments'). Observations are flattened and
 MultiDiscrete actions turned into one Discrete index by ``rmdt.envs.suites.PopgymFlat`` (wrapper
 ``popgym_flat`` for evaluation). The metadata hold ``ref_max_score`` (the oracle's mean return,
-no random actions) and ``ref_min_score`` (uniformly random play), each over ``REFERENCE_EPISODES``
-episodes of seeds no dataset episode uses.
+no random actions) and ``ref_min_score`` (uniformly random play), each over
+``oracle_play.REFERENCE_EPISODES`` episodes of seeds no dataset episode uses.
 """
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ from collections import deque
 
 import numpy as np
 
+from rmdt.recipes import oracle_play
+
 DEFAULTS = dict(episodes=1000, random_share=0.1, seed=0)
-REFERENCE_EPISODES = 100
 LEVELS = ("Easy", "Medium", "Hard")
 WRAPPER = "popgym_flat"
 
@@ -166,73 +167,36 @@ def make_env(task: str):
     return make(env_id(task), WRAPPER)
 
 
-def run_episode(env, oracle, env_seed: int, rng: np.random.Generator, random_share: float):
-    """One episode: observations (steps + 1), actions, rewards, terminations, truncations."""
-    obs, _ = env.reset(seed=env_seed)
-    observations, actions, rewards, terms, truncs = [obs], [], [], [], []
-    done = False
-    while not done:
-        explore = random_share > 0 and rng.random() < random_share
-        action = int(rng.integers(env.action_space.n)) if explore else env.flat_action(oracle(env.unwrapped))
-        obs, reward, terminated, truncated, _ = env.step(action)
-        observations.append(obs), actions.append(action), rewards.append(reward)
-        terms.append(terminated), truncs.append(truncated)
-        done = terminated or truncated
-    return (np.stack(observations), np.asarray(actions, np.int64), np.asarray(rewards, np.float64),
-            np.asarray(terms), np.asarray(truncs))
+def oracle_actions(task: str):
+    """``make_act`` for ``rmdt.recipes.oracle_play``: the task's oracle as a flat action index."""
+    oracle = ORACLES[parse_task(task)[1]]
+    return lambda: lambda env: env.flat_action(oracle(env.unwrapped))
 
 
 def play(task: str, episodes: int, random_share: float, seed: int, progress: bool = False) -> list[tuple]:
-    """``episodes`` episodes of the oracle with ``random_share`` random actions; episode i resets
-    with a seed drawn from (seed, i), so one episode never depends on how many come before it."""
-    if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    if not 0 <= random_share <= 1:
-        raise ValueError(f"--random-share must be in [0, 1], got {random_share}")
-    name, family = parse_task(task)
-    env, oracle = make_env(name), ORACLES[family]
-    runs = range(episodes)
-    if progress:
-        from rmdt.progress import progress_bar
-
-        runs = progress_bar(iterable=runs, desc=f"popgym {name}", unit="episode")
-    out = []
-    for i in runs:
-        env_seed, action_seed = np.random.SeedSequence([seed, i]).generate_state(2)
-        out.append(run_episode(env, oracle, int(env_seed), np.random.default_rng(action_seed), random_share))
-    env.close()
-    return out
-
-
-def references(task: str, seed: int) -> tuple[float, float]:
-    """Mean returns of uniformly random play and of the oracle on episodes no dataset uses."""
-    reference_seed = 2**31 + seed  # dataset episodes use (seed, i); references (2^31 + seed, i)
-    returns = [np.mean([e[2].sum() for e in play(task, REFERENCE_EPISODES, share, reference_seed)])
-               for share in (1.0, 0.0)]
-    return float(returns[0]), float(returns[1])
+    """``episodes`` episodes of the oracle with ``random_share`` random actions (see oracle_play.play)."""
+    name = parse_task(task)[0]
+    env = make_env(name)
+    try:
+        return oracle_play.play(env, oracle_actions(name), episodes, random_share, seed,
+                                f"popgym {name}" if progress else None)
+    finally:
+        env.close()
 
 
 def build(task: str = "RepeatFirstEasy", episodes: int = DEFAULTS["episodes"],
           random_share: float = DEFAULTS["random_share"], seed: int = DEFAULTS["seed"], root=None,
           progress: bool = False) -> str:
     """Builds the dataset unless it is already on disk; returns its id."""
-    import gymnasium as gym
-    from minari.data_collector import EpisodeBuffer
-
-    from rmdt.data.minari_source import metadata_file, write_minari
+    from rmdt.data.minari_source import metadata_file
 
     name = dataset_id(task, episodes, random_share, seed)
     if metadata_file(name, root).is_file():
         return name
     data = play(task, episodes, random_share, seed, progress)
-    buffers = [EpisodeBuffer(id=i, observations=o, actions=a, rewards=r, terminations=te, truncations=tr, infos={})
-               for i, (o, a, r, te, tr) in enumerate(data)]
-    low, high = references(task, seed)
     env = make_env(task)
-    write_minari(
-        name, buffers, root=root, env=gym.spec(env_id(task)), observation_space=env.observation_space,
-        action_space=env.action_space, algorithm_name="privileged-oracle", ref_min_score=low, ref_max_score=high,
-        num_episodes_average_score=REFERENCE_EPISODES,
+    oracle_play.write(
+        name, data, env, env_id(task), oracle_play.references(env, oracle_actions(task), seed), root=root,
         description=f"POPGym {parse_task(task)[0]}: {episodes} episodes of a privileged oracle with a share "
                     f"{random_share:g} of uniformly random actions, seed {seed}. Observations: "
                     f"gymnasium.spaces.flatten (one-hot discrete parts), float32; MultiDiscrete actions as one "
