@@ -58,19 +58,20 @@ class PopgymFlat(gym.Wrapper):
 
 
 class MinigridSymbolic(gym.ObservationWrapper):
-    """MiniGrid's partial view as one flat float32 vector: ``image`` (7x7x3 object, colour and state
+    """MiniGrid's partial view as one flat uint8 vector: ``image`` (7x7x3 object, colour and state
     indices, row-major over (x, y, channel) as MiniGrid stores it: 147 entries), then ``direction``
-    (0-3): 148 entries. The mission string is dropped (MiniGrid-Memory's is constant)."""
+    (0-3): 148 entries. The mission string is dropped (MiniGrid-Memory's is constant). Integers, so
+    no dataset statistics apply; the ``symbolic_grid`` encoder embeds the indices."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         image = env.observation_space["image"]
         if image.shape != (MINIGRID_VIEW, MINIGRID_VIEW, 3):
             raise ValueError(f"minigrid_symbolic needs a {MINIGRID_VIEW}x{MINIGRID_VIEW}x3 view, got {image.shape}")
-        self.observation_space = gym.spaces.Box(0, 255, (MINIGRID_VIEW * MINIGRID_VIEW * 3 + 1,), np.float32)
+        self.observation_space = gym.spaces.Box(0, 255, (MINIGRID_VIEW * MINIGRID_VIEW * 3 + 1,), np.uint8)
 
     def observation(self, observation) -> np.ndarray:
-        return np.concatenate([observation["image"].reshape(-1), [observation["direction"]]]).astype(np.float32)
+        return np.concatenate([observation["image"].reshape(-1), [observation["direction"]]]).astype(np.uint8)
 
 
 WRAPPERS = {"popgym_flat": PopgymFlat, "minigrid_symbolic": MinigridSymbolic}
