@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -13,7 +14,10 @@ RECIPES_DIR = Path(__file__).resolve().parents[2] / "datasets"
 
 
 def load_recipe(name: str) -> ModuleType:
-    """The module ``datasets/<name>.py``; each recipe has ``build(..., root=None) -> dataset id``."""
+    """The module ``rmdt.recipes.<name>`` if the package has it, else ``datasets/<name>.py``; each
+    recipe has ``build(..., root=None) -> dataset id``."""
+    if importlib.util.find_spec(f"rmdt.recipes.{name}") is not None:
+        return importlib.import_module(f"rmdt.recipes.{name}")
     path = RECIPES_DIR / f"{name}.py"
     if not path.is_file():
         known = sorted(p.stem for p in RECIPES_DIR.glob("*.py"))
