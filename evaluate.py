@@ -2,8 +2,11 @@
                                             [--probe-memory] [--export-attention DIR]
 
 CHECKPOINT_DIR is a run directory (its final/ is used) or a save_pretrained directory. The
-environment and its settings come from the checkpoint (the run's `evaluation` config); flags
-override them. Writes a JSON report (one row per evaluated setting, with 95% intervals) and a PNG
+environment and its settings come from the checkpoint (the run's `evaluation` config); KEY=VALUE
+and flags override them: KEY is a common evaluation setting (env, episodes, num_envs, seed,
+target_return, sample_actions, periodic_episodes), or else a setting of the checkpoint's
+environment (its evaluation.env_args; `env_args.KEY=VALUE` means the same). A setting of another
+environment is an error. Writes a JSON report (one row per evaluated setting, with 95% intervals) and a PNG
 plot beside it. --probe-memory evaluates with memory intact, zeroed and shuffled across
 environments instead (memory_probe.json and .png); --export-attention also writes attention maps.
 """
@@ -16,11 +19,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="run directory or save_pretrained directory")
     parser.add_argument("settings", nargs="*", metavar="KEY=VALUE",
-                        help="any evaluation setting of the run config, e.g. episode_steps=500 gif=episode.gif game=Pong")
+                        help="an evaluation setting, common or of the env, e.g. episodes=10 target_return=[1,2] "
+                             "corridor_lengths=[9,30] max_steps=500 gif=episode.gif game=Pong")
     parser.add_argument("--episodes", type=int, help="episodes per setting, run at once (default: from the checkpoint)")
     parser.add_argument("--seed", type=int, help="seed of the evaluation environments")
-    parser.add_argument("--target-return", type=float, help="return-to-go at the first step (before scaling)")
-    parser.add_argument("--lengths", type=int, nargs="+", help="T-Maze corridor lengths (default: from the checkpoint)")
+    parser.add_argument("--target-return", type=float, nargs="+",
+                        help="return-to-go at the first step (before scaling); several: each evaluated")
+    parser.add_argument("--lengths", type=int, nargs="+",
+                        help="T-Maze only: corridor lengths (= corridor_lengths=[...]; default: from the checkpoint)")
     parser.add_argument("--out", help="JSON report path (default CHECKPOINT_RUN/eval/results.json, "
                                       "or memory_probe.json with --probe-memory)")
     parser.add_argument("--probe-memory", action="store_true",
@@ -37,10 +43,13 @@ def main(argv=None) -> int:
     from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
 
     try:
-        overrides = {**evaluation_overrides(args.settings), **{
-            key: value for key, value in (("episodes", args.episodes), ("seed", args.seed),
-                                          ("target_return", args.target_return), ("corridor_lengths", args.lengths))
-            if value is not None}}
+        overrides = evaluation_overrides(args.settings)
+        overrides.update({key: value for key, value in (("episodes", args.episodes), ("seed", args.seed))
+                          if value is not None})
+        if args.target_return is not None:
+            overrides["target_return"] = args.target_return[0] if len(args.target_return) == 1 else args.target_return
+        if args.lengths is not None:
+            overrides["env_args"]["corridor_lengths"] = args.lengths
         out = (probe_checkpoint if args.probe_memory else evaluate_checkpoint)(args.checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
         describe = env_evaluator(report["env"]).describe

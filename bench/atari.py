@@ -139,7 +139,7 @@ def rollout_figures(games: int = 8, steps: int = 100) -> None:
     out = rollout(policy, env, 90.0, seed=0, max_steps=steps)
     seconds = time.perf_counter() - start
     print(f"\nevaluation rollout, RATE-size RMDT (untrained, {sum(p.numel() for p in policy.parameters()):,} "
-          f"parameters), {games} games x {out.steps} steps: {int(out.lengths.sum()) / seconds:,.0f} env steps/s "
+          f"parameters), {games} games x {out.lengths.max()} steps: {out.env_steps / seconds:,.0f} env steps/s "
           f"({seconds:.1f} s incl. seeding the games)")
     env.close()
 

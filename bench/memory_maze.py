@@ -69,7 +69,7 @@ def main() -> None:
     _, rate, plan = env_rate(args.steps, oracle)
     print(f"oracle  {rate:6.1f} steps/s  (BFS planning {plan * 1e6:.0f} us per step)")
 
-    from rmdt.config import load_config
+    from rmdt.config import EvaluationConfig, load_config
     from rmdt.evaluation.memory_maze import ENVS_AT_ONCE, evaluate
     from rmdt.models import RMDTConfig, RMDTModel
 
@@ -89,9 +89,10 @@ def main() -> None:
 
     policy.act = timed_act
     steps = args.steps // args.envs
-    settings = dict(maze_size=9, episode_steps=steps, episodes=args.envs, seed=0, target_return=4.0, gif=None)
+    evaluation = EvaluationConfig(env="memory_maze", episodes=args.envs, seed=0, target_return=4.0,
+                                  env_args={"maze_size": 9, "max_steps": steps})
     start = time.perf_counter()
-    (row,) = evaluate(policy, settings, progress=False)
+    (row,) = evaluate(policy, evaluation, evaluation.env_args, 4.0, progress=False)
     seconds = time.perf_counter() - start
     print(f"eval    {row['env_steps_per_second']:6.1f} steps/s  ({args.envs} mazes x {steps} steps, "
           f"{min(args.envs, ENVS_AT_ONCE)} at once, builds included; policy {acting[0] / seconds:.0%} of the time, "

@@ -67,8 +67,9 @@ def main() -> None:
             start = time.perf_counter()
             out = rollout(model, env, target_return=1.0, seed=1, max_steps=2 * K * N + 2)
         seconds = time.perf_counter() - start
-        print(f"[{precision:>4}] evaluation {seconds / out.steps * 1e3:8.1f} ms/step of 100 envs   "
-              f"{out.steps / seconds:8.1f} steps/s   {out.steps * 100 / seconds:10,.0f} env steps/s   "
+        steps = int(out.lengths.max())  # all 100 corridors run in lockstep
+        print(f"[{precision:>4}] evaluation {seconds / steps * 1e3:8.1f} ms/step of 100 envs   "
+              f"{steps / seconds:8.1f} steps/s   {out.env_steps / seconds:10,.0f} env steps/s   "
               "(RATE reference: ~1 s/step)")
 
 

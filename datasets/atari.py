@@ -104,7 +104,7 @@ def build(game: str = DEFAULTS["game"], episodes: int = DEFAULTS["episodes"], po
     from rmdt.data.frame_store import FrameStoreWriter, is_frame_store
     from rmdt.envs.atari import STACK, AtariEnvs
     from rmdt.evaluation import load_policy
-    from rmdt.evaluation.atari import target_return as default_target
+    from rmdt.evaluation.atari import game_target
     from rmdt.evaluation.rollout import rollout
     from rmdt.progress import progress_bar
 
@@ -121,7 +121,7 @@ def build(game: str = DEFAULTS["game"], episodes: int = DEFAULTS["episodes"], po
             raise ValueError(f"{policy}: trained with {trained.config.num_actions} actions but {env.game} has "
                              f"{env.num_actions}")
         explorer = Explorer(env.num_actions, trained, epsilon, seed)
-        target = default_target({"game": game, "target_return": target_return}) if trained is not None else 0.0
+        target = (target_return if target_return is not None else game_target(game)) if trained is not None else 0.0
         metadata = {"game": env.game, "policy": policy, "epsilon": explorer.epsilon, "target_return": target,
                     "seed": seed, "sticky_actions": sticky_actions, "max_steps": max_steps,
                     "rewards": "raw game score"}

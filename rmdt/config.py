@@ -85,19 +85,96 @@ class TrainingConfig:
 
 @dataclass
 class EvaluationConfig:
-    env: str = "tmaze"  # environment to roll out in
-    target_return: float | None = 1.0  # return-to-go at t=0 (before scaling); null: the env's default
-    #                                      (Atari: the DT paper's target for the game, e.g. Breakout 90)
-    corridor_lengths: list = field(default_factory=lambda: [9, 30, 90, 150, 300, 600, 900])  # T-Maze lengths
-    episodes: int = 100  # episodes per corridor length (all run at once)
-    periodic_lengths: list = field(default_factory=lambda: [90])  # lengths evaluated every training.eval_every steps
-    seed: int = 12345  # seed of evaluation environments (unseen by training)
-    game: str = "Breakout"  # Atari: ALE game (Breakout, Pong, Qbert, Seaquest, ...)
-    sticky_actions: float = 0.0  # Atari: probability of repeating the last action (0 in DT/RATE, 0.25 in Dopamine)
-    max_steps: int = 27000  # Atari: agent steps before an episode is cut (108k frames at frame skip 4)
-    maze_size: int = 9  # Memory Maze: maze side without outer walls (9, 11, 13 or 15)
-    episode_steps: int = 1000  # Memory Maze: steps per evaluation episode (1000: the 9x9 benchmark)
-    gif: str | None = None  # Memory Maze: save the first evaluation episode as this GIF (null: none)
+    env: str = "tmaze"  # environment to evaluate in: a name in rmdt.evaluation.ENV_EVALUATORS
+    episodes: int = 100  # episodes per evaluated setting (e.g. per T-Maze corridor length)
+    num_envs: int | None = None  # environments stepped at once (null: all episodes at once)
+    seed: int = 12345  # evaluation seed (unseen by training)
+    target_return: float | list | None = 1.0  # return-to-go at t=0 (before scaling): a number, a list of numbers
+    #                   (each evaluated, reported side by side) or null: the env's default (Atari: the DT paper's)
+    sample_actions: bool = False  # sample actions from the policy (seeded by `seed`) instead of the most likely
+    periodic_episodes: int | None = None  # episodes per setting every training.eval_every steps (null: episodes)
+    env_args: dict = field(default_factory=dict)  # the env's own settings: its `Settings` in
+    #                   rmdt/evaluation/<env>.py; a mapping in YAML, that typed dataclass once loaded
+
+    def __post_init__(self) -> None:
+        self.env_args = env_settings(self.env, self.env_args)
+        targets = self.target_returns()
+        if not targets or any(isinstance(t, bool) or not isinstance(t, (int, float, type(None))) for t in targets):
+            raise ConfigError(f"evaluation.target_return must be a number, a non-empty list of numbers or null, "
+                              f"got {self.target_return!r}")
+        for key in ("episodes", "num_envs", "periodic_episodes"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"evaluation.{key} must be >= 1, got {getattr(self, key)}")
+
+    def target_returns(self) -> list[float | None]:
+        """``target_return`` as a list: each entry is one evaluation (None: the env's default)."""
+        return list(self.target_return) if isinstance(self.target_return, list) else [self.target_return]
+
+
+# Settings of the flat EvaluationConfig written before `env_args` (checkpoints and config.yaml files):
+# old key -> (env it belonged to, its name in that env's Settings). Every old file holds all of them.
+FLAT_EVALUATION_KEYS = {
+    "corridor_lengths": ("tmaze", "corridor_lengths"), "periodic_lengths": ("tmaze", "periodic_lengths"),
+    "game": ("atari", "game"), "sticky_actions": ("atari", "sticky_actions"), "max_steps": ("atari", "max_steps"),
+    "maze_size": ("memory_maze", "maze_size"), "episode_steps": ("memory_maze", "max_steps"),
+    "gif": ("memory_maze", "gif"),
+}
+
+
+def env_settings(env: str, values):
+    """The typed ``Settings`` of ``env`` built from ``values`` (a mapping, or such a Settings itself);
+    ConfigError naming the key on an unknown env, a typo, a setting of another env or a bad value."""
+    from rmdt.evaluation import ENV_EVALUATORS, env_evaluator
+
+    if env not in ENV_EVALUATORS:
+        raise ConfigError(f"evaluation.env {env!r} is unknown{_suggest(env, ENV_EVALUATORS, '')}")
+    settings = env_evaluator(env).Settings
+    if isinstance(values, settings):
+        return values
+    if dataclasses.is_dataclass(values):
+        raise ConfigError(f"evaluation.env_args hold {type(values).__module__}.{type(values).__name__}, "
+                          f"not the settings of env {env!r}")
+    names = [f.name for f in dataclasses.fields(settings)]
+    for key in values if isinstance(values, dict) else ():
+        owners = [other for other in ENV_EVALUATORS if other != env and key in _field_names(other)]
+        if key not in names and owners:
+            raise ConfigError(f"evaluation.env_args.{key} is a setting of env {owners[0]!r}, not of {env!r} "
+                              f"(known for {env}: {', '.join(names)})")
+    return _build(settings, values, "evaluation.env_args.")
+
+
+def _field_names(env: str) -> list[str]:
+    from rmdt.evaluation import env_evaluator
+
+    return [f.name for f in dataclasses.fields(env_evaluator(env).Settings)]
+
+
+def _suggest(key: str, known, prefix: str) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(known)})"
+
+
+def _upgrade_flat_evaluation(values):
+    """A flat evaluation dict written before ``env_args`` (it holds every old key) in today's shape:
+    the chosen env's settings move to ``env_args``, the other envs' (unused then too) are dropped."""
+    if not isinstance(values, dict) or "env_args" in values or not set(FLAT_EVALUATION_KEYS) <= set(values):
+        return values
+    env = values.get("env", "tmaze")
+    upgraded = {key: value for key, value in values.items() if key not in FLAT_EVALUATION_KEYS}
+    upgraded["env_args"] = {new: values[old] for old, (owner, new) in FLAT_EVALUATION_KEYS.items() if owner == env}
+    return upgraded
+
+
+def _misplaced_evaluation_key(key: str) -> str | None:
+    """The hint for ``evaluation.KEY`` when KEY is an env setting written outside ``env_args``."""
+    from rmdt.evaluation import ENV_EVALUATORS
+
+    owners = [env for env in ENV_EVALUATORS if key in _field_names(env)]
+    if key in FLAT_EVALUATION_KEYS and not owners:
+        owners, key = [FLAT_EVALUATION_KEYS[key][0]], FLAT_EVALUATION_KEYS[key][1]
+    if owners:
+        return f" (env settings live in env_args: did you mean evaluation.env_args.{key}? env {', '.join(owners)})"
+    return None
 
 
 @dataclass
@@ -151,8 +228,7 @@ def _build(cls, values: dict, prefix: str):
     kwargs = {}
     for key, value in values.items():
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(names)})"
+            hint = cls is EvaluationConfig and _misplaced_evaluation_key(key) or _suggest(key, names, prefix)
             raise ConfigError(f"unknown config key {prefix}{key}{hint}")
         if dataclasses.is_dataclass(hints[key]):
             kwargs[key] = _build(hints[key], value or {}, f"{prefix}{key}.")
@@ -182,14 +258,62 @@ def parse_override(text: str) -> dict:
     return value
 
 
+def _nest_evaluation(values: dict) -> dict:
+    """Flat evaluation settings in today's shape: a key that ``EvaluationConfig`` has stays, ``env_args``
+    (a mapping) and ``env_args.KEY`` go to ``env_args``, and any other KEY is a setting of the env."""
+    common = {f.name for f in dataclasses.fields(EvaluationConfig)} - {"env_args"}
+    nested: dict = {"env_args": {}}
+    for key, value in values.items():
+        if key == "env_args" and isinstance(value, dict):
+            nested["env_args"].update(value)
+        elif key in common:
+            nested[key] = value
+        else:
+            nested["env_args"][key.removeprefix("env_args.")] = value
+    return nested
+
+
 def evaluation_overrides(texts: typing.Sequence[str]) -> dict:
-    """``["episode_steps=500", "gif=ep.gif"]`` -> checked ``{"episode_steps": 500, "gif": "ep.gif"}``
-    (keys and types of ``EvaluationConfig``), for changing a checkpoint's evaluation settings."""
+    """``["episodes=10", "corridor_lengths=[9, 30]"]`` -> ``{"episodes": 10, "env_args": {"corridor_lengths":
+    [9, 30]}}``, for changing a checkpoint's evaluation settings (see ``_nest_evaluation`` for the rule).
+
+    Names that no env knows fail here with a did-you-mean; `override_evaluation` checks the rest
+    against the checkpoint's env.
+    """
+    from rmdt.evaluation import ENV_EVALUATORS
+
     values: dict = {}
     for text in texts:
-        values = _merge(values, parse_override(text))
-    checked = _build(EvaluationConfig, values, "evaluation.")
-    return {key: getattr(checked, key) for key in values}
+        if "=" not in text:
+            raise ConfigError(f"evaluation setting {text!r} must look like key=value")
+        key, raw = text.split("=", 1)
+        values[key.strip()] = yaml.safe_load(raw) if raw else None
+    nested = _nest_evaluation(values)
+    common = [f.name for f in dataclasses.fields(EvaluationConfig) if f.name != "env_args"]
+    known = common + sorted({name for env in ENV_EVALUATORS for name in _field_names(env)} - set(common))
+    for key in nested["env_args"]:
+        if key not in known:
+            raise ConfigError(f"unknown evaluation setting {key}{_suggest(key, known, '')}")
+    return nested
+
+
+def evaluation_config(values: dict) -> EvaluationConfig:
+    """An EvaluationConfig from its dict: today's shape, env settings also given flat (the rule of
+    ``_nest_evaluation``), or the flat dict of checkpoints written before ``env_args`` existed
+    (converted: the chosen env's settings kept, the other envs' dropped)."""
+    return _build(EvaluationConfig, _nest_evaluation(_upgrade_flat_evaluation(values)), "evaluation.")
+
+
+def override_evaluation(evaluation: EvaluationConfig, overrides: dict) -> EvaluationConfig:
+    """``evaluation`` with ``overrides`` (flat or nested, see ``_nest_evaluation``) applied and checked;
+    a new ``env`` starts from that env's default settings."""
+    overrides = _nest_evaluation(overrides)
+    values = dataclasses.asdict(evaluation)
+    if overrides.get("env", evaluation.env) != evaluation.env:
+        values["env_args"] = {}
+    values.update({key: value for key, value in overrides.items() if key != "env_args"})
+    values["env_args"].update(overrides["env_args"])
+    return evaluation_config(values)
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
@@ -203,6 +327,8 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if isinstance(values, dict) and "evaluation" in values:  # a config.yaml written before env_args
+        values["evaluation"] = _upgrade_flat_evaluation(values["evaluation"])
     for text in overrides:
         values = _merge(values, parse_override(text))
     try:

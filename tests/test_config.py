@@ -1,10 +1,20 @@
+import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 
-from rmdt.config import Config, ConfigError, load_config
+from rmdt.config import Config, ConfigError, evaluation_config, load_config, override_evaluation
+from rmdt.evaluation import ENV_EVALUATORS, env_evaluator
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+QUICKSTART = ROOT / "configs" / "tmaze" / "quickstart.yaml"
+# The whole `evaluation` of a checkpoint's config.json written before env_args existed (flat, every env's keys)
+OLD_FLAT_EVALUATION = {
+    "env": "memory_maze", "target_return": 4.0, "corridor_lengths": [9, 30, 90, 150, 300, 600, 900],
+    "episodes": 16, "periodic_lengths": [90], "seed": 12345, "game": "Breakout", "sticky_actions": 0.0,
+    "max_steps": 27000, "maze_size": 9, "episode_steps": 90, "gif": None}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
@@ -14,11 +24,14 @@ def test_every_shipped_config_loads(path):
 
 
 def test_overrides_apply_with_yaml_types(tmp_path):
-    config = load_config(CONFIGS[0], ["training.steps=2000", "model.memory_tokens=8", "training.lr=3e-4",
-                                      "model.grad_segments=null", "evaluation.corridor_lengths=[9, 90]"])
+    config = load_config(QUICKSTART, ["training.steps=2000", "model.memory_tokens=8", "training.lr=3e-4",
+                                      "model.grad_segments=null", "evaluation.env_args.corridor_lengths=[9, 90]",
+                                      "evaluation.target_return=[1, 0.5]"])
     assert config.training.steps == 2000 and config.model.memory_tokens == 8
     assert config.training.lr == pytest.approx(3e-4) and config.model.grad_segments is None
-    assert config.evaluation.corridor_lengths == [9, 90]
+    assert config.evaluation.env_args.corridor_lengths == [9, 90]
+    assert config.evaluation.env_args.periodic_lengths == [90]  # the rest of env_args keeps its defaults
+    assert config.evaluation.target_returns() == [1, 0.5]
     config.save(tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == config  # the resolved config round-trips
 
@@ -51,12 +64,129 @@ def test_bad_file_is_named(tmp_path):
         load_config(bad)
 
 
+def test_every_env_has_typed_settings_with_a_comment_per_field():
+    for env in ENV_EVALUATORS:
+        module = env_evaluator(env)
+        source = Path(module.__file__).read_text()
+        for field in module.Settings.__dataclass_fields__.values():
+            line = next(line for line in source.splitlines() if line.strip().startswith(f"{field.name}:"))
+            assert "  # " in line, f"{env}.Settings.{field.name} has no comment"
+        for name in ("evaluate", "describe", "scalars", "plot"):
+            assert callable(getattr(module, name)), (env, name)
+
+
+def test_only_the_chosen_envs_settings_are_kept_typed():
+    config = load_config(ROOT / "configs" / "memory_maze" / "tiny.yaml")
+    settings = config.evaluation.env_args
+    assert type(settings) is env_evaluator("memory_maze").Settings and settings.max_steps == 8
+    assert config.to_dict()["evaluation"]["env_args"] == {"maze_size": 9, "max_steps": 8, "gif": None}
+
+
+@pytest.mark.parametrize("override, match", [
+    ("evaluation.env=tmze", r"evaluation\.env 'tmze' is unknown \(did you mean tmaze\?\)"),
+    ("evaluation.env_args.corridor_lenghts=[3]",
+     r"unknown config key evaluation\.env_args\.corridor_lenghts "
+     r"\(did you mean evaluation\.env_args\.corridor_lengths\?\)"),
+    ("evaluation.env_args.game=Pong", r"evaluation\.env_args\.game is a setting of env 'atari', not of 'tmaze'"),
+    ("evaluation.corridor_lengths=[3]", r"did you mean evaluation\.env_args\.corridor_lengths\?"),
+    ("evaluation.episode_steps=50", r"did you mean evaluation\.env_args\.max_steps\? env memory_maze"),
+    ("evaluation.env_args.corridor_lengths=[0, 3]", r"corridor_lengths must be a non-empty list of ints >= 1"),
+    ("evaluation.env_args.corridor_lengths=abc", r"evaluation\.env_args\.corridor_lengths must be list"),
+    ("evaluation.target_return=[]", r"target_return must be a number, a non-empty list"),
+    ("evaluation.target_return=[1, high]", r"target_return must be a number, a non-empty list"),
+    ("evaluation.episodes=0", r"evaluation\.episodes must be >= 1"),
+])
+def test_bad_evaluation_settings_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(QUICKSTART, [override])
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["evaluation.env=atari", "evaluation.env_args.game=Breakot"], r"game: unknown Atari game 'Breakot'"),
+    (["evaluation.env=memory_maze", "evaluation.env_args.max_steps=1001"], r"max_steps must be in \[1, 1000\]"),
+    (["evaluation.env=memory_maze", "evaluation.env_args.maze_size=10"], r"maze_size must be one of"),
+    (["evaluation.env=atari", "evaluation.env_args.sticky_actions=2"], r"sticky_actions must be in \[0, 1\]"),
+])
+def test_bad_settings_of_each_env_are_refused(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, overrides)
+
+
+def test_bad_evaluation_settings_fail_before_any_data_is_built(monkeypatch, capsys, tmp_path):
+    """train.py stops at load_config: no recipe runs, no data loads, no run folder is made."""
+    import rmdt.data.recipes
+    import rmdt.training.trainer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("data was built before the evaluation settings were checked")
+
+    monkeypatch.setattr(rmdt.data.recipes, "load_recipe", refuse)
+    monkeypatch.setattr(rmdt.training.trainer, "load_config_data", refuse)
+    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    run = tmp_path / "run"
+    for override, message in [("evaluation.env=tmze", "did you mean tmaze?"),
+                              ("evaluation.env_args.corridor_lenghts=[3]", "did you mean evaluation.env_args.corr"),
+                              ("evaluation.env_args.maze_size=9", "a setting of env 'memory_maze'")]:
+        assert cli.main([str(QUICKSTART), override, "--run-dir", str(run)]) == 2
+        assert message in capsys.readouterr().err
+        assert not run.exists()
+
+
+def test_an_old_flat_evaluation_converts_to_the_chosen_envs_settings(tmp_path):
+    evaluation = evaluation_config(OLD_FLAT_EVALUATION)
+    assert evaluation.env == "memory_maze" and evaluation.episodes == 16 and evaluation.target_return == 4.0
+    assert evaluation.env_args == env_evaluator("memory_maze").Settings(maze_size=9, max_steps=90, gif=None)
+    atari = evaluation_config({**OLD_FLAT_EVALUATION, "env": "atari", "max_steps": 30})
+    assert atari.env_args == env_evaluator("atari").Settings(game="Breakout", sticky_actions=0.0, max_steps=30)
+    old_yaml = tmp_path / "config.yaml"  # a run's config.yaml written before env_args
+    old_yaml.write_text(QUICKSTART.read_text().split("evaluation:")[0] + "evaluation:\n" + "".join(
+        f"  {key}: {value if value is not None else 'null'}\n" for key, value in
+        {**OLD_FLAT_EVALUATION, "env": "tmaze", "corridor_lengths": [9, 30]}.items()))
+    assert load_config(old_yaml).evaluation.env_args.corridor_lengths == [9, 30]
+
+
 def test_evaluation_overrides_are_checked_against_the_evaluation_settings():
     from rmdt.config import evaluation_overrides
 
-    assert evaluation_overrides(["episode_steps=500", "gif=ep.gif", "corridor_lengths=[3, 9]"]) == \
-        {"episode_steps": 500, "gif": "ep.gif", "corridor_lengths": [3, 9]}
-    with pytest.raises(ConfigError, match="did you mean evaluation.episodes"):
+    assert evaluation_overrides(["max_steps=500", "gif=ep.gif", "env_args.corridor_lengths=[3, 9]", "episodes=4"]) == \
+        {"episodes": 4, "env_args": {"max_steps": 500, "gif": "ep.gif", "corridor_lengths": [3, 9]}}
+    with pytest.raises(ConfigError, match="unknown evaluation setting episodez \\(did you mean episodes\\?\\)"):
         evaluation_overrides(["episodez=3"])
+    with pytest.raises(ConfigError, match="did you mean corridor_lengths"):
+        evaluation_overrides(["corridor_length=[3]"])
+    tmaze = load_config(QUICKSTART).evaluation
+    changed = override_evaluation(tmaze, evaluation_overrides(["episodes=4", "corridor_lengths=[3]"]))
+    assert changed.episodes == 4 and changed.env_args.corridor_lengths == [3] and tmaze.episodes == 100
     with pytest.raises(ConfigError, match="evaluation.episodes must be int"):
-        evaluation_overrides(["episodes=many"])
+        override_evaluation(tmaze, evaluation_overrides(["episodes=many"]))
+    with pytest.raises(ConfigError, match="evaluation.env_args.game is a setting of env 'atari', not of 'tmaze'"):
+        override_evaluation(tmaze, evaluation_overrides(["game=Pong"]))
+    maze = override_evaluation(tmaze, {"env": "memory_maze", "max_steps": 50})  # a new env starts from its defaults
+    assert maze.env_args == env_evaluator("memory_maze").Settings(maze_size=9, max_steps=50, gif=None)
+
+
+def test_an_old_checkpoint_still_evaluates_and_cli_settings_follow_its_env(tmp_path, capsys):
+    from rmdt.models.rmdt import RMDTConfig, RMDTModel
+
+    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "evaluate.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    model = RMDTModel(RMDTConfig(obs_shape=[4], num_actions=4, context_len=4, d_model=16, n_layers=1, n_heads=2,
+                                 evaluation={**OLD_FLAT_EVALUATION, "env": "tmaze", "target_return": 1.0}))
+    model.save_pretrained(tmp_path / "old" / "final")
+    out = tmp_path / "report.json"
+    assert cli.main([str(tmp_path / "old"), "episodes=3", "target_return=[1, 0.5]", "--lengths", "2", "5",
+                     "--out", str(out)]) == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert report["env"] == "tmaze" and report["env_args"] == {"corridor_lengths": [2, 5], "periodic_lengths": [90]}
+    assert [(r["target_return"], r["corridor_length"], r["episodes"]) for r in report["results"]] == \
+        [(1.0, 2, 3), (1.0, 5, 3), (0.5, 2, 3), (0.5, 5, 3)]
+    assert cli.main([str(tmp_path / "old"), "game=Pong"]) == 2
+    assert "evaluation.env_args.game is a setting of env 'atari', not of 'tmaze'" in capsys.readouterr().err
+    maze = RMDTModel(RMDTConfig(obs_shape=[4], num_actions=4, context_len=4, d_model=16, n_layers=1, n_heads=2,
+                                evaluation=OLD_FLAT_EVALUATION))
+    maze.save_pretrained(tmp_path / "maze")
+    assert cli.main([str(tmp_path / "maze"), "--lengths", "9"]) == 2
+    assert "corridor_lengths is a setting of env 'tmaze', not of 'memory_maze'" in capsys.readouterr().err

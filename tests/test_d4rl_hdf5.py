@@ -81,3 +81,20 @@ def test_missing_or_corrupt_file(tmp_path):
     (tmp_path / "junk.hdf5").write_bytes(b"junk")
     with pytest.raises(DataError, match="junk.hdf5.*not a readable HDF5"):
         load_trajectories(tmp_path / "junk.hdf5")
+
+
+def test_one_dimensional_actions_stored_flat_load_as_columns(tmp_path):
+    """D4RL files of one-action-dimension tasks may store actions as (T,); models need (T, 1)."""
+    arrays = d4rl_arrays(np.random.default_rng(2), [3, 4, 2], act_dim=1)
+    arrays["actions"] = arrays["actions"][:, 0]
+    loaded = load_trajectories(write(tmp_path / "pendulum.hdf5", **arrays))
+    assert loaded.actions.shape == (9, 1) and loaded.actions.dtype == np.float32
+    np.testing.assert_array_equal(loaded.actions[:, 0], arrays["actions"].astype(np.float32))
+
+
+@pytest.mark.parametrize("file_name, name", [("hopper_medium_replay-v2.hdf5", "hopper-medium-replay-v2"),
+                                             ("walker2d-expert-v2.hdf5", "walker2d-expert-v2")])
+def test_dataset_name_is_recorded_from_the_file_name(tmp_path, file_name, name):
+    """D4RL's download names (underscores) and the dataset names (dashes) both give the dataset name."""
+    loaded = load_trajectories(write(tmp_path / file_name, **d4rl_arrays(np.random.default_rng(3), [3, 3, 3])))
+    assert loaded.metadata["dataset_name"] == name

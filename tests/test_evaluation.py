@@ -6,10 +6,10 @@ import torch
 
 from rmdt.evaluation import evaluate_policy
 from rmdt.evaluation.rollout import mean_interval, wilson_interval
-from rmdt.evaluation.tmaze import plot
+from rmdt.evaluation.tmaze import length_seed, plot, scalars
 from rmdt.models.policy import Policy
 
-SETTINGS = dict(env="tmaze", target_return=1.0, corridor_lengths=[1, 5, 40], episodes=32, seed=3)
+SETTINGS = dict(env="tmaze", target_return=1.0, episodes=32, seed=3, env_args={"corridor_lengths": [1, 5, 40]})
 
 
 class ScriptedPolicy(torch.nn.Module, Policy):
@@ -50,9 +50,43 @@ def test_a_policy_that_forgets_gets_chance():
 
 def test_return_conditioning_is_scaled_and_counts_down():
     policy = ScriptedPolicy(remember=True, return_scale=4.0)
-    evaluate_policy(policy, {**SETTINGS, "target_return": 2.0, "corridor_lengths": [3]}, progress=False)
+    evaluate_policy(policy, {**SETTINGS, "target_return": 2.0}, {"corridor_lengths": [3]}, progress=False)
     seen = torch.stack(policy.seen_returns)
     assert torch.all(seen == 0.5)  # 2.0 / 4.0, and no reward arrives before the last step
+
+
+def test_several_target_returns_give_rows_per_target_side_by_side(tmp_path):
+    policy = ScriptedPolicy(remember=True, return_scale=2.0)
+    report = evaluate_policy(policy, {**SETTINGS, "target_return": [1.0, 3.0], "episodes": 4}, progress=False)
+    assert report["target_return"] == [1.0, 3.0]
+    assert [(r["target_return"], r["corridor_length"]) for r in report["results"]] == \
+        [(1.0, 1), (1.0, 5), (1.0, 40), (3.0, 1), (3.0, 5), (3.0, 40)]
+    assert policy.seen_returns[0][0].item() == 0.5  # 1.0 / 2.0: the first target's rollouts come first
+    assert {seen[0].item() for seen in policy.seen_returns} == {0.5, 1.5}  # and each target was conditioned on
+    assert sorted(scalars(report["results"])) == sorted(f"success_L{n}_R{t}" for n in (1, 5, 40) for t in (1, 3))
+    assert sorted(scalars(report["results"][:3])) == ["success_L1", "success_L40", "success_L5"]  # one target
+    plot(report["results"], tmp_path / "targets.png")
+    assert (tmp_path / "targets.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_corridor_length_draws_its_own_clues():
+    """The env seed differs per length (it was one seed for all, so every length saw the same clues)."""
+
+    class FirstClues(ScriptedPolicy):
+        def act(self, state, obs, last_action, last_reward, return_to_go):
+            if not self.seen_returns:
+                self.clues.append(obs[:, 1].tolist())
+            return super().act(state, obs, last_action, last_reward, return_to_go)
+
+        def initial_state(self, batch_size, device=None):
+            self.seen_returns = []
+            return super().initial_state(batch_size, device)
+
+    policy = FirstClues(remember=True)
+    policy.clues = []
+    evaluate_policy(policy, {**SETTINGS, "episodes": 64}, {"corridor_lengths": [5, 6, 7]}, progress=False)
+    assert len(policy.clues) == 3 and len({tuple(c) for c in policy.clues}) == 3
+    assert length_seed(3, 5) == length_seed(3, 5) != length_seed(3, 6) != length_seed(4, 6)
 
 
 def test_wilson_interval():

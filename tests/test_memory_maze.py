@@ -107,7 +107,7 @@ def test_tiny_train_then_evaluate_with_a_gif(tiny_dataset, tmp_path):
     report = json.loads(out.read_text())
     assert report["env"] == "memory_maze"
     (row,) = report["results"]
-    steps = config.evaluation.episode_steps
+    steps = config.evaluation.env_args.max_steps
     assert row["episodes"] == len(row["returns"]) == config.evaluation.episodes
     assert row["ci95"][0] <= row["mean_return"] <= row["ci95"][1]
     assert 0 <= row["mean_return"] <= steps

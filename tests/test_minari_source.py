@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rmdt.data import DataError, load_trajectories
-from rmdt.data.minari_source import dataset_path, load_minari
+from rmdt.data.minari_source import dataset_path, load_minari, write_minari
 
 
 def test_tmaze_dataset_round_trips_through_minari(tiny_tmaze, tmaze_recipe):
@@ -91,3 +91,83 @@ def test_pixel_observations_round_trip_losslessly(tmp_path):
     assert loaded.observations.dtype == np.uint8
     for i, buffer in enumerate(buffers):
         np.testing.assert_array_equal(loaded.episode(i)[0], buffer.observations[:-1])
+
+
+def dict_buffers(rng, lengths=(4, 3)):
+    """Episodes of a PointMaze / Kitchen-like nested dict observation space, and that space."""
+    import gymnasium as gym
+    from minari.data_collector import EpisodeBuffer
+
+    space = gym.spaces.Dict({
+        "observation": gym.spaces.Box(-5, 5, (4,), np.float64),
+        "desired_goal": gym.spaces.Dict({"kettle": gym.spaces.Box(-1, 1, (2,), np.float64),
+                                         "light": gym.spaces.Box(-1, 1, (1,), np.float64)}),
+        "achieved_goal": gym.spaces.Box(-1, 1, (2, 2), np.float64),
+    })
+    buffers = []
+    for i, steps in enumerate(lengths):
+        obs = {"observation": rng.normal(size=(steps + 1, 4)),
+               "desired_goal": {"kettle": rng.normal(size=(steps + 1, 2)), "light": rng.normal(size=(steps + 1, 1))},
+               "achieved_goal": rng.normal(size=(steps + 1, 2, 2))}
+        buffers.append(EpisodeBuffer(id=i, observations=obs, actions=rng.uniform(-1, 1, (steps, 2)),
+                                     rewards=rng.random(steps), terminations=np.arange(1, steps + 1) == steps,
+                                     truncations=np.zeros(steps, bool), infos={}))
+    return space, buffers
+
+
+def test_dict_observations_load_flat_in_the_recorded_key_order(tmp_path):
+    """Loader and evaluator flatten dict observations identically: the loader records the leaf order,
+    and FlattenDictObservation (the evaluator's wrapper) turns the env's dicts into the same rows."""
+    import gymnasium as gym
+
+    from rmdt.data.observations import leaf
+    from rmdt.envs.wrappers import FlattenDictObservation
+
+    space, buffers = dict_buffers(np.random.default_rng(0))
+    write_minari("dicts/maze-v0", buffers, root=tmp_path, observation_space=space,
+                 action_space=gym.spaces.Box(-1, 1, (2,), np.float32))
+    loaded = load_minari("dicts/maze-v0", tmp_path)
+    # the space's order (gymnasium sorts a Dict's keys), nested leaves as dotted paths
+    assert loaded.metadata["obs_keys"] == ["achieved_goal", "desired_goal.kettle", "desired_goal.light", "observation"]
+    assert loaded.observations.shape == (7, 4 + 2 + 1 + 4) and loaded.observations.dtype == np.float32
+
+    class DictEnv(gym.Env):
+        observation_space, action_space = space, gym.spaces.Box(-1, 1, (2,), np.float32)
+
+    wrapper = FlattenDictObservation(DictEnv(), loaded.metadata["obs_keys"])
+    assert wrapper.observation_space.shape == (11,)
+    for i, buffer in enumerate(buffers):
+        obs = loaded.episode(i)[0]
+        for t in range(len(obs)):
+            step = {"observation": buffer.observations["observation"][t],
+                    "desired_goal": {k: buffer.observations["desired_goal"][k][t] for k in ("kettle", "light")},
+                    "achieved_goal": buffer.observations["achieved_goal"][t]}
+            np.testing.assert_array_equal(wrapper.observation(step), obs[t])
+            np.testing.assert_array_equal(obs[t, :4], leaf(step, "achieved_goal").reshape(-1).astype(np.float32))
+            np.testing.assert_array_equal(obs[t, 4:6], step["desired_goal"]["kettle"].astype(np.float32))
+    with pytest.raises(ValueError, match="not numeric entries.*desired_goal.kettle"):
+        FlattenDictObservation(DictEnv(), ["observation", "goal"])
+
+
+def test_datasets_found_in_minari_default_folder_after_the_env_variable(tmp_path, monkeypatch, tiny_tmaze):
+    import shutil
+
+    from rmdt.data.minari_source import datasets_root
+
+    root, name, _ = tiny_tmaze
+    home, custom = tmp_path / "home", tmp_path / "custom"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("MINARI_DATASETS_PATH", raising=False)
+    assert datasets_root() == home / ".minari" / "datasets"  # where builds go without a root
+    with pytest.raises(DataError, match=f"searched {home / '.minari' / 'datasets'}"):
+        load_minari(name)
+    shutil.copytree(dataset_path(name, root), home / ".minari" / "datasets" / name)
+    assert load_minari(name).num_episodes == 40  # found in minari's default folder
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(custom))
+    assert datasets_root() == custom  # builds go to $MINARI_DATASETS_PATH when set ...
+    assert dataset_path(name) == home / ".minari" / "datasets" / name  # ... but reading still finds the default
+    shutil.copytree(dataset_path(name, root), custom / name)
+    assert dataset_path(name) == custom / name  # $MINARI_DATASETS_PATH first
+    assert load_minari(name).num_episodes == 40
+    with pytest.raises(DataError, match="not found"):
+        load_minari(name, root=tmp_path / "elsewhere")  # an explicit root is the only place looked in

@@ -1,6 +1,7 @@
 """Memory probe: interventions really zero / shuffle memory; a model that remembers drops, DT does not."""
 import importlib.util
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -65,8 +66,11 @@ def test_shuffle_is_a_derangement_that_changes_each_time():
         assert sorted(source.tolist()) == list(range(8)) and not (source == torch.arange(8)).any()
         seen.append(source.tolist())
     assert seen[0] != seen[1] or seen[1] != seen[2]
+    lone = shuffle(memory[:1] + 100)  # a row crossing alone gets one of the last call's memories
+    assert lone.shape == (1, 3, 4) and 0 <= lone[0, 0, 0] < 8
+    assert shuffle(memory[:1])[0, 0, 0] == 100  # and the next lone row gets its memory
     with pytest.raises(ValueError, match="at least 2 environments"):
-        shuffle(memory[:1])
+        ShuffleMemory(seed=0)(memory[:1])
     with pytest.raises(ValueError, match="unknown.*intact, zeroed, shuffled"):
         intervention("scrambled")
 
@@ -120,9 +124,14 @@ def test_probe_of_a_remembering_policy_drops_and_of_a_memoryless_one_does_not(tm
 
 
 # ---- a real RMDT trained to remember, against a DT, through the probe (a tiny clue-recall "env") ----
-def evaluate(policy, settings, device="cpu", progress=True, periodic=False):
+@dataclass
+class Settings:
+    """The clue-recall "env" has no settings of its own."""
+
+
+def evaluate(policy, evaluation, settings, target_return, device="cpu", progress=True, periodic=False):
     """The clue-recall task as an env: accuracy of the first action of segment 3 (two boundaries on)."""
-    batch = clue_batch(settings["episodes"], K, torch.Generator().manual_seed(settings["seed"]))
+    batch = clue_batch(evaluation.episodes, K, torch.Generator().manual_seed(evaluation.seed))
     outputs, _ = run_act_plain(policy, batch)
     return [{"recall": float((outputs[:, 2 * K].argmax(-1) == batch.actions[:, 2 * K]).float().mean())}]
 

@@ -203,7 +203,7 @@ def tiny(tmp_path_factory):
             "data.batching=tape", "data.tape_len=20", "model.kind=ffm", "model.d_model=16", "model.n_layers=1",
             "model.memory_size=4", "model.context_size=2", "model.dropout=0.1", "training.steps=6",
             "training.batch_size=4", "training.warmup_steps=2", "training.log_every=2", "training.checkpoint_every=3",
-            "evaluation.corridor_lengths=[3]", "evaluation.episodes=4"]
+            "evaluation.env_args.corridor_lengths=[3]", "evaluation.episodes=4"]
 
 
 def test_configs_dispatch_and_refuse_tapes_for_rmdt(tiny):

@@ -24,7 +24,7 @@ def tiny(tmp_path_factory):
             "data.context_len=4", "data.num_segments=3", "model.memory_tokens=2", "model.d_model=16",
             "model.n_layers=1", "model.n_heads=2", "training.steps=6", "training.batch_size=8",
             "training.warmup_steps=2", "training.log_every=2", "training.checkpoint_every=3",
-            "evaluation.corridor_lengths=[3, 12]", "evaluation.episodes=10"]
+            "evaluation.env_args.corridor_lengths=[3, 12]", "evaluation.episodes=10"]
 
 
 def params(policy):
@@ -48,7 +48,7 @@ def test_resume_after_a_kill_gives_the_same_parameters(tiny, tmp_path):
 
 
 def test_run_directory_contents_and_refusal_to_overwrite(tiny, tmp_path):
-    config = load_config(CONFIG, tiny + ["training.eval_every=3", "evaluation.periodic_lengths=[2, 5]"])
+    config = load_config(CONFIG, tiny + ["training.eval_every=3", "evaluation.env_args.periodic_lengths=[2, 5]"])
     run = train(config, run_dir=tmp_path / "run").run_dir
     assert load_config(run / "config.yaml") == config
     assert (run / "final" / "config.json").is_file() and (run / "final" / "model.safetensors").is_file()
@@ -116,9 +116,9 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "Traceback" not in done.stderr
     done = subprocess.run([sys.executable, "evaluate.py", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and "no config.json" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([sys.executable, "evaluate.py", str(tmp_path), "episode_step=50"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "evaluate.py", str(tmp_path), "max_step=50"], cwd=ROOT,
                           capture_output=True, text=True)
-    assert done.returncode == 2 and "did you mean evaluation.episode_steps?" in done.stderr
+    assert done.returncode == 2 and "unknown evaluation setting max_step (did you mean max_steps?)" in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -4,7 +4,10 @@ Layout: flat datasets ``observations`` (T, ...), ``actions`` (T, ...), ``rewards
 ends in ``terminals`` and/or ``timeouts`` (T,) booleans; ``next_observations``, ``infos/*`` and
 ``metadata/*`` may be present and are not needed. An episode ends after every step where
 ``terminals`` or ``timeouts`` is set; steps after the last end form a final episode (a file cut
-mid-episode, as many D4RL files are).
+mid-episode, as many D4RL files are). Continuous actions stored as (T,) (one action dimension) are
+read as (T, 1). The file's name says which D4RL dataset it is (``hopper-medium-v2.hdf5``, or
+``hopper_medium-v2.hdf5`` as D4RL's download names it): it is recorded as ``dataset_name`` so that
+evaluation can find the dataset's reference scores.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ def load_d4rl_hdf5(path: str | os.PathLike, num_actions: int | None = None) -> T
     """Reads a D4RL-layout file. Actions are continuous unless ``num_actions`` says they are discrete."""
     import h5py
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"D4RL HDF5 file not found: {path}")
     try:
@@ -52,8 +55,9 @@ def load_d4rl_hdf5(path: str | os.PathLike, num_actions: int | None = None) -> T
     starts = np.concatenate([[0], np.flatnonzero(ends[:-1]) + 1, [total]]).astype(np.int64)
     if num_actions is None:
         actions = np.asarray(actions, np.float32)
+        actions = actions[:, None] if actions.ndim == 1 else actions
     else:
         actions = np.asarray(actions).reshape(-1).astype(np.int64)
     return Trajectories(observations=compact_observations(observations), actions=actions, rewards=rewards.astype(np.float32),
                         episode_starts=starts, source=str(path), num_actions=num_actions,
-                        metadata={"format": "d4rl-hdf5"})
+                        metadata={"format": "d4rl-hdf5", "dataset_name": path.stem.replace("_", "-")})

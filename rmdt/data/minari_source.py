@@ -3,6 +3,12 @@
 Minari keeps one more observation than actions per episode (the final one); ``Trajectories`` keeps
 the observation each action was taken from, so the final observation is dropped on reading.
 Writing uses ``minari.create_dataset_from_buffers``, which (unlike ``DataCollector``) needs no jax.
+
+Where datasets live: an explicit ``root`` (``data.root``, ``--root``) is the only place looked in
+and written to. Without one, datasets are read from ``$MINARI_DATASETS_PATH`` and then Minari's own
+default folder ``~/.minari/datasets`` (so datasets downloaded with ``minari download`` are found),
+and built into the first of them: ``$MINARI_DATASETS_PATH`` when set, else ``~/.minari/datasets``,
+never a folder inside the installed package or the source checkout.
 """
 from __future__ import annotations
 
@@ -15,21 +21,37 @@ from pathlib import Path
 
 import numpy as np
 
+from rmdt.data.observations import flatten, leaf_keys
 from rmdt.data.trajectories import DataError, Trajectories, compact_observations
 
-PROJECT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "minari"
+MINARI_DEFAULT_DIR = Path("~/.minari/datasets")  # minari's own default when $MINARI_DATASETS_PATH is unset
+
+
+def search_roots(root: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for dataset ids, in order: ``root`` alone if given, else
+    ``$MINARI_DATASETS_PATH`` (when set) and then ``~/.minari/datasets``."""
+    if root:
+        return [Path(root)]
+    folders = [MINARI_DEFAULT_DIR.expanduser()]
+    if os.environ.get("MINARI_DATASETS_PATH"):
+        folders.insert(0, Path(os.environ["MINARI_DATASETS_PATH"]))
+    return folders
 
 
 def datasets_root(root: str | os.PathLike | None = None) -> Path:
-    """Where Minari datasets live: ``root`` if given, else ``$MINARI_DATASETS_PATH``, else ``data/minari``."""
-    return Path(root or os.environ.get("MINARI_DATASETS_PATH") or PROJECT_DATA_DIR)
+    """Where new datasets are written: the first folder of ``search_roots``."""
+    return search_roots(root)[0]
 
 
 def dataset_path(dataset: str, root: str | os.PathLike | None = None) -> Path:
-    """The directory holding ``data/`` for a dataset id or a path to a dataset directory."""
+    """The directory holding ``data/`` for a dataset directory, or for an id: the first search root
+    that holds it complete, else where it would be written."""
     candidate = Path(dataset)
     if candidate.is_dir():
         return candidate.parent if candidate.name == "data" else candidate
+    for folder in search_roots(root):
+        if (folder / dataset / "data" / "metadata.json").is_file():
+            return folder / dataset
     return datasets_root(root) / dataset
 
 
@@ -45,8 +67,9 @@ def load_minari(dataset: str, root: str | os.PathLike | None = None) -> Trajecto
 
     path, metadata = dataset_path(dataset, root), metadata_file(dataset, root)
     if not metadata.is_file():
-        raise DataError(f"Minari dataset {dataset!r} not found: no {metadata} "
-                        f"(set MINARI_DATASETS_PATH or pass a dataset directory)")
+        searched = ", ".join(str(folder) for folder in search_roots(root))
+        raise DataError(f"Minari dataset {dataset!r} not found: no {metadata} (searched {searched}; "
+                        f"set MINARI_DATASETS_PATH or data.root, or pass a dataset directory)")
     try:
         data = minari.MinariDataset(path / "data")
         episodes = [(e.observations, e.actions, e.rewards) for e in data.iterate_episodes()]
@@ -54,16 +77,43 @@ def load_minari(dataset: str, root: str | os.PathLike | None = None) -> Trajecto
         raise DataError(f"{path}: cannot be read as a Minari dataset ({error})") from error
     if not episodes:
         raise DataError(f"{path}: the dataset holds no episodes")
-    if any(isinstance(o, dict) or isinstance(a, dict) for o, a, _ in episodes):
-        raise DataError(f"{path}: dict observation or action spaces are not supported yet")
+    if any(isinstance(a, dict) for _, a, _ in episodes):
+        raise DataError(f"{path}: dict action spaces are not supported")
+    facts = {"dataset_id": data.spec.dataset_id, "env_spec": data.spec.env_spec.id if data.spec.env_spec else None,
+             **environment_facts(data)}
+    if isinstance(data.observation_space, gym.spaces.Dict):
+        keys, dropped = leaf_keys(data.observation_space)
+        if not keys:
+            raise DataError(f"{path}: the dict observations have no numeric entry (only {', '.join(dropped)})")
+        facts.update(obs_keys=keys, obs_dropped=dropped)
+        episodes = [(flatten(o, keys), a, r) for o, a, r in episodes]
     space = data.action_space
     num_actions = int(space.n) if isinstance(space, gym.spaces.Discrete) else None
     action_dtype = np.float32 if num_actions is None else np.int64
-    episodes = [(compact_observations(np.asarray(o)[: len(r)]), np.asarray(a, action_dtype),
+    episodes = [(compact_observations(np.asarray(o)[: len(r)]), as_actions(a, action_dtype),
                  np.asarray(r, np.float32)) for o, a, r in episodes]
-    return Trajectories.from_episodes(episodes, source=str(path), num_actions=num_actions,
-                                      metadata={"dataset_id": data.spec.dataset_id,
-                                                "env_spec": data.spec.env_spec.id if data.spec.env_spec else None})
+    return Trajectories.from_episodes(episodes, source=str(path), num_actions=num_actions, metadata=facts)
+
+
+def as_actions(actions, dtype) -> np.ndarray:
+    """Discrete actions as (T,) integers; continuous ones as (T, act_dim), a (T,) array becoming (T, 1)."""
+    actions = np.asarray(actions, dtype)
+    return actions[:, None] if dtype == np.float32 and actions.ndim == 1 else actions
+
+
+def environment_facts(data) -> dict:
+    """What evaluation needs from a Minari dataset: the environment to play (its evaluation env spec,
+    else the one that collected the data, as ``recover_environment(eval_env=True)`` picks) and the
+    reference returns of its normalised score, when the dataset has them."""
+    spec = getattr(data, "_eval_env_spec", None) or data.spec.env_spec  # minari has no public eval spec getter
+    facts = {}
+    if spec is not None:
+        facts["env"] = {"id": spec.id, "kwargs": dict(spec.kwargs or {}), "max_episode_steps": spec.max_episode_steps}
+    stored = data.storage.metadata
+    for key in ("ref_min_score", "ref_max_score"):
+        if stored.get(key) is not None:
+            facts[key] = float(stored[key])
+    return facts
 
 
 @contextlib.contextmanager

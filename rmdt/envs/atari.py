@@ -63,6 +63,8 @@ class AtariEnvs(VectorEnv):
     underneath; this class hides that.)
     """
 
+    frozen_when_done = True  # a finished game may be stepped: it stays done (rollout's queue)
+
     def __init__(self, game: str, num_envs: int, sticky_actions: float = 0.0, max_steps: int = MAX_STEPS,
                  noop_max: int = NOOP_MAX, num_threads: int = 1):
         from ale_py.vector_env import AtariVectorEnv
@@ -85,10 +87,21 @@ class AtariEnvs(VectorEnv):
         self.done = np.ones(num_envs, bool)
         self.obs = None
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        """Restarts every game; an int seed gives game i the seed ``seed + i``."""
-        obs, info = self.env.reset(seed=seed)
-        self.done[:] = False
+    def reset(self, *, seed=None, options: dict | None = None):
+        """Restarts every game, or those in ``options["reset_mask"]``; an int seed gives game i the
+        seed ``seed + i``, a list of ``num_envs`` seeds (None entries: drawn) one each."""
+        rows = np.ones(self.num_envs, bool)
+        if options and "reset_mask" in options:
+            rows = np.asarray(options["reset_mask"], bool)
+        if isinstance(seed, (list, tuple, np.ndarray)):
+            drawn = np.random.default_rng().integers(2**31 - 1, size=self.num_envs)
+            seed = np.array([drawn[i] if s is None else s for i, s in enumerate(seed)], np.int64)[rows]
+        elif isinstance(seed, int):
+            seed = np.flatnonzero(rows) + seed
+        obs, info = self.env.reset(seed=seed, options=None if rows.all() else {"reset_mask": rows})
+        self.done[rows] = False
+        if self.obs is not None and not rows.all():
+            obs = np.where(rows[:, None, None, None], obs, self.obs)
         self.obs = obs
         return obs, info
 

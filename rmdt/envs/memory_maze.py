@@ -130,9 +130,11 @@ class MemoryMazeEnv(gym.Env):
 class MemoryMazeVectorEnv(VectorEnv):
     """``num_envs`` mazes stepped one after another (each step costs a render; there is no batching
     to gain in MuJoCo here). No auto-reset: a finished maze keeps its last frame, pays 0 and stays
-    done until the next ``reset``. ``reset(seed=s)`` seeds maze i with ``s + i``."""
+    done until the next ``reset``. ``reset(seed=s)`` seeds maze i with ``s + i``; a list of seeds
+    gives each its own, and ``options={"reset_mask": mask}`` resets only those mazes."""
 
     metadata = {"autoreset_mode": AutoresetMode.DISABLED}
+    frozen_when_done = True  # a finished maze may be stepped: it stays done at no cost (rollout's queue)
 
     def __init__(self, num_envs: int = 1, maze_size: int = 9, max_episode_steps: int | None = None) -> None:
         self.num_envs = int(num_envs)
@@ -145,10 +147,14 @@ class MemoryMazeVectorEnv(VectorEnv):
         self._obs = np.zeros((self.num_envs, *IMAGE_SHAPE), np.uint8)
 
     def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        for i, env in enumerate(self.envs):
-            self._obs[i], _ = env.reset(seed=None if seed is None else seed + i)
-        self.done[:] = False
+        rows = np.ones(self.num_envs, bool)
+        if options and "reset_mask" in options:
+            rows = np.asarray(options["reset_mask"], bool)
+        if seed is None or isinstance(seed, int):
+            seed = [None if seed is None else seed + i for i in range(self.num_envs)]
+        for i in np.flatnonzero(rows):
+            self._obs[i], _ = self.envs[i].reset(seed=seed[i])
+        self.done[rows] = False
         return self._obs.copy(), {}
 
     def step(self, actions):

@@ -1,9 +1,9 @@
 """Wrappers that show POPGym and MiniGrid environments the way rmdt's memory-suite datasets store them.
 
 The dataset recipes (``rmdt.recipes.popgym``, ``rmdt.recipes.minigrid``) step their environments
-through these same wrappers, so evaluation reproduces the training observations exactly: name the
-wrapper in a config (``env_args: {id: popgym-RepeatFirstEasy-v0, wrapper: popgym_flat}``) and
-``wrap`` applies it. Each wrapper keeps the original environment reachable as ``env.unwrapped``, where
+through these same wrappers, so evaluation reproduces the training observations exactly: the
+gymnasium evaluator applies the one named in a config (``env_args: {id: popgym-RepeatFirstEasy-v0,
+wrapper: popgym_flat}``), or by default the suite's own (``default_wrapper``). Each wrapper keeps the original environment reachable as ``env.unwrapped``, where
 the recipes' privileged oracles read the hidden state.
 """
 from __future__ import annotations
@@ -75,6 +75,16 @@ class MinigridSymbolic(gym.ObservationWrapper):
 
 
 WRAPPERS = {"popgym_flat": PopgymFlat, "minigrid_symbolic": MinigridSymbolic}
+
+
+def default_wrapper(env_id: str | None) -> str | None:
+    """The wrapper rmdt's datasets of a suite use: ``popgym_flat`` for POPGym ids,
+    ``minigrid_symbolic`` for MiniGrid-Memory ids, None for anything else."""
+    if env_id and env_id.startswith("popgym-"):
+        return "popgym_flat"
+    if env_id and env_id.startswith("MiniGrid-Memory"):
+        return "minigrid_symbolic"
+    return None
 
 
 def wrap(env: gym.Env, name: str | None) -> gym.Env:

@@ -12,7 +12,10 @@ is truncated after L + 2 steps (the oracle needs L + 1). Clues are drawn at rand
 ``TMazeVectorEnv`` runs many corridors (of one or of different lengths) as numpy arrays in one
 object, so evaluating 100 corridors costs about as much as one. It does not auto-reset: a finished
 corridor no longer moves, reports zero reward and stays done until it is reset
-(``reset(options={"reset_mask": mask})`` resets only some).
+(``reset(options={"reset_mask": mask})`` resets only some). Reset with one seed per corridor (a
+list), each corridor draws its clue and noise from its own generator, so an episode does not
+depend on the corridors beside it (what rollouts need); an int or no seed keeps one generator for
+the batch (what the dataset recipe was built with).
 """
 from __future__ import annotations
 
@@ -38,10 +41,15 @@ def _check_lengths(corridor_length, num_envs: int) -> np.ndarray:
 
 
 class _Corridors:
-    """The state of n corridors and their dynamics, shared by the single and the vector env."""
+    """The state of n corridors and their dynamics, shared by the single and the vector env.
+
+    Random draws come from ``rngs`` (one generator per corridor) when set, else from the ``rng``
+    passed in (one for all).
+    """
 
     def __init__(self, lengths: np.ndarray) -> None:
         n = len(lengths)
+        self.rngs: list[np.random.Generator] | None = None
         self.length = lengths
         self.x = np.zeros(n, np.int64)
         self.y = np.zeros(n, np.int64)
@@ -51,7 +59,10 @@ class _Corridors:
 
     def reset(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         self.x[rows] = self.y[rows] = self.t[rows] = 0
-        self.clue[rows] = rng.choice(np.array([-1, 1]), size=int(rows.sum()))
+        if self.rngs is None:
+            self.clue[rows] = rng.choice(np.array([-1, 1]), size=int(rows.sum()))
+        else:
+            self.clue[rows] = [self.rngs[i].choice(np.array([-1, 1])) for i in np.flatnonzero(rows)]
         self.done[rows] = False
         return self.observe(rng)
 
@@ -77,7 +88,10 @@ class _Corridors:
         obs[:, 0] = self.y
         obs[:, 1] = np.where(self.t == 0, self.clue, 0)
         obs[:, 2] = (self.x == self.length) & (self.y == 0)
-        obs[:, 3] = rng.integers(-1, 2, size=len(self.x))
+        if self.rngs is None:
+            obs[:, 3] = rng.integers(-1, 2, size=len(self.x))
+        else:
+            obs[:, 3] = [g.integers(-1, 2) for g in self.rngs]
         return obs
 
 
@@ -112,6 +126,7 @@ class TMazeVectorEnv(VectorEnv):
     """Many T-Maze corridors stepped together as numpy arrays (no auto-reset; see module doc)."""
 
     metadata = {"autoreset_mode": AutoresetMode.DISABLED}
+    frozen_when_done = True  # a finished corridor may be stepped: it stays done at no cost (rollout's queue)
 
     def __init__(self, num_envs: int = 1, corridor_length=10) -> None:
         self.num_envs = int(num_envs)
@@ -131,10 +146,24 @@ class TMazeVectorEnv(VectorEnv):
         return self._maze.done.copy()
 
     def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
+        """Restarts every corridor, or those in ``options["reset_mask"]``; ``seed``: an int (or None)
+        seeds the batch's one generator, a list of ``num_envs`` seeds (None entries: drawn) gives
+        each restarted corridor its own."""
         rows = np.ones(self.num_envs, bool)
         if options and "reset_mask" in options:
             rows = np.asarray(options["reset_mask"], bool)
+        if isinstance(seed, (list, tuple, np.ndarray)):
+            if len(seed) != self.num_envs:
+                raise ValueError(f"T-Maze reset: {len(seed)} seeds for {self.num_envs} corridors")
+            super().reset()
+            if self._maze.rngs is None:
+                self._maze.rngs = [np.random.default_rng(self.np_random.integers(2**63)) for _ in range(self.num_envs)]
+            for i in np.flatnonzero(rows):
+                self._maze.rngs[i] = np.random.default_rng(
+                    seed[i] if seed[i] is not None else self.np_random.integers(2**63))
+        else:
+            super().reset(seed=seed)
+            self._maze.rngs = None
         return self._maze.reset(rows, self.np_random), {"clue": self.clue}
 
     def step(self, actions):

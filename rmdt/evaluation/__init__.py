@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import json
 from pathlib import Path
 
 from rmdt.atomic import write_text
 
-# env name -> module providing evaluate(policy, settings, device, progress, periodic) -> rows,
-# plot(rows, path, title), describe(row) -> one console line and scalars(rows) -> {name: value}.
-# Modules are imported on use, so an env's optional packages are needed only to evaluate in it.
+# env name -> module providing `Settings` (a dataclass: the env's `evaluation.env_args`),
+# evaluate(policy, evaluation, settings, target_return, device, progress, periodic) -> rows,
+# plot(rows, path, title), describe(row) -> one console line, scalars(rows) -> {name: value}, and
+# optionally default_target(settings) (the target return used when evaluation.target_return is null).
+# The modules import an env's optional packages inside functions only, so that load_config can import
+# the chosen one to check its settings, and that env's packages are needed only to evaluate in it.
 ENV_EVALUATORS = {
     "tmaze": "rmdt.evaluation.tmaze",
     "atari": "rmdt.evaluation.atari",
     "memory_maze": "rmdt.evaluation.memory_maze",
+    "gymnasium": "rmdt.evaluation.gymnasium",
 }
 
 
@@ -51,38 +56,89 @@ def load_policy(path: str | Path, device="cpu"):
 def env_evaluator(env: str):
     """The evaluation module of ``env`` (see ``ENV_EVALUATORS``)."""
     if env not in ENV_EVALUATORS:
-        raise ValueError(f"evaluation env {env!r} is unknown (known: {', '.join(ENV_EVALUATORS)})")
+        close = difflib.get_close_matches(env, list(ENV_EVALUATORS), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ValueError(f"evaluation env {env!r} is unknown ({hint}known: {', '.join(ENV_EVALUATORS)})")
     return importlib.import_module(ENV_EVALUATORS[env])
+
+
+def by_target(rows: list[dict]) -> dict:
+    """Rows grouped by their ``target_return`` (None when rows have none), in first-seen order."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row.get("target_return"), []).append(row)
+    return groups
+
+
+def target_suffix(rows: list[dict], row: dict) -> str:
+    """``"_R{target}"`` when ``rows`` hold several target returns (so scalar names stay unique), else ``""``."""
+    return f"_R{row['target_return']:g}" if len(by_target(rows)) > 1 else ""
+
+
+def as_evaluation(evaluation, overrides: dict | None = None):
+    """An ``EvaluationConfig`` from one, or from its dict (``rmdt.config.evaluation_config``: today's shape,
+    env settings given flat, or a checkpoint's older flat one), with ``overrides`` (same rule) applied."""
+    from rmdt.config import EvaluationConfig, evaluation_config, override_evaluation
+
+    if not isinstance(evaluation, EvaluationConfig):
+        evaluation = evaluation_config(dict(evaluation))
+    return override_evaluation(evaluation, overrides) if overrides else evaluation
 
 
 def evaluate_policy(policy, evaluation, overrides: dict | None = None, device="cpu", progress: bool = True,
                     periodic: bool = False) -> dict:
-    """Rolls the policy out as ``evaluation`` (an EvaluationConfig or its dict) says; returns the report.
+    """Rolls the policy out as ``evaluation`` says, once per target return; returns the report.
 
-    ``overrides`` replaces settings for this call (e.g. episodes, seed, corridor_lengths); ``periodic``
-    asks the env for its cheaper in-training evaluation.
+    ``evaluation``: an EvaluationConfig or its dict; ``overrides`` replaces settings for this call (e.g.
+    ``{"episodes": 10, "corridor_lengths": [9]}``); ``periodic`` asks for the cheaper in-training
+    evaluation (``periodic_episodes``, and what the env does less). Every row carries its ``target_return``.
     """
-    settings = dataclasses.asdict(evaluation) if dataclasses.is_dataclass(evaluation) else dict(evaluation)
-    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    evaluator = env_evaluator(settings["env"])
+    evaluation = as_evaluation(evaluation, overrides)
+    if evaluation.sample_actions or evaluation.num_envs not in (None, evaluation.episodes):
+        raise ValueError("evaluation.num_envs below episodes and evaluation.sample_actions need the "
+                         "episode-queue rollout, which this version of rmdt.evaluation.rollout does not run yet")
+    if periodic and evaluation.periodic_episodes is not None:
+        evaluation = dataclasses.replace(evaluation, episodes=evaluation.periodic_episodes)
+    evaluator = env_evaluator(evaluation.env)
+    targets = [resolve_target(evaluator, evaluation, target) for target in evaluation.target_returns()]
     was_training = policy.training
     policy.eval()
+    results = []
     try:
-        results = evaluator.evaluate(policy, settings, device=device, progress=progress, periodic=periodic)
+        for target in targets:
+            rows = evaluator.evaluate(policy, evaluation, evaluation.env_args, target, device=device,
+                                      progress=progress, periodic=periodic)
+            results += [{"target_return": target, **row} for row in rows]
     finally:
         policy.train(was_training)
-    return {"env": settings["env"], "target_return": settings["target_return"], "seed": settings["seed"],
-            "results": results}
+    return {"env": evaluation.env,
+            "target_return": targets if isinstance(evaluation.target_return, list) else targets[0],
+            "seed": evaluation.seed, "episodes": evaluation.episodes,
+            "env_args": dataclasses.asdict(evaluation.env_args), "results": results}
+
+
+def resolve_target(evaluator, evaluation, target: float | None) -> float:
+    """``target`` as a float, or the env's default target when it is None (ValueError if it has none)."""
+    if target is None and hasattr(evaluator, "default_target"):
+        target = evaluator.default_target(evaluation.env_args)
+    if target is None:
+        raise ValueError(f"evaluation.target_return is null and env {evaluation.env!r} has no default target: "
+                         "set evaluation.target_return (or pass --target-return)")
+    return float(target)
 
 
 def checkpoint_policy(path, device="cpu"):
-    """``(model_dir, policy, evaluation settings)`` of a checkpoint trained by rmdt."""
+    """``(model_dir, policy, EvaluationConfig)`` of a checkpoint trained by rmdt (settings written in the
+    older flat shape are converted)."""
     model_dir = checkpoint_model_dir(path)
     policy = load_policy(model_dir, device)
     evaluation = getattr(policy.config, "evaluation", None)
     if evaluation is None:
         raise ValueError(f"{model_dir}: config.json has no 'evaluation' settings (not trained by rmdt?)")
-    return model_dir, policy, evaluation
+    try:
+        return model_dir, policy, as_evaluation(evaluation)
+    except ValueError as error:
+        raise ValueError(f"{model_dir / 'config.json'}: {error}") from None
 
 
 def evaluate_checkpoint(path, overrides: dict | None = None, out=None, device="cpu") -> Path:

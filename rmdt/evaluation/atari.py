@@ -6,10 +6,13 @@ score RATE reports on the DQN-Replay 1% data, the anchor this project measures a
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
+from rmdt.config import ConfigError
 from rmdt.envs.atari import AtariEnvs, rom_id
+from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.plotting import pyplot, save_png
 
@@ -17,25 +20,48 @@ TARGET_RETURNS = {"breakout": 90.0, "qbert": 14000.0, "seaquest": 1150.0, "pong"
 RATE_RETURNS = {"breakout": 111.0, "qbert": 12487.0, "seaquest": 1038.0, "pong": 18.8}  # RATE paper, 1% data
 
 
-def target_return(settings: dict) -> float:
-    """``settings["target_return"]``, or the DT paper's target for the game when it is None."""
-    if settings.get("target_return") is not None:
-        return float(settings["target_return"])
-    game = rom_id(settings["game"])
-    if game not in TARGET_RETURNS:
-        raise ValueError(f"no default target return for {game!r} (known: {', '.join(TARGET_RETURNS)}); "
+@dataclass
+class Settings:
+    game: str = "Breakout"  # ALE game (Breakout, Pong, Qbert, Seaquest, ...)
+    sticky_actions: float = 0.0  # probability of repeating the last action (0 in DT/RATE, 0.25 in Dopamine)
+    max_steps: int = 27000  # agent steps before an episode is cut (108k frames at frame skip 4)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sticky_actions <= 1.0:
+            raise ConfigError(f"evaluation.env_args.sticky_actions must be in [0, 1], got {self.sticky_actions}")
+        if self.max_steps < 1:
+            raise ConfigError(f"evaluation.env_args.max_steps must be >= 1, got {self.max_steps}")
+        try:
+            rom_id(self.game)
+        except ImportError:  # ale_py (the atari extra) missing: evaluating will say so
+            pass
+        except ValueError as error:
+            raise ConfigError(f"evaluation.env_args.game: {error}") from None
+
+
+def game_target(game: str) -> float:
+    """The DT paper's target return for ``game`` (any spelling ``rom_id`` knows)."""
+    rom = rom_id(game)
+    if rom not in TARGET_RETURNS:
+        raise ValueError(f"no default target return for {rom!r} (known: {', '.join(TARGET_RETURNS)}); "
                          "set evaluation.target_return")
-    return TARGET_RETURNS[game]
+    return TARGET_RETURNS[rom]
 
 
-def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:
-    """Plays ``episodes`` games at once to game over (or ``max_steps``); one row for the game.
+def default_target(settings: Settings) -> float:
+    """The target return used when ``evaluation.target_return`` is null: the DT paper's for the game."""
+    return game_target(settings.game)
+
+
+def evaluate(policy, evaluation, settings: Settings, target_return: float, device="cpu", progress: bool = True,
+             periodic: bool = False) -> list[dict]:
+    """Plays ``evaluation.episodes`` games at once to game over (or ``max_steps``); one row for the game.
 
     Periodic evaluation during training plays the same protocol.
     """
-    episodes, max_steps = int(settings["episodes"]), int(settings["max_steps"])
-    target = target_return(settings)
-    env = AtariEnvs(settings["game"], episodes, sticky_actions=float(settings["sticky_actions"]), max_steps=max_steps)
+    episodes, max_steps, target = evaluation.episodes, settings.max_steps, float(target_return)
+    num_envs = min(episodes, evaluation.num_envs or episodes)
+    env = AtariEnvs(settings.game, num_envs, sticky_actions=settings.sticky_actions, max_steps=max_steps)
     trained_actions = getattr(policy.config, "num_actions", None)
     if trained_actions is not None and trained_actions != env.num_actions:
         env.close()
@@ -43,8 +69,8 @@ def evaluate(policy, settings: dict, device="cpu", progress: bool = True, period
                          f"{env.num_actions}: evaluate it in the game its data came from")
     start = time.perf_counter()
     try:
-        out = rollout(policy, env, target, settings["seed"], max_steps, device=device,
-                      progress=env.game if progress else None)
+        out = rollout(policy, env, target, evaluation.seed, episodes, device=device,
+                      progress=env.game if progress else None, sample_actions=evaluation.sample_actions)
     finally:
         env.close()
     seconds = time.perf_counter() - start
@@ -52,8 +78,8 @@ def evaluate(policy, settings: dict, device="cpu", progress: bool = True, period
     return [{"game": env.game, "target_return": target, "mean_return": float(out.returns.mean()),
              "ci95": [low, high], "std_return": float(out.returns.std()), "returns": out.returns.tolist(),
              "mean_length": float(out.lengths.mean()), "episodes": episodes,
-             "sticky_actions": float(settings["sticky_actions"]), "max_steps": max_steps,
-             "episodes_per_second": episodes / seconds, "env_steps_per_second": float(out.lengths.sum()) / seconds}]
+             "sticky_actions": settings.sticky_actions, "max_steps": max_steps,
+             "episodes_per_second": episodes / seconds, "env_steps_per_second": out.env_steps / seconds}]
 
 
 def describe(row: dict) -> str:
@@ -64,7 +90,7 @@ def describe(row: dict) -> str:
 
 
 def scalars(results: list[dict]) -> dict[str, float]:
-    return {f"return_{r['game']}": r["mean_return"] for r in results}
+    return {f"return_{r['game']}{target_suffix(results, r)}": r["mean_return"] for r in results}
 
 
 def plot(results: list[dict], path, title: str = "") -> None:

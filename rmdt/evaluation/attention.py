@@ -92,34 +92,56 @@ def _attention_layers(model) -> list:
 
 
 class _SegmentRecorder:
-    """Receives one layer's attention calls and writes them into full per-segment squares.
+    """Receives one layer's attention calls and writes them into full per-segment squares, per batch row.
 
-    Every call's queries are the last ``n_query`` of its keys (the keys are the segment's cache plus
-    the new tokens), and a call without cached keys starts a segment: the read tokens' own pass,
-    the first step of a DT segment, or a whole segment of the forward pass. After ``max_segments``
-    segments it ignores further calls, so a long episode cannot fill the memory.
+    A call holds the whole batch, or the batch rows ``rows`` (a pass over some rows: a restart or a
+    segment boundary). Its queries stand at their segment ``slots`` with the segment buffer as keys
+    (one slot per token, the last one scratch), or, without slots, are the last ``n_query`` of its
+    keys (the segment's tokens so far plus the new ones). A call whose queries include the
+    segment's first token starts that row's next segment: the read tokens' own pass, the first
+    step of a DT segment, or a whole segment of the forward pass. Rows not in ``keep`` (None: all),
+    rows ``stop``ped (their episode ended) and rows past ``max_segments`` segments are ignored, so
+    a long episode cannot fill the memory.
     """
 
     def __init__(self, size: int, keep, max_segments: int | None = None):
-        self.size, self.keep, self.max_segments = size, keep, max_segments
-        self.segments: list[torch.Tensor] = []  # (b, H, T, T) each
-        self.rows_run: list[torch.Tensor] = []  # (T,) bool each
-        self.full = False
+        self.size, self.max_segments = size, max_segments
+        self.keep = None if keep is None else [int(b) for b in keep]
+        self.segments: dict[int, list[torch.Tensor]] = {}  # batch row -> (H, T, T) squares
+        self.rows_run: dict[int, list[torch.Tensor]] = {}  # batch row -> (T,) bool each
+        self.stopped: set[int] = set()
 
-    def __call__(self, weights: torch.Tensor) -> None:
+    def recorded_rows(self) -> list[int]:
+        """The batch rows recorded, in ``keep`` order (else ascending)."""
+        rows = sorted(self.segments) if self.keep is None else self.keep
+        return [b for b in rows if self.segments.get(b)]
+
+    def stop(self, rows) -> None:
+        self.stopped.update(int(b) for b in rows)
+
+    def __call__(self, weights: torch.Tensor, slots: torch.Tensor | None = None, rows=None) -> None:
         n_query, n_key = weights.shape[-2:]
-        if n_key > self.size:
-            raise ValueError(f"an attention call has {n_key} keys, more than a segment's {self.size} tokens")
-        self.full |= n_query == n_key and len(self.segments) == self.max_segments
-        if self.full:
-            return
-        if self.keep is not None:
-            weights = weights[self.keep]
-        if n_query == n_key:
-            self.segments.append(torch.zeros(*weights.shape[:2], self.size, self.size))  # on the CPU
-            self.rows_run.append(torch.zeros(self.size, dtype=torch.bool))
-        self.segments[-1][..., n_key - n_query:n_key, :n_key] = weights.float().cpu()
-        self.rows_run[-1][n_key - n_query:n_key] = True
+        if slots is None:
+            if n_key > self.size:
+                raise ValueError(f"an attention call has {n_key} keys, more than a segment's {self.size} tokens")
+            columns, slots = n_key, torch.arange(n_key - n_query, n_key).expand(weights.shape[0], -1)
+        else:
+            columns = n_key - 1  # the scratch slot is no token of the segment
+        batch_rows = range(weights.shape[0]) if rows is None else rows.tolist()
+        for i, b in enumerate(batch_rows):
+            if b in self.stopped or (self.keep is not None and b not in self.keep):
+                continue
+            segments, rows_run = self.segments.setdefault(b, []), self.rows_run.setdefault(b, [])
+            query = slots[i].cpu()
+            if bool((query == 0).any()):
+                if len(segments) == self.max_segments:
+                    self.stopped.add(b)
+                    continue
+                segments.append(torch.zeros(weights.shape[1], self.size, self.size))  # on the CPU
+                rows_run.append(torch.zeros(self.size, dtype=torch.bool))
+            real = query < columns
+            segments[-1][:, query[real], :columns] = weights[i][:, real.to(weights.device), :columns].float().cpu()
+            rows_run[-1][query[real]] = True
 
 
 def _attach(model, keep, max_segments: int | None = None) -> list[_SegmentRecorder]:
@@ -155,7 +177,8 @@ def capture_attention(model, keep=None):
 
 
 def assemble_maps(model, recorders, step_real: torch.Tensor, masked_padding: bool) -> list[AttentionMaps]:
-    """Per recorded batch row, the recorded segments that hold a real step (``step_real`` (b, L) bool).
+    """Per recorded batch row (``recorded_rows`` order), the recorded segments that hold a real step
+    (``step_real`` (b, L) bool, one row per recorded row).
 
     ``masked_padding``: padded steps were hidden by the mask (a window), so a partly real segment's
     write rows are real; in a rollout the steps after an episode's end are visible junk, so they are not.
@@ -163,21 +186,19 @@ def assemble_maps(model, recorders, step_real: torch.Tensor, masked_padding: boo
     from rmdt.models.rmdt import segment_mask
 
     K, M = model.config.context_len, model.config.memory_tokens
-    S = len(recorders[0].segments)
-    if S == 0:
-        return []
-    weights = torch.stack([torch.stack(r.segments) for r in recorders], dim=2)  # (S, b, layers, H, T, T)
-    rows_run = torch.stack(recorders[0].rows_run)  # (S, T)
-    padded = torch.zeros(step_real.shape[0], S * K, dtype=torch.bool)
-    padded[:, :min(S * K, step_real.shape[1])] = step_real[:, :S * K]
     kind, slot = (torch.as_tensor(a) for a in token_layout(K, M))
     trajectory = (kind != READ) & (kind != WRITE)
+    step_of_token = torch.where(trajectory, slot, 0)
     out = []
-    for b in range(weights.shape[1]):
-        real = padded[b].view(S, K)
+    for j, b in enumerate(recorders[0].recorded_rows()):
+        w = torch.stack([torch.stack(r.segments[b]) for r in recorders], dim=1)  # (S, layers, H, T, T)
+        run = torch.stack(recorders[0].rows_run[b])  # (S, T)
+        S = len(w)
+        real = torch.zeros(S * K, dtype=torch.bool)
+        real[:min(S * K, step_real.shape[1])] = step_real[j, :S * K]
+        real = real.view(S, K)
         keep = real.any(dim=1)
-        real, w, run = real[keep], weights[keep, b], rows_run[keep]
-        step_of_token = torch.where(trajectory, slot, 0)
+        real, w, run = real[keep], w[keep], run[keep]
         written = real.any(dim=1) if masked_padding else real.all(dim=1)
         token_real = torch.where(trajectory, real[:, step_of_token],
                                  torch.where(kind == WRITE, written[:, None], True))
@@ -258,8 +279,7 @@ class _Recording:
 
     def initial_state(self, batch_size: int, device=None):
         keep = torch.arange(min(self._episodes, batch_size))
-        recorders = _attach(self._policy, keep.to(device) if device is not None else keep,
-                            self._max_segments) if self._attention else None
+        recorders = _attach(self._policy, keep.tolist(), self._max_segments) if self._attention else None
         self.rollouts.append(_Rollout(recorders, keep))
         return self._policy.initial_state(batch_size, device)
 
@@ -272,9 +292,12 @@ class _Recording:
         return output, state
 
     def observe_done(self, done) -> None:
+        """``done`` (B,) bool: the episodes that have ended; a kept row records its first episode only."""
         rollout = self.rollouts[-1]
         ended = torch.as_tensor(done)[rollout.keep] & (rollout.lengths < 0)
         rollout.lengths[ended] = rollout.steps
+        for recorder in rollout.recorders or []:
+            recorder.stop(rollout.keep[ended].tolist())
 
 
 def export_attention(policy, evaluation, out_dir, overrides: dict | None = None, episodes: int = 2,

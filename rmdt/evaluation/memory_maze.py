@@ -1,20 +1,38 @@
 """Memory Maze evaluation: total reward per episode with a 95% interval, a plot, and optionally a GIF.
 
-Settings (``EvaluationConfig``): ``maze_size``, ``episode_steps``, ``episodes`` (maze i seeded
-``seed + i``), ``target_return`` and ``gif`` (a path: the first episode's frames are saved
-there). The periodic evaluation during training uses the same settings.
+``evaluation.episodes`` mazes (episode k's maze seeded from (seed, k), rmdt.evaluation.rollout), played
+as a queue over ``evaluation.num_envs`` mazes, each ``settings.max_steps`` steps. The periodic
+evaluation during training uses the same settings.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from rmdt.envs.memory_maze import MemoryMazeVectorEnv
+from rmdt.config import ConfigError
+from rmdt.envs.memory_maze import NATIVE_STEPS, MemoryMazeVectorEnv
+from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.plotting import pyplot, save_png
 
 ENVS_AT_ONCE = 4
+
+
+@dataclass
+class Settings:
+    maze_size: int = 9  # maze side without outer walls (9, 11, 13 or 15)
+    max_steps: int = 1000  # steps per evaluation episode (1000: the 9x9 benchmark; at most the size's native length)
+    gif: str | None = None  # save the first evaluation episode as this GIF (null: none)
+
+    def __post_init__(self) -> None:
+        if self.maze_size not in NATIVE_STEPS:
+            raise ConfigError(f"evaluation.env_args.maze_size must be one of {sorted(NATIVE_STEPS)}, "
+                              f"got {self.maze_size}")
+        if not 1 <= self.max_steps <= NATIVE_STEPS[self.maze_size]:
+            raise ConfigError(f"evaluation.env_args.max_steps must be in [1, {NATIVE_STEPS[self.maze_size]}] for "
+                              f"{self.maze_size}x{self.maze_size}, got {self.max_steps}")
 
 
 class _FirstEpisodeFrames:
@@ -22,11 +40,13 @@ class _FirstEpisodeFrames:
 
     def __init__(self, env) -> None:
         self.env, self.num_envs, self.frames = env, env.num_envs, []
+        self.metadata, self.frozen_when_done = env.metadata, env.frozen_when_done
         self._done = False
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
-        self.frames, self._done = [obs[0].copy()], False
+        if "reset_mask" not in (kwargs.get("options") or {}):  # later restarts of single mazes: not episode 0
+            self.frames, self._done = [obs[0].copy()], False
         return obs, info
 
     def step(self, actions):
@@ -48,44 +68,44 @@ def save_gif(frames: list, path, scale: int = 4, fps: int = 8) -> None:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
 
 
-def evaluate(policy, settings: dict, device="cpu", progress: bool = True, periodic: bool = False) -> list[dict]:
+def evaluate(policy, evaluation, settings: Settings, target_return: float, device="cpu", progress: bool = True,
+             periodic: bool = False) -> list[dict]:
     """One row: the total reward of each of ``episodes`` episodes, their mean and its 95% interval.
 
-    Episodes run ``ENVS_AT_ONCE`` at a time: each live maze holds ~0.9 GB of renderer memory, and
-    stepping is sequential anyway, so larger batches would only save policy calls.
+    Episodes run as a queue over ``num_envs`` mazes (default ``ENVS_AT_ONCE``): each live maze holds
+    ~0.9 GB of renderer memory, and stepping is sequential anyway, so more mazes would only save
+    policy calls.
     """
-    size, steps, episodes = int(settings["maze_size"]), int(settings["episode_steps"]), int(settings["episodes"])
-    returns, env_steps, frames = [], 0, None
+    size, steps, episodes = settings.maze_size, settings.max_steps, evaluation.episodes
+    env = MemoryMazeVectorEnv(min(episodes, evaluation.num_envs or ENVS_AT_ONCE), size, steps)
+    recorder = _FirstEpisodeFrames(env)
     start = time.perf_counter()
-    for first in range(0, episodes, ENVS_AT_ONCE):
-        env = MemoryMazeVectorEnv(min(ENVS_AT_ONCE, episodes - first), size, steps)
-        recorder = _FirstEpisodeFrames(env)
-        try:
-            out = rollout(policy, recorder, settings["target_return"], settings["seed"] + first, max_steps=steps,
-                          device=device, progress=f"Memory Maze {size}x{size}" if progress else None)
-        finally:
-            env.close()
-        returns.extend(out.returns.tolist())
-        env_steps += int(out.lengths.sum())
-        frames = recorder.frames if frames is None else frames
+    try:
+        out = rollout(policy, recorder, target_return, evaluation.seed, episodes, device=device,
+                      progress=f"Memory Maze {size}x{size}" if progress else None,
+                      sample_actions=evaluation.sample_actions)
+    finally:
+        env.close()
     seconds = time.perf_counter() - start  # includes building and resetting the mazes
-    if settings.get("gif"):
-        save_gif(frames, settings["gif"])
+    returns, env_steps = out.returns.tolist(), out.env_steps
+    if settings.gif:
+        save_gif(recorder.frames, settings.gif)
     low, high = mean_interval(returns)
-    return [{"maze_size": size, "episode_steps": steps, "mean_return": float(np.mean(returns)),
+    return [{"maze_size": size, "max_steps": steps, "mean_return": float(np.mean(returns)),
              "ci95": [low, high], "returns": returns, "episodes": episodes,
              "env_steps_per_second": env_steps / seconds}]
 
 
 def describe(row: dict) -> str:
     low, high = row["ci95"]
-    return (f"Memory Maze {row['maze_size']}x{row['maze_size']} T={row['episode_steps']}  "
-            f"return {row['mean_return']:.2f}  [{low:.2f}, {high:.2f}]  "
+    return (f"Memory Maze {row['maze_size']}x{row['maze_size']} T={row['max_steps']}  "
+            f"target {row['target_return']:g}  return {row['mean_return']:.2f}  [{low:.2f}, {high:.2f}]  "
             f"({row['episodes']} episodes, {row['env_steps_per_second']:.1f} env steps/s)")
 
 
 def scalars(results: list[dict]) -> dict[str, float]:
-    return {f"return_{r['maze_size']}x{r['maze_size']}_T{r['episode_steps']}": r["mean_return"] for r in results}
+    return {f"return_{r['maze_size']}x{r['maze_size']}_T{r['max_steps']}{target_suffix(results, r)}": r["mean_return"]
+            for r in results}
 
 
 def plot(results: list[dict], path, title: str = "") -> None:
@@ -99,8 +119,8 @@ def plot(results: list[dict], path, title: str = "") -> None:
         low, high = row["ci95"]
         ax.errorbar([i], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
                     marker="o", capsize=4, color="C0")
-    ax.set_xticks(range(len(results)),
-                  [f"{r['maze_size']}x{r['maze_size']}\nT={r['episode_steps']}" for r in results])
+    ax.set_xticks(range(len(results)), [f"{r['maze_size']}x{r['maze_size']}\nT={r['max_steps']}\n"
+                                        f"target {r['target_return']:g}" for r in results])
     ax.set(xlim=(-0.6, len(results) - 0.4), ylabel="total reward per episode", title=title)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()

@@ -3,7 +3,8 @@
 The same evaluation (same environments, same seed) runs three times; in the last two every memory
 written at a segment boundary is replaced before the next segment reads it, by zeros or by the
 memory of another environment of the batch (a fresh derangement at each boundary, so none keeps
-its own). A model whose decisions depend on what memory carries from earlier segments loses
+its own). Rows run their own episodes (rollout's queue), so a shuffle mixes only the rows that
+cross a segment boundary at the same step, which are at the same position of their segments. A model whose decisions depend on what memory carries from earlier segments loses
 performance; one with no memory (DT) gets exactly the same results. Goes through the env registry,
 so it works in every environment ``evaluate.py`` knows.
 """
@@ -22,18 +23,29 @@ def zero_memory(memory: torch.Tensor) -> torch.Tensor:
 
 
 class ShuffleMemory:
-    """Gives every environment the memory of another one, with a new derangement at each call."""
+    """Gives every environment the memory of another one, with a new derangement at each call.
+
+    A call holds the rows that cross a segment boundary together. A row that crosses alone (its
+    episode restarted out of step with the others) gets a random one of the memories the previous
+    call wrote instead, another row's unless that call held only itself.
+    """
 
     def __init__(self, seed: int):
         self.generator = torch.Generator().manual_seed(seed)
+        self.previous: torch.Tensor | None = None  # the memories the last call received
 
     def __call__(self, memory: torch.Tensor) -> torch.Tensor:
         n = memory.shape[0]
         if n < 2:
-            raise ValueError("shuffling memory across environments needs at least 2 environments per batch")
+            if self.previous is None:
+                raise ValueError("shuffling memory across environments needs at least 2 environments per batch")
+            pick = torch.randint(len(self.previous), (1,), generator=self.generator)
+            out, self.previous = self.previous[pick.to(memory.device)], memory
+            return out
         order = torch.randperm(n, generator=self.generator)
         source = torch.empty_like(order)
         source[order] = order.roll(1)  # order[i] reads order[i - 1]'s memory: nobody reads its own
+        self.previous = memory
         return memory[source.to(memory.device)]
 
 

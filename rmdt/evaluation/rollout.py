@@ -1,10 +1,20 @@
-"""Return-conditioned rollouts of any policy in a batch of environments, one step at a time.
+"""Return-conditioned rollouts of any policy: an episode queue over a batch of environments.
 
-Works with every model behind ``rmdt.models.Policy`` and every vector env that does not
-auto-reset (finished environments stay done and pay nothing): the policy keeps stepping finished
-environments in lockstep, and their rewards and steps are not counted. A policy, or a wrapper such
-as the attention recorder, that defines ``observe_done(done)`` is told after every step which
-episodes have ended ((n,) bool array).
+``episodes`` episodes run over ``env.num_envs`` environments: each environment starts one, and as
+soon as an episode ends its environment is reset for the next (``Policy.reset`` restarts that row
+of the policy state), until all are counted. Episode k's environment seed and its action-sampling
+stream derive from (seed, k) alone, so its actions are the same whether it runs alone, in lockstep
+with others or restarted next to rows at other steps.
+
+Environments: gymnasium vector envs in any autoreset mode (``SyncVectorEnv``, ``AsyncVectorEnv``):
+an ended row is reset explicitly, ``reset(seed=[...], options={"reset_mask": rows})`` with its next
+episode's seed, which also cancels a pending NEXT_STEP autoreset (in SAME_STEP mode the env's own
+unseeded reset is replaced). rmdt's own vector envs (T-Maze, Atari, Memory Maze) do not auto-reset
+and keep a finished row frozen at no cost (``frozen_when_done``), so a row with no episode left is
+simply stepped on; in gymnasium envs such rows run uncounted episodes until the last one ends.
+
+A policy, or a wrapper such as the attention recorder, that defines ``observe_done(done)`` is told
+after every step which rows' episodes ended at that step ((num_envs,) bool array), before they restart.
 """
 from __future__ import annotations
 
@@ -19,49 +29,127 @@ from rmdt.progress import progress_bar
 
 @dataclass
 class RolloutResult:
-    returns: np.ndarray  # (n,) undiscounted return of each episode
-    lengths: np.ndarray  # (n,) steps of each episode
-    steps: int  # lockstep environment steps taken (the longest episode)
+    returns: np.ndarray  # (episodes,) undiscounted return of each episode, in episode order
+    lengths: np.ndarray  # (episodes,) steps of each episode
+    env_steps: int  # real environment steps of the counted episodes (the sum of lengths)
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """Environment seed of episode ``episode`` of an evaluation seeded ``seed``."""
+    return int(np.random.SeedSequence([seed, episode, 0]).generate_state(1)[0])
+
+
+def _sampling_rng(seed: int, episode: int) -> np.random.Generator:
+    """Episode ``episode``'s own stream of action samples (independent of its environment seed)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, episode, 1]))
+
+
+def _autoreset_mode(env) -> str:
+    """``env``'s gymnasium autoreset mode by name ("NEXT_STEP", "SAME_STEP" or "DISABLED")."""
+    from gymnasium.vector import AsyncVectorEnv, AutoresetMode
+
+    mode = AutoresetMode(env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+    base = getattr(env, "unwrapped", env)
+    if isinstance(base, AsyncVectorEnv) and mode == AutoresetMode.NEXT_STEP and not getattr(base, "shared_memory", True):
+        # gymnasium 1.4's worker clears a pending NEXT_STEP autoreset on reset only with shared memory.
+        raise ValueError("an AsyncVectorEnv in NEXT_STEP autoreset mode needs shared_memory=True to reset "
+                         "single environments; use shared_memory=True or autoreset_mode SAME_STEP/DISABLED")
+    return mode.name
+
+
+def _choose(policy, output: torch.Tensor, rngs: list) -> torch.Tensor:
+    """Greedy actions, or, where ``rngs`` holds a row's generator, one sample from its logits.
+
+    Sampling inverts each row's categorical CDF at a uniform draw from that row's own stream.
+    Continuous policies here output one deterministic action (no distribution to sample), so they
+    act greedily either way.
+    """
+    if not policy.discrete or all(rng is None for rng in rngs):
+        return policy.greedy_action(output)
+    u = torch.tensor([0.0 if rng is None else rng.random() for rng in rngs], device=output.device)
+    cdf = output.float().softmax(-1).cumsum(-1)
+    sampled = torch.searchsorted(cdf, u[:, None]).squeeze(1).clamp(max=output.shape[-1] - 1)
+    return torch.where(torch.tensor([rng is not None for rng in rngs], device=output.device), sampled,
+                       policy.greedy_action(output))
 
 
 @torch.no_grad()
-def rollout(policy, env, target_return: float, seed: int, max_steps: int, device="cpu",
-            progress: str | None = None) -> RolloutResult:
-    """Runs ``env.num_envs`` episodes at once, conditioning on ``target_return`` minus rewards so far."""
+def rollout(policy, env, target_return: float, seed: int, episodes: int | None = None, max_steps: int | None = None,
+            device="cpu", progress: str | None = None, sample_actions: bool = False) -> RolloutResult:
+    """Runs ``episodes`` (default ``env.num_envs``) episodes over ``env``'s environments, each
+    conditioned on ``target_return`` minus its rewards so far; ``max_steps`` cuts an episode that
+    runs longer (None: only the env ends episodes). ``sample_actions``: discrete actions are drawn
+    from the policy's logits (each episode's own seeded stream) instead of taken greedily.
+    """
     if target_return is None:
         raise ValueError("evaluation.target_return is null and this environment has no default target: "
                          "set evaluation.target_return (or pass --target-return)")
-    scale = float(getattr(policy.config, "return_scale", 1.0))
     n = env.num_envs
-    obs, _ = env.reset(seed=seed)
+    episodes = n if episodes is None else int(episodes)
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    reset_idle = _autoreset_mode(env) == "DISABLED" and not getattr(env, "frozen_when_done", False)
+    scale = float(getattr(policy.config, "return_scale", 1.0))
+    row_episode = np.where(np.arange(n) < episodes, np.arange(n), -1)  # -1: no episode left for the row
+    next_episode = min(n, episodes)
+    obs, _ = env.reset(seed=[episode_seed(seed, k) if k >= 0 else None for k in row_episode.tolist()])
+    rngs = [_sampling_rng(seed, k) if sample_actions and k >= 0 else None for k in row_episode.tolist()]
     state = policy.initial_state(n, device)
     action_shape = () if policy.discrete else (policy.config.act_dim,)
     last_action = torch.zeros((n, *action_shape), dtype=torch.long if policy.discrete else torch.float32,
                               device=device)
     last_reward = torch.zeros(n, device=device)
     to_go = np.full(n, target_return, np.float64)
-    returns, lengths = np.zeros(n), np.zeros(n, np.int64)
-    done = np.zeros(n, bool)
+    returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
+    steps = np.zeros(n, np.int64)  # steps of each row's current episode
     observe_done = getattr(policy, "observe_done", None)
-    steps = 0
-    with progress_bar(total=max_steps, desc=progress, disable=progress is None, leave=False, unit="step") as bar:
-        while not done.all() and steps < max_steps:
+    counted = 0
+    with progress_bar(total=episodes, desc=progress, disable=progress is None, leave=False, unit="episode") as bar:
+        while counted < episodes:
             obs_t = torch.as_tensor(obs, device=device)
             rtg = torch.as_tensor(to_go / scale, dtype=torch.float32, device=device)
             output, state = policy.act(state, obs_t, last_action, last_reward, rtg)
-            last_action = policy.greedy_action(output)
+            last_action = _choose(policy, output, rngs)
             obs, reward, terminated, truncated, _ = env.step(last_action.cpu().numpy())
-            reward = np.where(done, 0.0, reward)
-            returns += reward
-            lengths += ~done
+            live = row_episode >= 0
+            reward = np.where(live, np.asarray(reward, np.float64), 0.0)
+            steps += live
+            returns[row_episode[live]] += reward[live]
+            lengths[row_episode[live]] = steps[live]
             to_go -= reward
-            done |= np.asarray(terminated) | np.asarray(truncated)
+            ended = live & (np.asarray(terminated) | np.asarray(truncated))
+            if max_steps is not None:
+                ended |= live & (steps >= max_steps)
             if observe_done is not None:
-                observe_done(done)
+                observe_done(ended)
             last_reward = torch.as_tensor(reward, dtype=torch.float32, device=device)
-            steps += 1
-            bar.update()
-    return RolloutResult(returns=returns, lengths=lengths, steps=steps)
+            if not ended.any():
+                continue
+            counted += int(ended.sum())
+            bar.update(int(ended.sum()))
+            rows = np.flatnonzero(ended)
+            restart, idle = rows[:episodes - next_episode], rows[episodes - next_episode:]
+            row_episode[restart] = np.arange(next_episode, next_episode + len(restart))
+            row_episode[idle] = -1
+            next_episode += len(restart)
+            reset = restart if not reset_idle else rows
+            if len(reset):
+                mask = np.zeros(n, bool)
+                mask[reset] = True
+                seeds = [episode_seed(seed, k) if m and k >= 0 else None for k, m in zip(row_episode.tolist(), mask)]
+                obs, _ = env.reset(seed=seeds, options={"reset_mask": mask})
+            if len(restart):
+                started = np.zeros(n, bool)
+                started[restart] = True
+                state = policy.reset(state, started)
+                steps[restart], to_go[restart] = 0, target_return
+                index = torch.as_tensor(restart, device=device)
+                last_action, last_reward = last_action.index_fill(0, index, 0), last_reward.index_fill(0, index, 0)
+                for r in restart:
+                    rngs[r] = _sampling_rng(seed, int(row_episode[r])) if sample_actions else None
+            for r in idle:
+                rngs[r] = None
+    return RolloutResult(returns=returns, lengths=lengths, env_steps=int(lengths.sum()))
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:

@@ -22,6 +22,19 @@ def observation_statistics(trajectories: Trajectories) -> tuple[list | None, lis
     return mean.astype(np.float32).tolist(), std.astype(np.float32).tolist()
 
 
+def evaluation_settings(config, trajectories: Trajectories) -> dict:
+    """The run's evaluation settings as the checkpoint keeps them, completed from the data's facts by
+    the environment module's optional ``settings_from_data`` (e.g. the gymnasium environment and the
+    reference returns a Minari dataset names), so ``evaluate.py RUN`` needs no environment settings."""
+    from rmdt.evaluation import env_evaluator
+
+    evaluation = dataclasses.asdict(config.evaluation)
+    fill = getattr(env_evaluator(evaluation["env"]), "settings_from_data", None)
+    if fill is not None:
+        evaluation["env_args"] = fill(evaluation.get("env_args") or {}, trajectories)
+    return evaluation
+
+
 MEMOROID_ONLY = ("memory_size", "context_size", "horizon", "scan")  # ModelConfig fields RMDT does not take
 RECURRENT_FIELDS = ("d_model", "n_layers", "n_heads", "dropout", "obs_encoder") + MEMOROID_ONLY
 
@@ -38,7 +51,7 @@ def build_policy(config, trajectories: Trajectories):
     common = dict(obs_shape=list(trajectories.observations.shape[1:]), num_actions=trajectories.num_actions,
                   act_dim=None if trajectories.discrete else int(np.prod(trajectories.actions.shape[1:]) or 1),
                   obs_mean=mean, obs_std=std, return_scale=config.data.return_scale,
-                  evaluation=dataclasses.asdict(config.evaluation))
+                  evaluation=evaluation_settings(config, trajectories))
     if kind in RECURRENT_KINDS:
         return RecurrentModel(RecurrentConfig(layer=kind, **{k: m[k] for k in RECURRENT_FIELDS}, **common))
     if kind != "rmdt":

@@ -1,7 +1,7 @@
 """The one interface every model is trained and evaluated through.
 
-The trainer only calls ``loss``; the evaluator only calls ``initial_state``, ``act`` and
-``greedy_action``. Neither branches on the model kind, so RMDT, DT, FFM and memoroid models are
+The trainer only calls ``loss``; the evaluator only calls ``initial_state``, ``act``, ``reset``
+and ``greedy_action``. Neither branches on the model kind, so RMDT, DT, FFM and memoroid models are
 interchangeable behind this class.
 """
 from __future__ import annotations
@@ -44,15 +44,14 @@ class Policy:
         """
         raise NotImplementedError
 
-    def reset(self, state: Any, done: torch.Tensor) -> Any:
-        """Restart the environments where ``done`` (B,) is True, keeping the others' state.
+    def reset(self, state: Any, done) -> Any:
+        """Restart the environments where ``done`` (B,) bool (tensor or numpy) is True: their next
+        ``act`` is an episode's first step, from a fresh state; the other rows' state is unchanged.
 
-        Optional: models whose environments must run in lockstep raise NotImplementedError, and
-        the evaluator then starts a fresh batch with ``initial_state`` instead.
+        Rollouts call it for every environment whose episode ended, so one batch serves many
+        episodes that start and end at different steps (rmdt.evaluation.rollout).
         """
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot restart single environments; start a new batch of "
-            "episodes with initial_state()")
+        raise NotImplementedError
 
     def set_memory_hook(self, hook: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
         """Makes ``act`` pass the memory it carries into each new segment through ``hook`` (None: stop).

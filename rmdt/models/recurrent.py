@@ -181,9 +181,10 @@ class RecurrentModel(PreTrainedModel, Policy):
         out, layers = self._run(x, first, state.layers)
         return out[:, 0], RecurrentState(layers=layers, first=torch.zeros_like(state.first))
 
-    def reset(self, state: RecurrentState, done: torch.Tensor) -> RecurrentState:
+    def reset(self, state: RecurrentState, done) -> RecurrentState:
         """Environments where ``done`` start a new episode at the next step (their memory is reset there)."""
-        return RecurrentState(layers=state.layers, first=state.first | done.to(state.first.device))
+        done = torch.as_tensor(done, dtype=torch.bool, device=state.first.device)
+        return RecurrentState(layers=state.layers, first=state.first | done)
 
 
 AutoConfig.register("rmdt_recurrent", RecurrentConfig, exist_ok=True)

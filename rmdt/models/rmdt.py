@@ -12,8 +12,11 @@ them so the difference can be measured.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,12 +89,16 @@ class RMDTOutput:
 
 @dataclass
 class RMDTState:
-    """Rollout state of ``act``; every environment of the batch is at the same step (lockstep)."""
+    """Rollout state of ``act``, per row: each environment is at its own step of its own segment.
 
-    memory: torch.Tensor  # (B, M, d_model) memory read by the current segment
-    cache: list[KVCache | None]  # per layer, keys/values of [read M ; tokens so far] of the current segment
-    step: int  # steps of the current segment already taken, 0..K
-    window: torch.Tensor | None = None  # dt_context "sliding": (B, <= 3K-1, d) token embeddings of the last steps
+    ``step`` lives on the host: the rollout decides every restart, so the model knows which rows
+    cross a segment boundary without waiting for the device.
+    """
+
+    memory: torch.Tensor  # (B, M, d_model) memory read by each row's current segment
+    cache: list[KVCache]  # per layer, keys/values (B, heads, M + 3K + 1, d/heads) by segment slot; the last slot is scratch
+    step: np.ndarray  # (B,) int64: steps of the current segment already taken, 0..K ("sliding": of the episode)
+    window: torch.Tensor | None = None  # dt_context "sliding": (B, 3K-1, d) token embeddings of the last steps, right-aligned
 
 
 def segment_mask(step_mask: torch.Tensor, memory_tokens: int) -> torch.Tensor:
@@ -113,10 +120,9 @@ def segment_mask(step_mask: torch.Tensor, memory_tokens: int) -> torch.Tensor:
     return ((static & key_ok[:, None, :]) | (i == j))[:, None]
 
 
-def _cache_mask(cache: list[KVCache | None], n_new: int, device) -> torch.Tensor:
-    """New tokens see the whole cache and each other causally: (n_new, cached + n_new)."""
-    cached = 0 if cache[0] is None else cache[0][0].shape[2]
-    return torch.ones(n_new, cached + n_new, dtype=torch.bool, device=device).tril(cached)
+def _put_rows(cache: list[KVCache], index: torch.Tensor, rows: list[KVCache]) -> list[KVCache]:
+    """``cache`` with the batch rows ``index`` replaced by ``rows`` (out of place)."""
+    return [(k.index_copy(0, index, k2), v.index_copy(0, index, v2)) for (k, v), (k2, v2) in zip(cache, rows)]
 
 
 class RMDTModel(PreTrainedModel, Policy):
@@ -180,11 +186,11 @@ class RMDTModel(PreTrainedModel, Policy):
             return memory + z * (write - memory)
         return write
 
-    def _run(self, x: torch.Tensor, mask, cache: list[KVCache | None]):
+    def _run(self, x: torch.Tensor, mask, cache: list[KVCache | None], slots: torch.Tensor | None = None):
         """All blocks and the final LayerNorm; returns outputs and the extended per-layer cache."""
         new_cache = []
         for block, past in zip(self.blocks, cache):
-            x, kv = block(x, mask, past)
+            x, kv = block(x, mask, past, slots)
             new_cache.append(kv)
         return self.ln_f(x), new_cache
 
@@ -237,7 +243,11 @@ class RMDTModel(PreTrainedModel, Policy):
         preds = self(batch.returns_to_go, batch.observations, batch.actions, batch.mask).action_preds
         return action_loss(preds, batch.actions, batch.mask, self.discrete)
 
-    # ---- rollouts: one step at a time, O(K) per step ----
+    # ---- rollouts: one step at a time, O(K) per step, every row at its own position ----
+    # A row's cache is a fixed buffer of its segment, indexed by segment slot: read tokens at
+    # 0..M-1, step s's a_{s-1}, R_s, o_s at M+3s-1 .. M+3s+1, and one scratch slot at M+3K for the
+    # "previous action" of a segment's first step (it has none). Each token sees the slots up to its
+    # own, so stale entries of an earlier segment beyond a row's position are never read.
     def _read_cache(self, memory: torch.Tensor) -> list[KVCache | None]:
         """Keys/values of the read tokens of a new segment (they only see each other)."""
         M = self.config.memory_tokens
@@ -245,62 +255,132 @@ class RMDTModel(PreTrainedModel, Policy):
             return [None] * len(self.blocks)
         return self._run(self.drop(memory + self.position(0, M)), None, [None] * len(self.blocks))[1]
 
+    def _fresh_cache(self, memory: torch.Tensor) -> list[KVCache]:
+        """Segment buffers (B, heads, M + 3K + 1, d/heads) holding only the read tokens of ``memory``."""
+        M, heads = self.config.memory_tokens, self.config.n_heads
+        rest = memory.new_zeros(memory.shape[0], heads, 3 * self.config.context_len + 1,
+                                self.config.d_model // heads)
+        read = self._read_cache(memory)
+        return [(rest, rest) if kv is None else tuple(torch.cat([t, rest], dim=2) for t in kv) for kv in read]
+
+    def _run_slots(self, x: torch.Tensor, slots: torch.Tensor, cache: list[KVCache]):
+        """Blocks over new tokens (B, T, d) at segment ``slots`` (B, T): each sees the slots up to its own."""
+        keys = torch.arange(cache[0][0].shape[2], device=x.device)
+        return self._run(x, (keys <= slots[..., None])[:, None], cache, slots)
+
+    @contextlib.contextmanager
+    def _capturing_rows(self, rows: torch.Tensor):
+        """Passes over a subset of the batch tell an attention recorder (if any) which rows they hold."""
+        layers = [block.attn for block in self.blocks if block.attn.capture is not None]
+        saved = [attn.capture for attn in layers]
+        for attn in layers:
+            attn.capture = functools.partial(attn.capture, rows=rows)
+        try:
+            yield
+        finally:
+            for attn, capture in zip(layers, saved):
+                attn.capture = capture
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> RMDTState:
         memory = self.memory.detach().to(device if device is not None else self.memory.device)
         memory = memory.expand(batch_size, -1, -1)
+        step = np.zeros(batch_size, np.int64)
+        if self.config.dt_context == "sliding":
+            window = memory.new_zeros(batch_size, 3 * self.config.context_len - 1, self.config.d_model)
+            return RMDTState(memory=memory, cache=[], step=step, window=window)
         with torch.no_grad():
-            return RMDTState(memory=memory, cache=self._read_cache(memory), step=0)
+            return RMDTState(memory=memory, cache=self._fresh_cache(memory), step=step)
+
+    @torch.no_grad()
+    def reset(self, state: RMDTState, done) -> RMDTState:
+        """Rows where ``done`` (B,) start a new episode: learned initial memory, empty segment, step 0."""
+        rows = np.flatnonzero(done.cpu().numpy() if isinstance(done, torch.Tensor) else np.asarray(done))
+        step = state.step.copy()
+        step[rows] = 0
+        if len(rows) == 0 or self.config.dt_context == "sliding":  # a sliding window is valid up to its step
+            return RMDTState(memory=state.memory, cache=state.cache, step=step, window=state.window)
+        index = torch.as_tensor(rows, device=state.memory.device)
+        memory = self.memory.detach().to(state.memory.device).expand(len(rows), -1, -1)
+        with self._capturing_rows(index):
+            fresh = self._fresh_cache(memory)
+        return RMDTState(memory=state.memory.index_copy(0, index, memory), cache=_put_rows(state.cache, index, fresh),
+                         step=step)
+
+    def _next_segment(self, state: RMDTState, last_action: torch.Tensor, rows: np.ndarray) -> RMDTState:
+        """Rows that completed their segment: its last action joins the cache, the write tokens run over
+        it, and the next memory (through ``memory_hook``) starts a fresh segment buffer."""
+        K, M = self.config.context_len, self.config.memory_tokens
+        step = state.step.copy()
+        step[rows] = 0
+        if M == 0:  # a DT segment carries nothing over; the stale buffer is masked
+            return RMDTState(memory=state.memory, cache=state.cache, step=step)
+        index = torch.as_tensor(rows, device=state.memory.device)
+        end = M + 3 * K
+        with self._capturing_rows(index):
+            cache = [(k[index], v[index]) for k, v in state.cache]
+            a = self.embed_action(last_action[index])[:, None] + self.position(end - 1, end)
+            cache = self._run_slots(self.drop(a), index.new_full((len(rows), 1), end - 1), cache)[1]
+            memory = state.memory[index]
+            write = self.drop(memory + self.position(end, end + M))
+            memory = self._update_memory(memory, self._run(write, None, [(k[:, :, :end], v[:, :, :end])
+                                                                          for k, v in cache])[0])
+            if self.memory_hook is not None:
+                memory = self.memory_hook(memory)
+            fresh = self._fresh_cache(memory)
+        return RMDTState(memory=state.memory.index_copy(0, index, memory), cache=_put_rows(state.cache, index, fresh),
+                         step=step)
 
     @torch.no_grad()
     def act(self, state: RMDTState, obs: torch.Tensor, last_action: torch.Tensor, last_reward: torch.Tensor,
             return_to_go: torch.Tensor) -> tuple[torch.Tensor, RMDTState]:
-        """Next action output; appends ``last_action`` (when in this segment), R and o to the cache.
+        """Next action output; writes ``last_action`` (when in this segment), R and o into each row's cache.
 
-        When the previous segment is complete, its last action is appended, the write tokens
-        are run over the whole segment cache and the next memory starts a fresh cache. The
-        reward is not a token of RMDT and is ignored.
+        Rows whose segment is complete first write their memory and start the next segment
+        (``_next_segment``). Every row then runs the same three tokens (a, R, o) at its own slots,
+        one batched pass of O(K) per step. The reward is not a token of RMDT and is ignored.
         """
         if self.config.dt_context == "sliding":
             return self._act_sliding(state, obs, last_action, return_to_go)
         K, M = self.config.context_len, self.config.memory_tokens
-        memory, cache, step = state.memory, state.cache, state.step
-        if step == K:
-            if M:
-                a = self.embed_action(last_action)[:, None] + self.position(M + 3 * K - 1, M + 3 * K)
-                cache = self._run(self.drop(a), _cache_mask(cache, 1, a.device), cache)[1]
-                write = self.drop(memory + self.position(M + 3 * K, 2 * M + 3 * K))
-                memory = self._update_memory(memory, self._run(write, None, cache)[0])
-                if self.memory_hook is not None:
-                    memory = self.memory_hook(memory)
-            cache, step = self._read_cache(memory), 0
-        tokens = [self.embed_return(return_to_go), self.embed_obs(self.obs_norm(obs))]
-        first = M + 3 * step
-        if step:  # the previous action belongs to this segment
-            tokens.insert(0, self.embed_action(last_action))
-            first -= 1
-        x = torch.stack(tokens, dim=1) + self.position(first, M + 3 * step + 2)
-        out, cache = self._run(self.drop(x), _cache_mask(cache, x.shape[1], x.device), cache)
-        return self._head(out[:, -1]), RMDTState(memory=memory, cache=cache, step=step + 1)
+        ends = np.flatnonzero(state.step == K)
+        if len(ends):
+            state = self._next_segment(state, last_action, ends)
+        end = M + 3 * K
+        step = torch.as_tensor(state.step, device=obs.device)
+        slots = (M + 3 * step - 1)[:, None] + torch.arange(3, device=obs.device)
+        slots[:, 0] = torch.where(step > 0, slots[:, 0], end)  # no previous action: the scratch slot
+        x = torch.stack([self.embed_action(last_action), self.embed_return(return_to_go),
+                         self.embed_obs(self.obs_norm(obs))], dim=1)
+        x = x + self.position(0, end)[slots.clamp(max=end - 1)]
+        out, cache = self._run_slots(self.drop(x), slots, state.cache)
+        return self._head(out[:, -1]), RMDTState(memory=state.memory, cache=cache, step=state.step + 1)
 
     def _act_sliding(self, state: RMDTState, obs, last_action, return_to_go) -> tuple[torch.Tensor, RMDTState]:
         """DT step over the last K steps, re-run as one segment (positions from 0): O(K^2) per step.
 
         Training's segment position p saw p earlier steps; here every step from the K-th on sees
-        K-1, as a window starting anywhere in an episode did in training.
+        K-1, as a window starting anywhere in an episode did in training. The window is a fixed
+        buffer, right-aligned: row b's last min(3 step - 1, 3K - 1) tokens are its own (the rest is
+        masked), so rows at different steps share one pass.
         """
-        K = self.config.context_len
-        tokens = [self.embed_return(return_to_go)[:, None], self.embed_obs(self.obs_norm(obs))[:, None]]
-        if state.window is not None:
-            tokens = [state.window, self.embed_action(last_action)[:, None], *tokens]
-        window = torch.cat(tokens, dim=1)[:, -(3 * K - 1):]  # (R, o, a) x (K-1) then R, o: starts at an R
-        x = self.drop(window + self.position(0, window.shape[1]))
-        mask = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool, device=x.device).tril()
-        out = self._run(x, mask, [None] * len(self.blocks))[0]
-        return self._head(out[:, -1]), RMDTState(memory=state.memory, cache=state.cache, step=state.step + 1,
-                                                 window=window)
+        width = 3 * self.config.context_len - 1
+        new = torch.stack([self.embed_action(last_action), self.embed_return(return_to_go),
+                           self.embed_obs(self.obs_norm(obs))], dim=1)
+        window = torch.cat([state.window, new], dim=1)[:, -width:]  # (R, o, a) x (K-1) then R, o
+        step = state.step + 1
+        index = torch.arange(width, device=obs.device)
+        first = width - torch.as_tensor(np.minimum(3 * step - 1, width), device=obs.device)  # (B,) first own token
+        x = self.drop(window + self.position(0, width)[(index - first[:, None]).clamp(min=0)])
+        causal = index[:, None] >= index[None, :]
+        mask = (causal & (index >= first[:, None, None])) | (index[:, None] == index[None, :])
+        out = self._run(x, mask[:, None], [None] * len(self.blocks))[0]
+        return self._head(out[:, -1]), RMDTState(memory=state.memory, cache=state.cache, step=step, window=window)
 
     def set_memory_hook(self, hook) -> None:
         """``act`` passes each memory it writes at a segment boundary through ``hook`` before reading it.
+
+        The hook receives the memories (b, M, d) of the rows that cross a boundary at that step
+        (all rows while they run in lockstep).
 
         A DT (M = 0) writes no memory, so the hook is never called and its rollouts are unchanged.
         """

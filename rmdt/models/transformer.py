@@ -22,6 +22,10 @@ class Attention(nn.Module):
     ``context`` defaults to ``x`` (self-attention). ``mask``: bool, True where a query may attend,
     broadcastable to (B, n_heads, T_query, T_key); None means attend everywhere. Returns the
     output and the keys/values of ``[past ; context]`` for reuse as the next cache.
+
+    ``slots`` (B, T_query) int: ``past`` is then a fixed buffer of keys/values and each new token's
+    are written (out of place) at its own slot instead of appended, so rows of a batch can stand at
+    different positions of their segments (rollouts whose episodes restart at different steps).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float):
@@ -40,26 +44,30 @@ class Attention(nn.Module):
         return x.view(B, T, self.n_heads, D // self.n_heads).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
-                context: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
+                context: torch.Tensor | None = None, slots: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
         B, T, D = x.shape
         q = self._heads(self.query(x))
         k, v = (self._heads(t) for t in self.key_value(x if context is None else context).chunk(2, dim=-1))
-        if past is not None:
+        if past is not None and slots is not None:
+            index = slots[:, None, :, None].expand_as(k)
+            k, v = past[0].scatter(2, index, k), past[1].scatter(2, index, v)
+        elif past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         if self.capture is None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                dropout_p=self.dropout if self.training else 0.0)
         else:
-            y = self._attend_and_capture(q, k, v, mask)
+            y = self._attend_and_capture(q, k, v, mask, slots)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, D))), (k, v)
 
-    def _attend_and_capture(self, q, k, v, mask) -> torch.Tensor:
-        """What SDPA computes, with the softmax weights made explicit and handed to ``capture``."""
+    def _attend_and_capture(self, q, k, v, mask, slots=None) -> torch.Tensor:
+        """What SDPA computes, with the softmax weights made explicit and handed to ``capture``
+        (with the queries' ``slots``, None when the queries are the last keys)."""
         scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: masked keys get exactly 0
         weights = scores.softmax(dim=-1)
-        self.capture(weights.detach())
+        self.capture(weights.detach(), slots)
         return F.dropout(weights, self.dropout, self.training) @ v
 
 
@@ -84,8 +92,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                past: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
-        a, cache = self.attn(self.ln_1(x), mask, past)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
+                slots: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
+        a, cache = self.attn(self.ln_1(x), mask, past, slots=slots)
         x = x + a
         return x + self.mlp(self.ln_2(x)), cache

@@ -1,1 +1,1 @@
-"""Dataset recipes: ``build(..., root=None) -> dataset id`` and a ``main(argv)`` command line each."""
+"""Dataset recipes: each module has ``build(..., root=None) -> dataset id`` and ``main(argv)``."""

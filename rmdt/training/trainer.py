@@ -184,7 +184,7 @@ def train(config: Config, run_dir: str | Path | None = None, resume: bool = Fals
             logger.scalars("train", values, step)
             window_time, windows = 0.0, 0
         if t.eval_every and step % t.eval_every == 0 and accelerator.is_main_process:
-            report = evaluate_policy(policy, config.evaluation, device=accelerator.device, progress=False,
+            report = evaluate_policy(policy, policy.config.evaluation, device=accelerator.device, progress=False,
                                      periodic=True)
             logger.scalars("eval", {**env_evaluator(report["env"]).scalars(report["results"]),
                                     "train_seconds": train_seconds}, step)
