@@ -31,7 +31,7 @@ class DataConfig:
     recipe: str | None = "tmaze"  # build the dataset with datasets/<recipe>.py (reused if on disk); null: use `dataset`
     recipe_args: dict = field(default_factory=dict)  # keyword arguments of that recipe's build()
     dataset: str | None = None  # Minari dataset id or directory, D4RL-layout .hdf5 file, or frame store (Atari)
-    root: str | None = None  # Minari datasets directory (default $MINARI_DATASETS_PATH, else data/minari)
+    root: str | None = None  # Minari datasets directory (default: read $MINARI_DATASETS_PATH then ~/.minari/datasets, build into the first)
     num_actions: int | None = None  # discrete action count for D4RL files with integer actions
     context_len: int = 30  # K: steps per segment (the transformer's context)
     num_segments: int = 3  # N: segments per training window; windows are N*K steps

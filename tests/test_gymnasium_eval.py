@@ -1,9 +1,8 @@
 """The gymnasium evaluator end to end on a real MuJoCo task (InvertedDoublePendulum-v5): a tiny model
 trained a few dozen steps on data made here, evaluated from its checkpoint alone, and what the report
 holds; the environment wrappers' shape checks and frame stacking."""
+import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +54,15 @@ def test_minari_dataset_trains_and_evaluates_with_no_env_settings(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0
 
 
-def test_d4rl_layout_file_from_the_controller_trains_and_evaluates(tmp_path):
+def evaluate_cli():
+    """``evaluate.py``'s main, run in this process (a subprocess would pay the imports again)."""
+    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_d4rl_layout_file_from_the_controller_trains_and_evaluates(tmp_path, capsys):
     """A D4RL-layout HDF5 file written from the real env and its LQR controller; evaluate.py prints the
     raw and the normalised return with their intervals."""
     import h5py
@@ -72,10 +79,10 @@ def test_d4rl_layout_file_from_the_controller_trains_and_evaluates(tmp_path):
     config = load_config(CONFIG, ["data.recipe=null", f"data.dataset={path}", f"evaluation.env_args={env_args}",
                                   "evaluation.target_return=9000", *TINY_MODEL])
     run = train(config, run_dir=tmp_path / "run").run_dir
-    done = subprocess.run([sys.executable, str(ROOT / "evaluate.py"), str(run), "--episodes", "5"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert f"{recipe.ENV_ID}  return" in done.stdout and "normalised" in done.stdout
+    capsys.readouterr()
+    assert evaluate_cli()([str(run), "--episodes", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{recipe.ENV_ID}  return" in printed and "normalised" in printed
     row, = json.loads((run / "eval" / "results.json").read_text())["results"]
     check_report(row, ref_min, ref_max, episodes=5)
     assert row["target_return"] == 9000

@@ -94,9 +94,6 @@ def evaluate_policy(policy, evaluation, overrides: dict | None = None, device="c
     evaluation (``periodic_episodes``, and what the env does less). Every row carries its ``target_return``.
     """
     evaluation = as_evaluation(evaluation, overrides)
-    if evaluation.sample_actions or evaluation.num_envs not in (None, evaluation.episodes):
-        raise ValueError("evaluation.num_envs below episodes and evaluation.sample_actions need the "
-                         "episode-queue rollout, which this version of rmdt.evaluation.rollout does not run yet")
     if periodic and evaluation.periodic_episodes is not None:
         evaluation = dataclasses.replace(evaluation, episodes=evaluation.periodic_episodes)
     evaluator = env_evaluator(evaluation.env)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rmdt.config import ConfigError
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.evaluation.scores import D4RL_ENV_IDS, d4rl_name, d4rl_references, normalise
 from rmdt.plotting import pyplot, save_png
@@ -44,11 +45,11 @@ class Settings:
         if self.wrapper is not None and self.wrapper not in WRAPPERS:
             raise ValueError(f"evaluation.env_args.wrapper must be one of {', '.join(WRAPPERS)} or null, got {self.wrapper!r}")
         if self.vector not in VECTOR_MODES:
-            raise ValueError(f"evaluation.env_args.vector must be one of {', '.join(VECTOR_MODES)}, got {self.vector!r}")
+            raise ConfigError(f"evaluation.env_args.vector must be one of {', '.join(VECTOR_MODES)}, got {self.vector!r}")
         if self.frame_stack is not None and self.frame_stack < 1:
-            raise ValueError(f"evaluation.env_args.frame_stack must be >= 1 or null, got {self.frame_stack}")
+            raise ConfigError(f"evaluation.env_args.frame_stack must be >= 1 or null, got {self.frame_stack}")
         if (self.ref_min_score is None) != (self.ref_max_score is None):
-            raise ValueError("evaluation.env_args: set both ref_min_score and ref_max_score, or neither")
+            raise ConfigError("evaluation.env_args: set both ref_min_score and ref_max_score, or neither")
 
 
 def settings_from_data(env_args: dict, trajectories) -> dict:
@@ -145,25 +146,25 @@ def _check_actions(policy, env, env_id: str) -> None:
                          "evaluate it in the environment its data came from")
 
 
-def evaluate(policy, evaluation, settings: Settings, target_return, device="cpu", progress: bool = True,
+def default_target(settings: Settings) -> float | None:
+    """The target return when ``evaluation.target_return`` is null: the reference maximum (the expert's
+    return, as DT aims at the best returns of its data), None when no reference is known."""
+    return settings.ref_max_score
+
+
+def evaluate(policy, evaluation, settings: Settings, target_return: float, device="cpu", progress: bool = True,
              periodic: bool = False) -> list[dict]:
-    """One row: ``episodes`` episodes (``periodic_episodes`` in training) over ``num_envs`` environments."""
-    episodes = int(getattr(evaluation, "periodic_episodes", None) or evaluation.episodes) if periodic \
-        else int(evaluation.episodes)
-    num_envs = min(episodes, int(getattr(evaluation, "num_envs", None) or episodes))
+    """One row: ``evaluation.episodes`` episodes as a queue over ``evaluation.num_envs`` environments."""
+    episodes = evaluation.episodes
+    num_envs = min(episodes, evaluation.num_envs or episodes)
     references = (settings.ref_min_score, settings.ref_max_score)
-    if target_return is None:
-        if settings.ref_max_score is None:
-            raise ValueError(f"evaluation.target_return is null and {settings.id} has no reference return to "
-                             "aim at: set evaluation.target_return")
-        target_return = settings.ref_max_score  # the expert's return, as DT aims at the best returns in its data
     env = make_vector_env(settings, num_envs, getattr(policy.config, "obs_shape", None))
     start = time.perf_counter()
     try:
         _check_actions(policy, env, settings.id)
         out = rollout(policy, env, float(target_return), int(evaluation.seed), episodes=episodes, device=device,
                       progress=settings.id if progress else None,
-                      sample_actions=bool(getattr(evaluation, "sample_actions", False)))
+                      sample_actions=evaluation.sample_actions)
     finally:
         env.close()
     seconds = time.perf_counter() - start
@@ -203,7 +204,7 @@ def scalars(results: list[dict]) -> dict[str, float]:
 def plot(results: list[dict], path, title: str = "") -> None:
     """Each episode's return, the mean with its 95% interval and the reference returns, per row (PNG)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(results), figsize=(3.4 * len(results), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.0), squeeze=False)
     for ax, row in zip(axes[0], results):
         returns = np.asarray(row["returns"])
         jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(returns))
@@ -211,12 +212,12 @@ def plot(results: list[dict], path, title: str = "") -> None:
         low, high = row["ci95"]
         ax.errorbar([0], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
                     fmt="o", color="black", capsize=4, label="mean, 95% CI")
-        name = row["env_id"]
+        name = f"{row['env_id']}\ntarget {row['target_return']:g}"
         if "normalised_score" in row:
             ax.axhline(row["ref_max_score"], color="C2", linestyle=":", label="reference max (100)")
             ax.axhline(row["ref_min_score"], color="C3", linestyle=":", label="reference min (0)")
-            name += f"\nnormalised {row['normalised_score']:.1f}"
-        ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="return", title=f"{name} (target {row['target_return']:g})")
+            name += f", normalised {row['normalised_score']:.1f}"
+        ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="return", title=name)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=7)
     fig.suptitle(title)
