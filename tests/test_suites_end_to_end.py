@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITE_CONFIGS = sorted((ROOT / "configs" / "popgym").glob("*.yaml")) + sorted((ROOT / "configs" / "minigrid").glob("*.yaml"))
 TINY = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.memory_size=4", "model.context_size=2",
         "training.steps=3", "training.batch_size=4", "training.warmup_steps=1", "training.log_every=3",
-        "evaluation.episodes=3"]
+        "evaluation.episodes=3", "evaluation.num_envs=2"]
 
 
 @pytest.mark.parametrize("path", SUITE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -48,3 +48,11 @@ def test_trains_and_evaluates_with_references(tmp_path, monkeypatch, config_name
     assert row["episodes"] == 3 and len(row["returns"]) == 3
     assert row["ref_max_score"] == pytest.approx(saved["ref_max_score"])
     assert "normalised_score" in row
+
+
+def test_unknown_wrapper_is_named():
+    from rmdt.config import ConfigError
+
+    with pytest.raises(ConfigError, match="env_args.wrapper must be one of popgym_flat, minigrid_symbolic"):
+        load_config(ROOT / "configs" / "popgym" / "repeat_first_easy_gru.yaml",
+                    ["evaluation.env_args={id: popgym-RepeatFirstEasy-v0, wrapper: popgym_flatt}"])

@@ -43,7 +43,7 @@ class Settings:
         from rmdt.envs.suites import WRAPPERS
 
         if self.wrapper is not None and self.wrapper not in WRAPPERS:
-            raise ValueError(f"evaluation.env_args.wrapper must be one of {', '.join(WRAPPERS)} or null, got {self.wrapper!r}")
+            raise ConfigError(f"evaluation.env_args.wrapper must be one of {', '.join(WRAPPERS)} or null, got {self.wrapper!r}")
         if self.vector not in VECTOR_MODES:
             raise ConfigError(f"evaluation.env_args.vector must be one of {', '.join(VECTOR_MODES)}, got {self.vector!r}")
         if self.frame_stack is not None and self.frame_stack < 1:
