@@ -136,8 +136,8 @@ def main(argv=None) -> None:
     parser.add_argument("--random-share", type=float, default=DEFAULTS["random_share"],
                         help="probability of a uniformly random action instead of the oracle's at each step")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of environments and random actions")
-    parser.add_argument("--root", default=None, help="datasets directory (default $MINARI_DATASETS_PATH "
-                                                     "or data/minari in the project)")
+    parser.add_argument("--root", default=None, help="datasets directory (default $MINARI_DATASETS_PATH, "
+                                                     "else ~/.minari/datasets)")
     args = parser.parse_args(argv)
     from rmdt.data.minari_source import dataset_path, load_minari
 
