@@ -62,7 +62,7 @@ class ModelConfig:
     memory_size: int = 32  # memoroids: FFM traces m; LRU complex state size; linear attention key size per head
     context_size: int = 4  # FFM contexts c (state of m * c complex numbers)
     horizon: int = 1024  # FFM initialisation: longest expected episode (sets decays and periods)
-    scan: str = "auto"  # memoroids: "auto" (faster for the device), "parallel" or "sequential"
+    scan: str = "auto"  # recurrent models: "auto" (faster for the device), "parallel" (GRU/LSTM: packed runs between resets) or "sequential"
 
 
 @dataclass

@@ -41,7 +41,7 @@ class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
     context_size: int = 4  # FFM contexts c (state m * c complex numbers)
     n_heads: int = 4  # linear attention heads (divides d_model)
     horizon: int = 1024  # FFM initialisation: longest expected episode (decays and periods)
-    scan: str = "auto"  # "auto" (faster for the device), "parallel" or "sequential"
+    scan: str = "auto"  # "auto" (faster for the device), "parallel" (GRU/LSTM: packed runs between resets) or "sequential"
     dropout: float = 0.0  # on the step embedding and the residual branches
     obs_encoder: str = "mlp"  # name in rmdt.models.embeddings.OBS_ENCODERS
     obs_mean: list | None = None  # observation mean from the dataset; None: 0
