@@ -218,7 +218,7 @@ def test_configs_dispatch_and_refuse_tapes_for_rmdt(tiny):
 
 @pytest.mark.parametrize("kind", RNN_LAYERS)
 @pytest.mark.parametrize("batching", ["tape", "segments"])
-def test_rnn_configs_train_and_evaluate(tiny, tmp_path, kind, batching):
+def test_rnn_configs_train_on_tapes_and_segments(tiny, tmp_path, kind, batching):
     from rmdt.training import train
 
     config = load_config(ROOT / "configs" / "tmaze" / f"{kind}.yaml",

@@ -22,7 +22,8 @@ after it (tested: changing the randomness of later steps leaves earlier actions 
 
 Each family has Easy, Medium and Hard tasks (``--task RepeatFirstHard``). Left out:
 PositionOnlyPendulum and NoisyPositionOnlyPendulum (continuous actions; rmdt's POPGym suite is
-discrete) and NonstationaryBandit (not registered by popgym 1.0.7). The Labyrinth tasks need the
+discrete), VelocityOnlyCartPole (popgym registers it as ``...Cartpole``; the position-only variants
+cover the controller tasks) and NonstationaryBandit (not registered by popgym 1.0.7). The Labyrinth tasks need the
 ``mazelib`` package (in the ``popgym`` extra). HigherLower's oracle does not read the shuffled deck:
 that is the future (the next card), so its best play without peeking is counting the cards dealt.
 
