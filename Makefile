@@ -11,7 +11,7 @@ QUICKSTART_RUN := runs/quickstart__$(shell date +%Y%m%d-%H%M%S)
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,atari,memory-maze,mujoco]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,atari,memory-maze,mujoco,popgym,minigrid]"
 	touch $@
 
 quickstart: $(VENV)/.installed

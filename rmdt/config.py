@@ -19,7 +19,8 @@ import yaml
 from rmdt.atomic import write_text
 
 
-MODEL_KINDS = ("rmdt", "ffm", "linear_attention", "lru")
+RECURRENT_KINDS = ("ffm", "linear_attention", "lru", "gru", "lstm")  # rmdt.models.recurrent: memoroids, then RNNs
+MODEL_KINDS = ("rmdt", *RECURRENT_KINDS)
 
 
 class ConfigError(ValueError):
@@ -50,7 +51,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), or a memoroid: "ffm", "linear_attention", "lru"
+    kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), a memoroid ("ffm", "linear_attention", "lru") or an RNN ("gru", "lstm")
     memory_tokens: int = 8  # M: memory tokens read and written per segment; 0 gives a plain DT
     d_model: int = 64  # width of every token embedding
     n_layers: int = 2  # transformer blocks
@@ -71,7 +72,7 @@ class ModelConfig:
     memory_size: int = 32  # memoroids: FFM traces m; LRU complex state size; linear attention key size per head
     context_size: int = 4  # FFM contexts c (state of m * c complex numbers)
     horizon: int = 1024  # FFM initialisation: longest expected episode (sets decays and periods)
-    scan: str = "auto"  # memoroids: "auto" (faster for the device), "parallel" or "sequential"
+    scan: str = "auto"  # recurrent models: "auto" (faster for the device), "parallel" (GRU/LSTM: packed runs between resets) or "sequential"
 
 
 @dataclass
@@ -397,7 +398,7 @@ def validate(config: Config) -> None:
         (d.batching in ("segments", "tape"), ("data.batching",),
          f"data.batching must be 'segments' or 'tape', got {d.batching!r}"),
         (d.batching == "segments" or m.kind != "rmdt", ("data.batching", "model.kind"),
-         "data.batching 'tape' needs a recurrent model.kind (ffm, linear_attention, lru), not rmdt"),
+         f"data.batching 'tape' needs a recurrent model.kind ({', '.join(RECURRENT_KINDS)}), not rmdt"),
         (d.tape_len >= 1, ("data.tape_len",), f"data.tape_len must be >= 1, got {d.tape_len}"),
         (d.prefetch >= 0, ("data.prefetch",), f"data.prefetch must be >= 0 (0: no prefetch), got {d.prefetch}"),
         (t.steps >= 1, ("training.steps",), f"training.steps must be >= 1, got {t.steps}"),

@@ -48,3 +48,15 @@ def test_speed_benchmark_quick_mode(tmp_path, capsys):
     assert report["matmul_flops"]["rmdt mrv, dropout 0.2"] > 0 and report["matmul_limit_gflops"]["square 1024"] > 0
     memory = report["memory"]["rmdt mrv, dropout 0.2"]
     assert memory["peak_gb"] >= memory["rss_before_gb"] > 0
+
+
+def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
+    bench = load("memory_suites")
+    rows = [dict(task=t, model=m, seed=s, **{"return": r, "normalised": n, "ref_min": -0.5, "ref_max": 1.0})
+            for t, m, s, r, n in [("popgym/a", "gru", 0, 1.0, 100.0), ("popgym/a", "gru", 1, 0.25, 50.0),
+                                  ("popgym/b", "gru", 0, -0.5, 0.0), ("minigrid/memory", "gru", 0, 0.4, 30.0)]]
+    lines = bench.table(rows).splitlines()
+    assert lines[2] == "| popgym/a | gru | 2 | 0.62 (0.25 to 1.00) | 75.00 (50.00 to 100.00) | 1.000 | -0.500 |"
+    assert lines[-1] == "| gru | 37.5 (2 tasks) |"  # mean of the tasks' means (75, 0); MiniGrid left out
+    bench.plot(rows, tmp_path / "scores.png")
+    assert (tmp_path / "scores.png").stat().st_size > 0

@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rmdt.config import ConfigError, load_config
+from rmdt.config import RECURRENT_KINDS, ConfigError, load_config
 from rmdt.data.segments import Batch
 from rmdt.models import RecurrentConfig, RecurrentModel
-from rmdt.models.memoroid_layers import LAYERS
+from rmdt.models.memoroid_layers import LAYERS as MEMOROIDS
+from rmdt.models.rnn_layers import RNN_LAYERS
+
+LAYERS = [*MEMOROIDS, *RNN_LAYERS]
 
 OBS, T = 3, 24
 ACTION_KINDS = [dict(num_actions=5), dict(act_dim=2)]
@@ -76,6 +79,53 @@ def test_act_step_by_step_matches_forward_on_a_tape(layer, kind):
 
 
 @pytest.mark.parametrize("layer", LAYERS)
+def test_act_matches_forward_with_different_starts_in_every_row(layer):
+    """Random episode starts, different per row: the evaluator restarts single rows with ``reset``."""
+    model = make_model(layer)
+    batch = make_tape(model, batch=4)
+    starts = torch.rand(4, T, generator=torch.Generator().manual_seed(5)) < 0.2
+    starts[:, 0] = True
+    with torch.no_grad():
+        expected, _ = model(batch.returns_to_go, batch.observations, batch.actions, starts)
+    state = model.initial_state(4)
+    last_action = torch.zeros_like(batch.actions[:, 0])
+    for t in range(T):
+        if t:
+            state = model.reset(state, starts[:, t])
+        out, state = model.act(state, batch.observations[:, t], last_action, torch.zeros(4), batch.returns_to_go[:, t])
+        torch.testing.assert_close(out, expected[:, t], rtol=1e-5, atol=1e-5)
+        last_action = batch.actions[:, t]
+
+
+@pytest.mark.parametrize("layer", RNN_LAYERS)
+def test_rnn_packed_runs_equal_the_step_loop(layer):
+    """The two exact resets of GRU/LSTM (packed runs for cuDNN, a masked step loop) agree, gradients too."""
+    batch = make_tape(make_model(layer), batch=4)
+    starts = torch.rand(4, T, generator=torch.Generator().manual_seed(7)) < 0.2
+    results = []
+    for scan in ("parallel", "sequential"):
+        model = make_model(layer, scan=scan)
+        out, state = model(batch.returns_to_go, batch.observations, batch.actions, starts)
+        out.square().sum().backward()
+        results.append((out, state.layers, [p.grad for p in model.parameters()]))
+    (out_p, state_p, grad_p), (out_s, state_s, grad_s) = results
+    torch.testing.assert_close(out_p, out_s, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state_p, state_s, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_p, grad_s, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_gradient_crosses_an_episode_start(layer):
+    model = make_model(layer)
+    batch = make_tape(model, starts_at=(0, 9))
+    observations = batch.observations.clone().requires_grad_(True)
+    out, _ = model(batch.returns_to_go, observations, batch.actions, batch.timesteps == 0)
+    out[:, 9:].sum().backward()
+    assert observations.grad[:, :9].abs().max() == 0
+    assert observations.grad[:, 9:].abs().max() > 0
+
+
+@pytest.mark.parametrize("layer", LAYERS)
 def test_forward_in_chunks_matches_one_pass(layer):
     model = make_model(layer)
     batch = make_tape(model)
@@ -135,7 +185,7 @@ def test_save_load_round_trip_offline(tmp_path, layer):
         torch.testing.assert_close(outputs(loaded, batch)[0], outputs(model, batch)[0])
 
 
-@pytest.mark.parametrize("field, overrides", [("layer", dict(layer="gru")), ("scan", dict(scan="fast")),
+@pytest.mark.parametrize("field, overrides", [("layer", dict(layer="transformer")), ("scan", dict(scan="fast")),
                                               ("memory_size", dict(memory_size=0)),
                                               ("d_model", dict(layer="linear_attention", d_model=15))])
 def test_bad_config_names_the_field(field, overrides):
@@ -157,13 +207,26 @@ def tiny(tmp_path_factory):
 
 
 def test_configs_dispatch_and_refuse_tapes_for_rmdt(tiny):
-    for name in ("ffm", "linear_attention", "lru"):
+    for name in RECURRENT_KINDS:
         config = load_config(ROOT / "configs" / "tmaze" / f"{name}.yaml")
         assert config.model.kind == name and config.data.batching == "tape"
     with pytest.raises(ConfigError, match="needs a recurrent model.kind"):
         load_config(ROOT / "configs" / "tmaze" / "rmdt.yaml", ["data.batching=tape"])
     with pytest.raises(ConfigError, match="model.kind must be one of"):
-        load_config(None, ["model.kind=gru"])
+        load_config(None, ["model.kind=rnn"])
+
+
+@pytest.mark.parametrize("kind", RNN_LAYERS)
+@pytest.mark.parametrize("batching", ["tape", "segments"])
+def test_rnn_configs_train_on_tapes_and_segments(tiny, tmp_path, kind, batching):
+    from rmdt.training import train
+
+    config = load_config(ROOT / "configs" / "tmaze" / f"{kind}.yaml",
+                         [*tiny, f"model.kind={kind}", f"data.batching={batching}", "data.context_len=10",
+                          "data.num_segments=2", "training.steps=3"])
+    policy = train(config, run_dir=tmp_path / "run").policy
+    assert isinstance(policy, RecurrentModel) and policy.config.layer == kind
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
 
 
 def test_tape_training_resumes_exactly(tiny, tmp_path):

@@ -37,8 +37,13 @@ class Settings:
     frame_stack: int | None = None  # observations stacked over this many steps, as the data was; null: from the policy's observation shape
     ref_min_score: float | None = None  # return of normalised score 0 (random play); null: from the data, or no normalised score
     ref_max_score: float | None = None  # return of normalised score 100 (expert); null: from the data, or no normalised score
+    wrapper: str | None = None  # observation/action wrapper of rmdt.envs.suites (popgym_flat, minigrid_symbolic) the data was made through; null: the suite's own for popgym-* and MiniGrid-Memory* ids, else none
 
     def __post_init__(self) -> None:
+        from rmdt.envs.suites import WRAPPERS
+
+        if self.wrapper is not None and self.wrapper not in WRAPPERS:
+            raise ConfigError(f"evaluation.env_args.wrapper must be one of {', '.join(WRAPPERS)} or null, got {self.wrapper!r}")
         if self.vector not in VECTOR_MODES:
             raise ConfigError(f"evaluation.env_args.vector must be one of {', '.join(VECTOR_MODES)}, got {self.vector!r}")
         if self.frame_stack is not None and self.frame_stack < 1:
@@ -63,6 +68,10 @@ def settings_from_data(env_args: dict, trajectories) -> dict:
         else:
             raise ValueError(f"evaluation.env_args.id is null and the data ({trajectories.source}) names no "
                              "environment: set evaluation.env_args.id to a gymnasium id")
+    if filled.get("wrapper") is None:
+        from rmdt.envs.suites import default_wrapper
+
+        filled["wrapper"] = default_wrapper(filled["id"])
     if filled.get("obs_keys") is None and facts.get("obs_keys"):
         filled["obs_keys"] = list(facts["obs_keys"])
     if filled.get("ref_min_score") is None and filled.get("ref_max_score") is None:
@@ -77,9 +86,11 @@ def _wrapped_env(settings: Settings, frame_stack: int):
     """One environment with the observation and action wrappers the policy needs."""
     import gymnasium as gym
 
+    from rmdt.envs import suites
     from rmdt.envs.wrappers import FlattenDictObservation
 
-    env = gym.make(settings.id, max_episode_steps=settings.max_episode_steps, **settings.kwargs)
+    wrapper = settings.wrapper or suites.default_wrapper(settings.id)
+    env = suites.make(settings.id, wrapper, max_episode_steps=settings.max_episode_steps, **settings.kwargs)
     if isinstance(env.observation_space, gym.spaces.Dict):
         env = FlattenDictObservation(env, settings.obs_keys)
     space = env.observation_space

@@ -81,6 +81,42 @@ class NatureCNNEncoder(nn.Module):
         return self.head(self.conv(x.reshape(-1, *self.chw))).reshape(*lead, -1)
 
 
+@register_obs_encoder("symbolic_grid")
+class SymbolicGridEncoder(nn.Module):
+    """A small symbolic grid view plus a direction (MiniGrid: ``rmdt.envs.suites.MinigridSymbolic``) -> d_model.
+
+    The observation is one vector: a k x k x 3 view of (object, colour, state) indices, row-major
+    over (x, y, channel), then the agent's direction (0-3). Each cell is the sum of an embedding
+    per channel (MiniGrid's 11 objects, 6 colours, 3 states), two 3x3 convolutions read the view and
+    the direction's embedding is added to their projection. Needs integer observations (uint8:
+    no dataset statistics normalise them).
+    """
+
+    CHANNEL_SIZES = (11, 6, 3)  # MiniGrid's OBJECT_TO_IDX, COLOR_TO_IDX, STATE_TO_IDX
+    CELL = 16  # width of a cell's embedding
+
+    def __init__(self, obs_shape: tuple[int, ...], d_model: int):
+        super().__init__()
+        side = math.isqrt(max(obs_shape[-1] - 1, 0) // 3) if len(obs_shape) == 1 else 0
+        if side < 1 or 3 * side * side + 1 != obs_shape[-1]:
+            raise ValueError(f"symbolic_grid needs flat observations of k*k*3 + 1 entries (k >= 1), got shape {obs_shape}")
+        self.side = side
+        self.offsets = tuple(sum(self.CHANNEL_SIZES[:i]) for i in range(3))  # each channel's rows of the table
+        self.cells = nn.Embedding(sum(self.CHANNEL_SIZES), self.CELL)
+        self.conv = nn.Sequential(nn.Conv2d(self.CELL, 32, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.Flatten())
+        self.proj = nn.Linear(32 * side * side, d_model)
+        self.direction = nn.Embedding(4, d_model)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[:-1]
+        index = obs.reshape(-1, obs.shape[-1]).long()
+        view = index[:, :-1].reshape(-1, self.side, self.side, 3) + index.new_tensor(self.offsets)
+        cells = self.cells(view).sum(-2).permute(0, 3, 2, 1)  # (n, CELL, y, x)
+        out = self.proj(self.conv(cells)) + self.direction(index[:, -1])
+        return out.reshape(*lead, -1)
+
+
 class ObsNormalizer(nn.Module):
     """``(obs - mean) / std`` with dataset statistics stored as buffers, so they are saved in the
     checkpoint next to the weights and evaluation needs nothing else. No statistics: identity

@@ -55,15 +55,16 @@ def build_policy(config, trajectories: Trajectories):
 def policy_config(config, **facts):
     """The model's own config for run ``config`` plus the data's ``facts`` (shapes, statistics); its
     checks run here, so ``load_config`` calls this with placeholder facts before any data is loaded."""
+    from rmdt.config import MODEL_KINDS, RECURRENT_KINDS
     from rmdt.models.recurrent import RecurrentConfig
     from rmdt.models.rmdt import RMDTConfig
 
     m = dataclasses.asdict(config.model)
     kind = m.pop("kind")
     facts.setdefault("return_scale", config.data.return_scale)
-    if kind in ("ffm", "linear_attention", "lru"):
+    if kind in RECURRENT_KINDS:
         return RecurrentConfig(layer=kind, **{k: m[k] for k in RECURRENT_FIELDS}, **facts)
     if kind != "rmdt":
-        raise ValueError(f"model.kind {kind!r} is unknown (known: rmdt, ffm, linear_attention, lru)")
+        raise ValueError(f"model.kind {kind!r} is unknown (known: {', '.join(MODEL_KINDS)})")
     return RMDTConfig(context_len=config.data.context_len, **{k: v for k, v in m.items() if k not in MEMOROID_ONLY},
                       **facts)

@@ -1,4 +1,5 @@
-"""A return-conditioned recurrent policy over memoroid layers (FFM, linear attention, LRU).
+"""A return-conditioned recurrent policy over memoroid layers (FFM, linear attention, LRU) or
+classic RNNs (GRU, LSTM: the baselines of seed 000), all with the same inputs, blocks and head.
 
 Each step is one input, the sum of embeddings of the return-to-go, the observation and the
 previous action (a learned "no action yet" vector at an episode's first step), run through
@@ -22,6 +23,7 @@ from rmdt.models.memoroid import SCANS, Element
 from rmdt.models.memoroid_layers import FFM, LAYERS, LRU, LinearAttention
 from rmdt.models.policy import Policy, action_loss
 from rmdt.models.policy_config import PolicyConfigChecks
+from rmdt.models.rnn_layers import RNN_LAYERS, RNNLayer
 
 
 class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
@@ -32,14 +34,14 @@ class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
     obs_shape: list[int] | None = None  # shape of one observation, e.g. [4]; required
     num_actions: int | None = None  # number of discrete actions; None for continuous actions
     act_dim: int | None = None  # size of a continuous action in [-1, 1]; None for discrete actions
-    layer: str = "ffm"  # memoroid layer: "ffm", "linear_attention" or "lru"
+    layer: str = "ffm"  # memory layer: a memoroid ("ffm", "linear_attention", "lru") or an RNN ("gru", "lstm")
     d_model: int = 64  # width of the step embedding and of every layer
     n_layers: int = 2  # residual blocks of [memoroid layer ; MLP]
-    memory_size: int = 32  # FFM traces m; LRU complex state size; linear attention key size per head
+    memory_size: int = 32  # FFM traces m; LRU complex state size; linear attention key size per head (RNNs: unused, state d_model)
     context_size: int = 4  # FFM contexts c (state m * c complex numbers)
     n_heads: int = 4  # linear attention heads (divides d_model)
     horizon: int = 1024  # FFM initialisation: longest expected episode (decays and periods)
-    scan: str = "auto"  # "auto" (faster for the device), "parallel" or "sequential"
+    scan: str = "auto"  # "auto" (faster for the device), "parallel" (GRU/LSTM: packed runs between resets) or "sequential"
     dropout: float = 0.0  # on the step embedding and the residual branches
     obs_encoder: str = "mlp"  # name in rmdt.models.embeddings.OBS_ENCODERS
     obs_mean: list | None = None  # observation mean from the dataset; None: 0
@@ -50,7 +52,7 @@ class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
     def _validate(self) -> None:
         super()._validate()
         require, is_int = self.require, self.is_int
-        require(self.layer in LAYERS, "layer", f"one of {list(LAYERS)}")
+        require(self.layer in LAYERS or self.layer in RNN_LAYERS, "layer", f"one of {[*LAYERS, *RNN_LAYERS]}")
         for name in ("n_layers", "memory_size", "context_size", "n_heads", "horizon"):
             require(is_int(getattr(self, name), 1), name, "an integer >= 1")
         require(is_int(self.d_model, 1) and (self.layer != "linear_attention" or self.d_model % self.n_heads == 0),
@@ -62,6 +64,8 @@ def build_layer(config: RecurrentConfig) -> nn.Module:
     d, kind = config.d_model, config.layer
     if kind == "ffm":
         return FFM(d, config.memory_size, config.context_size, config.horizon, config.scan)
+    if kind in RNN_LAYERS:
+        return RNNLayer(d, kind, config.scan)
     if kind == "linear_attention":
         return LinearAttention(d, config.n_heads, config.memory_size, config.scan)
     return LRU(d, config.memory_size, scan_mode=config.scan)
@@ -88,7 +92,7 @@ class Block(nn.Module):
 class RecurrentState:
     """Rollout state of ``act``: each layer's last prefix and which environments start next step."""
 
-    layers: list[Element]
+    layers: list[Element]  # (RNN layers: their hidden state tuples)
     first: torch.Tensor  # (B,) bool: the next step is an episode's first (no previous action)
     last_action: torch.Tensor | None = None  # set by ``forward``: the action before its next chunk
 

@@ -1,0 +1,136 @@
+"""One table of every model on every memory task: POPGym and MiniGrid-Memory, trained on the same
+oracle data by the same trainer and evaluated by the same gymnasium evaluator.
+
+    python bench/memory_suites.py [--out runs/memory_suites] [--seeds 0 1 2] [--tasks ...] [--models ...] [--quick]
+
+For each task (``configs/popgym/<task>_<model>.yaml``, ``configs/minigrid/memory_<model>.yaml``),
+model and seed it trains (``seed=S``) and evaluates, skipping runs whose evaluation is already on
+disk, so an interrupted table resumes. Writes ``results.json`` (every run's raw and normalised
+return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
+the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
+references; then POPGym's mean normalised score over its tasks per model) and ``scores.png``.
+``--quick`` runs a tiny setting (small data, a few steps, one seed) that only checks the pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+POPGYM_TASKS = ("repeat_first_easy", "repeat_previous_easy", "autoencode_easy", "count_recall_easy",
+                "position_only_cartpole_easy")
+TASKS = tuple(f"popgym/{t}" for t in POPGYM_TASKS) + ("minigrid/memory",)
+MODELS = ("rmdt", "dt", "ffm", "gru", "lstm")
+QUICK = ["training.steps=10", "training.warmup_steps=2", "training.log_every=5", "evaluation.episodes=6"]
+
+
+def config_path(task: str, model: str) -> Path:
+    return ROOT / "configs" / f"{task}_{model}.yaml"
+
+
+def quick_data(config) -> str:
+    """The config's recipe arguments with a small dataset (quick mode)."""
+    args = {**config.data.recipe_args, "episodes": 40}
+    return "data.recipe_args={" + ", ".join(f"{k}: {v}" for k, v in args.items()) + "}"
+
+
+def run_one(task: str, model: str, seed: int, out: Path, quick: bool) -> dict:
+    """Trains and evaluates one (task, model, seed) unless its report exists; returns the result row."""
+    from rmdt.config import load_config
+    from rmdt.evaluation import evaluate_checkpoint
+    from rmdt.training import train
+
+    run = out / "runs" / f"{task.replace('/', '_')}_{model}__{seed}"
+    report = run / "eval" / "results.json"
+    if not report.is_file():
+        overrides = [f"seed={seed}"]
+        if quick:
+            overrides += [*QUICK, quick_data(load_config(config_path(task, model)))]
+        config = load_config(config_path(task, model), overrides)
+        train(config, run_dir=run)
+        report = evaluate_checkpoint(run)
+    row, = json.loads(report.read_text())["results"]
+    return {"task": task, "model": model, "seed": seed, "return": row["mean_return"],
+            "normalised": row.get("normalised_score"), "ref_min": row.get("ref_min_score"),
+            "ref_max": row.get("ref_max_score")}
+
+
+def spread(values) -> str:
+    values = np.asarray([v for v in values if v is not None], float)
+    if not len(values):
+        return "-"
+    return f"{values.mean():.2f} ({values.min():.2f} to {values.max():.2f})"
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per task and model, then POPGym's mean normalised score per model."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    lines = ["| task | model | seeds | return | normalised | oracle | random |", "|---|---|---|---|---|---|---|"]
+    for task in tasks:
+        for model in models:
+            runs = [r for r in rows if r["task"] == task and r["model"] == model]
+            if runs:
+                lines.append(f"| {task} | {model} | {len(runs)} | {spread(r['return'] for r in runs)} | "
+                             f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | {runs[0]['ref_min']:.3f} |")
+    popgym = [t for t in tasks if t.startswith("popgym/")]
+    if popgym:
+        lines += ["", "| model | POPGym mean normalised score (over tasks; each task's mean over seeds) |", "|---|---|"]
+        for model in models:
+            per_task = [np.mean([r["normalised"] for r in rows if r["task"] == t and r["model"] == model])
+                        for t in popgym if any(r["task"] == t and r["model"] == model for r in rows)]
+            lines.append(f"| {model} | {np.mean(per_task):.1f} ({len(per_task)} tasks) |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Normalised score per model (bars, mean over seeds; dots: each seed) per task."""
+    from rmdt.plotting import pyplot, save_png
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks)), 4))
+    width = 0.8 / len(models)
+    for m, model in enumerate(models):
+        for t, task in enumerate(tasks):
+            scores = [r["normalised"] for r in rows if r["task"] == task and r["model"] == model]
+            if scores:
+                x = t + (m - (len(models) - 1) / 2) * width
+                ax.bar(x, np.mean(scores), width, color=f"C{m}", label=model if t == 0 else None)
+                ax.plot([x] * len(scores), scores, "k.", markersize=3)
+    ax.set_xticks(range(len(tasks)), [t.split("/")[1] for t in tasks], rotation=20, ha="right")
+    ax.axhline(100, color="grey", lw=0.8, ls="--")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("normalised score (0 random, 100 oracle)")
+    ax.legend(fontsize=8, ncol=len(models))
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/memory_suites", help="folder for runs, results.json, table.md, scores.png")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; --quick: 0)")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--quick", action="store_true", help="tiny data and training: checks the pipeline only")
+    args = parser.parse_args(argv)
+    from rmdt.atomic import write_text
+
+    out = Path(args.out)
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
+    rows = [run_one(task, model, seed, out, args.quick) for task in args.tasks for model in args.models for seed in seeds]
+    write_text(out / "results.json", json.dumps(rows, indent=1))
+    markdown = table(rows)
+    write_text(out / "table.md", markdown)
+    plot(rows, out / "scores.png")
+    print(markdown)
+    print(f"results: {out / 'results.json'}\ntable:   {out / 'table.md'}\nplot:    {out / 'scores.png'}")
+
+
+if __name__ == "__main__":
+    main()
