@@ -45,6 +45,7 @@ class DataConfig:
 class ModelConfig:
     kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), or a memoroid: "ffm", "linear_attention", "lru"
     memory_tokens: int = 8  # M: memory tokens read and written per segment; 0 gives a plain DT
+    cache_len: int = 0  # C: trajectory tokens also attend to the detached hidden states of the last C tokens before their segment (RATE's mem_len; 0: no cache)
     d_model: int = 64  # width of every token embedding
     n_layers: int = 2  # transformer blocks
     n_heads: int = 4  # attention heads (d_model must be divisible by it)
