@@ -25,6 +25,8 @@ def main(argv=None) -> int:
                                       "or memory_probe.json with --probe-memory)")
     parser.add_argument("--probe-memory", action="store_true",
                         help="evaluate with memory intact, zeroed and shuffled across environments")
+    parser.add_argument("--probe-cache", action="store_true",
+                        help="with --probe-memory: zero / shuffle the hidden-state cache (model.cache_len) with the memory")
     parser.add_argument("--export-attention", metavar="DIR",
                         help="also run --attention-episodes episodes per setting and write their attention maps "
                              "(.npz, PNG heatmaps per layer, memory read/write summary) to DIR")
@@ -41,7 +43,10 @@ def main(argv=None) -> int:
             key: value for key, value in (("episodes", args.episodes), ("seed", args.seed),
                                           ("target_return", args.target_return), ("corridor_lengths", args.lengths))
             if value is not None}}
-        out = (probe_checkpoint if args.probe_memory else evaluate_checkpoint)(args.checkpoint, overrides, args.out)
+        if args.probe_memory:
+            out = probe_checkpoint(args.checkpoint, overrides, args.out, cache=args.probe_cache)
+        else:
+            out = evaluate_checkpoint(args.checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
         describe = env_evaluator(report["env"]).describe
         runs = report["interventions"] if args.probe_memory else {"": report}

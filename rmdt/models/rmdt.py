@@ -282,7 +282,7 @@ class RMDTModel(PreTrainedModel, Policy):
     # scratch slot at C+M+3K for the "previous action" of a segment's first step (it has none). Each
     # segment token sees the segment slots up to its own (and trajectory tokens the valid cache
     # slots), so stale entries of an earlier segment beyond a row's position are never read.
-    def _read_cache(self, memory: torch.Tensor, cache_kv: list[KVCache]) -> list[KVCache | None]:
+    def _read_cache(self, memory: torch.Tensor, cache_kv: list[KVCache] | None = None) -> list[KVCache | None]:
         """Keys/values ``[cache ; read tokens]`` of a new segment (read tokens only see each other)."""
         M, C = self.config.memory_tokens, self.config.cache_len
         if M == 0:
@@ -364,12 +364,12 @@ class RMDTModel(PreTrainedModel, Policy):
     def _hooked(self, memory: torch.Tensor, hidden: torch.Tensor | None):
         """``memory`` (and the cached ``hidden`` states when the hook covers the cache) through ``memory_hook``,
         as one (b, M + layers * C, d) tensor so that an intervention moves a row's memory and cache together."""
-        M = self.config.memory_tokens
-        parts = ([memory] if M else []) + ([hidden.flatten(1, 2)] if hidden is not None and self.hook_cache else [])
+        M, cached = self.config.memory_tokens, hidden is not None and self.hook_cache
+        parts = ([memory] if M else []) + ([hidden.flatten(1, 2)] if cached else [])
         if self.memory_hook is None or not parts:
             return memory, hidden
         out = self.memory_hook(torch.cat(parts, dim=1))
-        return (out[:, :M] if M else memory), (out[:, M:].view_as(hidden) if len(parts) > M else hidden)
+        return (out[:, :M] if M else memory), (out[:, M:].reshape(hidden.shape) if cached else hidden)
 
     def _next_segment(self, state: RMDTState, last_action: torch.Tensor, rows: np.ndarray) -> RMDTState:
         """Rows that completed their segment: its last action joins the buffer, the write tokens run over
