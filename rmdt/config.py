@@ -34,6 +34,7 @@ class DataConfig:
     num_actions: int | None = None  # discrete action count for D4RL files with integer actions
     context_len: int = 30  # K: steps per segment (the transformer's context)
     num_segments: int = 3  # N: segments per training window; windows are N*K steps
+    num_segments_schedule: list | str | None = None  # curriculum: [[step, N], ...] from step 0, or "linear A->B over S"; step s trains on the first N(s) segments of its windows (null: always N)
     window_starts: str = "episode"  # "episode": windows begin at episode starts; "uniform": at any step
     discount: float = 1.0  # discount of the return-to-go
     return_scale: float = 1.0  # return-to-go is divided by this before it enters the model
@@ -238,3 +239,10 @@ def validate(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if d.num_segments_schedule is not None:
+        from rmdt.data.curriculum import parse_schedule
+
+        try:
+            parse_schedule(d.num_segments_schedule, d.num_segments)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None

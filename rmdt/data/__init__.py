@@ -37,8 +37,13 @@ def build_sampler(data, trajectories: Trajectories, seed: int):
     """The batch sampler a ``DataConfig`` asks for: padded segments or tapes of whole episodes."""
     if data.batching == "tape":
         return TapeSampler(trajectories, data.tape_len, data.discount, data.return_scale, seed=seed)
-    return SegmentSampler(trajectories, data.context_len, data.num_segments, data.window_starts, data.discount,
-                          data.return_scale, seed=seed)
+    sampler = SegmentSampler(trajectories, data.context_len, data.num_segments, data.window_starts, data.discount,
+                             data.return_scale, seed=seed)
+    if getattr(data, "num_segments_schedule", None) is not None:
+        from rmdt.data.curriculum import CurriculumSampler
+
+        return CurriculumSampler(sampler, data.num_segments_schedule, data.num_segments)
+    return sampler
 
 
 __all__ = ["Batch", "DataError", "SegmentSampler", "TapeSampler", "build_sampler", "Trajectories", "load_d4rl_hdf5", "load_minari",
