@@ -1,4 +1,6 @@
 """Per-row policy state and the episode queue: restarts, per-episode seeding, gymnasium vector envs."""
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -100,7 +102,7 @@ def test_reset_restarts_exactly_the_done_rows(name, steps):
     done = torch.tensor([True, False, True, False])
     inputs = (torch.randn(4, OBS, generator=g), torch.randint(0, ACTIONS, (4,), generator=g), torch.zeros(4),
               torch.randn(4, generator=g))
-    restarted, _ = model.act(model.reset(state, done), *inputs)
+    restarted, _ = model.act(model.reset(copy.deepcopy(state), done), *inputs)  # act consumes its state
     kept, _ = model.act(state, *inputs)
     fresh, _ = model.act(model.initial_state(4), *inputs)
     torch.testing.assert_close(restarted[done], fresh[done], atol=1e-6, rtol=0)
@@ -108,6 +110,22 @@ def test_reset_restarts_exactly_the_done_rows(name, steps):
     if not (name == "dt" and steps == K):  # (a DT's next segment starts afresh anyway)
         assert not torch.allclose(kept[done], fresh[done])  # the reset rows really had a state to lose
     assert model.reset(state, np.zeros(4, bool)) is not None  # numpy masks, and no row at all
+
+
+def test_the_memory_hook_sees_only_the_rows_crossing_a_boundary_together():
+    model, seen = rmdt(), []
+    model.set_memory_hook(lambda memory: seen.append(memory.shape[0]) or torch.zeros_like(memory))
+    state = model.initial_state(3)
+    obs, action, zero = torch.randn(3, OBS), torch.zeros(3, dtype=torch.long), torch.zeros(3)
+    _, state = model.act(state, obs, action, zero, zero)
+    state = model.reset(state, np.array([False, True, False]))  # row 1 restarts one step behind
+    for _ in range(K):
+        _, state = model.act(state, obs, action, zero, zero)
+    assert seen == [2] and state.step.tolist() == [1, K, 1]  # rows 0 and 2 crossed; row 1 is at its last step
+    assert not state.memory[[0, 2]].any() and state.memory[1].abs().sum() > 0
+    _, state = model.act(state, obs, action, zero, zero)
+    assert seen == [2, 1] and not state.memory.any()
+    model.set_memory_hook(None)
 
 
 class SeededEpisodes(VectorEnv):

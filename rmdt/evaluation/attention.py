@@ -333,9 +333,11 @@ def export_attention(policy, evaluation, out_dir, overrides: dict | None = None,
     layer and episode); writes and returns an index (``attention.json``) with the evaluation report
     and the files of each setting.
 
-    Maps cover the steps each episode really took: an episode that ended before the others of its
-    batch is still stepped in lockstep, but those steps are marked not computed (zero rows). Models
-    without attention (recurrent baselines) get their per-step state norm instead of maps.
+    Maps cover the steps each episode really took: an environment is recorded until its first
+    episode ends (later steps, of a restarted or finished environment, are not recorded or are
+    marked not computed), so with ``num_envs`` below ``episodes`` only the first ``num_envs``
+    episodes are exported. Models without attention (recurrent baselines) get their per-step state
+    norm instead of maps.
     """
     from rmdt.evaluation import env_evaluator, evaluate_policy
 

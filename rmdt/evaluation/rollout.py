@@ -108,6 +108,7 @@ def rollout(policy, env, target_return: float, seed: int, episodes: int | None =
     counted = 0
     with progress_bar(total=episodes, desc=progress, disable=progress is None, leave=False, unit="episode") as bar:
         while counted < episodes:
+            bar.set_postfix_str(f"step {steps.max()}", refresh=False)  # a long episode shows it advances
             obs_t = torch.as_tensor(obs, device=device)
             rtg = torch.as_tensor(to_go / scale, dtype=torch.float32, device=device)
             output, state = policy.act(state, obs_t, last_action, last_reward, rtg)

@@ -16,7 +16,8 @@ class Policy:
     """Mixin declaring the policy contract; subclasses are ``nn.Module``s and set ``discrete``.
 
     State is opaque to the caller: whatever ``initial_state`` returns is passed back to ``act``,
-    which returns the next one. ``act`` is one environment step, vectorised over a batch of
+    which returns the next one (and may consume the one it was given: act on a state once, or
+    deep-copy it first). ``act`` is one environment step, vectorised over a batch of
     environments; it is inference only (no gradients, eval mode expected).
     """
 
@@ -51,7 +52,7 @@ class Policy:
         Rollouts call it for every environment whose episode ended, so one batch serves many
         episodes that start and end at different steps (rmdt.evaluation.rollout).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} cannot restart single environments (Policy.reset)")
 
     def set_memory_hook(self, hook: Callable[[torch.Tensor], torch.Tensor] | None, cache: bool = False) -> None:
         """Makes ``act`` pass the memory it carries into each new segment through ``hook`` (None: stop).

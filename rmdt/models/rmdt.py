@@ -281,7 +281,9 @@ class RMDTModel(PreTrainedModel, Policy):
     # 0..C-1, read tokens at C..C+M-1, step s's a_{s-1}, R_s, o_s at C+M+3s-1 .. C+M+3s+1, and one
     # scratch slot at C+M+3K for the "previous action" of a segment's first step (it has none). Each
     # segment token sees the segment slots up to its own (and trajectory tokens the valid cache
-    # slots), so stale entries of an earlier segment beyond a row's position are never read.
+    # slots), so stale entries of an earlier segment beyond a row's position are never read. A step
+    # writes its keys/values (and block inputs) into the buffers in place (copying them would double
+    # the cost of a step), so the state passed to ``act`` is consumed: it must not be acted on again.
     def _read_cache(self, memory: torch.Tensor, cache_kv: list[KVCache] | None = None) -> list[KVCache | None]:
         """Keys/values ``[cache ; read tokens]`` of a new segment (read tokens only see each other)."""
         M, C = self.config.memory_tokens, self.config.cache_len
@@ -435,7 +437,7 @@ class RMDTModel(PreTrainedModel, Policy):
         changed = {}
         if C:  # block inputs of the new tokens, by segment slot (the scratch slot is 3K)
             index = (slots - C - M)[:, None, :, None].expand(-1, len(self.blocks), -1, self.config.d_model)
-            changed["segment_hidden"] = state.segment_hidden.scatter(2, index, torch.stack(inputs, dim=1))
+            changed["segment_hidden"] = state.segment_hidden.scatter_(2, index, torch.stack(inputs, dim=1))
         return self._head(out[:, -1]), dataclasses.replace(state, cache=cache, step=state.step + 1, **changed)
 
     def _act_sliding(self, state: RMDTState, obs, last_action, return_to_go) -> tuple[torch.Tensor, RMDTState]:

@@ -24,8 +24,8 @@ class Attention(nn.Module):
     output and the keys/values of ``[past ; context]`` for reuse as the next cache.
 
     ``slots`` (B, T_query) int: ``past`` is then a fixed buffer of keys/values and each new token's
-    are written (out of place) at its own slot instead of appended, so rows of a batch can stand at
-    different positions of their segments (rollouts whose episodes restart at different steps).
+    are written into it, in place, at its own slot instead of appended, so rows of a batch can stand
+    at different positions of their segments (rollouts whose episodes restart at different steps).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float):
@@ -50,7 +50,7 @@ class Attention(nn.Module):
         k, v = (self._heads(t) for t in self.key_value(x if context is None else context).chunk(2, dim=-1))
         if past is not None and slots is not None:
             index = slots[:, None, :, None].expand_as(k)
-            k, v = past[0].scatter(2, index, k), past[1].scatter(2, index, v)
+            k, v = past[0].scatter_(2, index, k), past[1].scatter_(2, index, v)
         elif past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         if self.capture is None:
