@@ -3,7 +3,8 @@ prints, every ``--every`` steps: the loss, how much the loss of segments 2-3 dep
 after segment 1 (gradient norm at that memory), the gradient norm of the valve's parameters, how far
 apart the memories of clue +1 and clue -1 corridors are after segment 1 (distance of the two means over
 the mean spread within a clue), and, for the valve, how strongly the new memory depends on the old
-memory versus on the write outputs (Jacobian norms estimated with random projections).
+memory versus on the write outputs (Jacobian norms estimated with random projections) and how alike
+its M new memory slots are (mean pairwise cosine; 1 = every slot holds the same vector).
 
     OMP_NUM_THREADS=1 python bench/mrv_diagnosis.py configs/tmaze/rmdt.yaml model.memory_update=mrv model.memory_replay=0
 """
@@ -42,8 +43,9 @@ def memory_gradient(model, batch, K: int) -> float:
     return float(grad.flatten(1).norm(dim=1).mean())
 
 
-def valve_jacobians(model, batch) -> tuple[float, float]:
-    """Mean |J v| over random unit v for new memory w.r.t. old memory and w.r.t. the write outputs."""
+def valve_jacobians(model, batch) -> tuple[float, float, float]:
+    """|J v| / |v| for random v, new memory w.r.t. old memory and w.r.t. write outputs (unit-variance
+    random writes), and the mean pairwise cosine between the new memory's slots."""
     M, d = model.config.memory_tokens, model.config.d_model
     B = batch.mask.shape[0]
     old = model.memory.detach().expand(B, -1, -1).clone().requires_grad_()
@@ -51,7 +53,9 @@ def valve_jacobians(model, batch) -> tuple[float, float]:
     new = model._update_memory(old, write)
     v = torch.randn_like(new)
     g_old, g_write = torch.autograd.grad((new * v).sum(), (old, write))
-    return float(g_old.norm() / v.norm()), float(g_write.norm() / v.norm())
+    unit = torch.nn.functional.normalize(new.detach(), dim=-1)
+    cosine = ((unit @ unit.transpose(1, 2)).sum((1, 2)) - M).mean() / (M * M - M)
+    return float(g_old.norm() / v.norm()), float(g_write.norm() / v.norm()), float(cosine)
 
 
 def main(argv=None) -> None:
@@ -70,15 +74,15 @@ def main(argv=None) -> None:
     K = config.data.context_len
     probe = sampler.batch(10**6, 256)  # a fixed batch no training step draws
     probe = probe[probe.mask[:, K:].any(dim=1)]  # corridors whose junction lies beyond segment 1
-    print("step  loss    dL/dmemory  |grad valve|  clue separation  |J_old|  |J_write|")
+    print("step  loss    dL/dmemory  |grad valve|  clue separation  |J_old|  |J_write|  slot cosine")
     for step in range(args.steps + 1):
         if step % args.every == 0:
             model.eval()
             sep, mem_grad = clue_separation(model, probe, K), memory_gradient(model, probe, K)
-            jac = valve_jacobians(model, probe) if model.mrv is not None else (float("nan"),) * 2
+            jac = valve_jacobians(model, probe) if model.mrv is not None else (float("nan"),) * 3
             model.train()
             print(f"{step:4d}  {loss_value if step else float('nan'):.4f}  {mem_grad:10.2e}  {valve_grad if step else 0:12.2e}"
-                  f"  {sep:15.3f}  {jac[0]:7.3f}  {jac[1]:9.3f}", flush=True)
+                  f"  {sep:15.3f}  {jac[0]:7.3f}  {jac[1]:9.3f}  {jac[2]:11.5f}", flush=True)
         if step == args.steps:
             break
         loss, _ = model.loss(sampler.batch(step, config.training.batch_size))
