@@ -33,6 +33,8 @@ def main(argv=None) -> int:
                                       "or memory_probe.json with --probe-memory)")
     parser.add_argument("--probe-memory", action="store_true",
                         help="evaluate with memory intact, zeroed and shuffled across environments")
+    parser.add_argument("--probe-cache", action="store_true",
+                        help="with --probe-memory: zero / shuffle the hidden-state cache (model.cache_len) with the memory")
     parser.add_argument("--export-attention", metavar="DIR",
                         help="also run --attention-episodes episodes per setting and write their attention maps "
                              "(.npz, PNG heatmaps per layer, memory read/write summary) to DIR")
@@ -52,7 +54,10 @@ def main(argv=None) -> int:
             overrides["target_return"] = args.target_return[0] if len(args.target_return) == 1 else args.target_return
         if args.lengths is not None:
             overrides["env_args"]["corridor_lengths"] = args.lengths
-        out = (probe_checkpoint if args.probe_memory else evaluate_checkpoint)(args.checkpoint, overrides, args.out)
+        if args.probe_memory:
+            out = probe_checkpoint(args.checkpoint, overrides, args.out, cache=args.probe_cache)
+        else:
+            out = evaluate_checkpoint(args.checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
         describe = env_evaluator(report["env"]).describe
         runs = report["interventions"] if args.probe_memory else {"": report}

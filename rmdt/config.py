@@ -41,6 +41,7 @@ class DataConfig:
     num_actions: int | None = None  # discrete action count for D4RL files with integer actions
     context_len: int = 30  # K: steps per segment (the transformer's context)
     num_segments: int = 3  # N: segments per training window; windows are N*K steps
+    num_segments_schedule: list | str | None = None  # curriculum: [[step, N], ...] from step 0, or "linear A->B over S"; step s trains on the first N(s) segments of its windows (null: always N)
     window_starts: str = "episode"  # "episode": windows begin at episode starts; "uniform": at any step
     discount: float = 1.0  # discount of the return-to-go
     return_scale: float = 1.0  # return-to-go is divided by this before it enters the model
@@ -53,6 +54,7 @@ class DataConfig:
 class ModelConfig:
     kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), a memoroid ("ffm", "linear_attention", "lru") or an RNN ("gru", "lstm")
     memory_tokens: int = 8  # M: memory tokens read and written per segment; 0 gives a plain DT
+    cache_len: int = 0  # C: trajectory tokens also attend to the detached hidden states of the last C tokens before their segment (RATE's mem_len; 0: no cache)
     d_model: int = 64  # width of every token embedding
     n_layers: int = 2  # transformer blocks
     n_heads: int = 4  # attention heads (d_model must be divisible by it)
@@ -431,6 +433,13 @@ def validate(config: Config) -> None:
             raise ConfigError(message, *keys)
     if d.recipe is not None:
         _check_recipe(d.recipe, d.recipe_args)
+    if d.num_segments_schedule is not None:
+        from rmdt.data.curriculum import parse_schedule
+
+        try:
+            parse_schedule(d.num_segments_schedule, d.num_segments)
+        except ValueError as error:
+            raise ConfigError(str(error), "data.num_segments_schedule") from None
     _check_model(config)
     validate_run_settings(t)
 

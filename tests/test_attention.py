@@ -16,6 +16,7 @@ K, N = 3, 3
 MEMORY_KINDS = [dict(memory_tokens=2), dict(memory_tokens=2, memory_update="mrv"),
                 dict(memory_tokens=2, memory_update="gated"), dict(memory_tokens=0)]
 MEMORY_IDS = ["replace", "mrv", "gated", "dt"]
+CACHE_KINDS = {"cache": dict(memory_tokens=2, cache_len=4), "trxl": dict(memory_tokens=0, cache_len=2 * 3 * K - 1)}
 TMAZE = dict(env="tmaze", target_return=1.0, corridor_lengths=[7], periodic_lengths=[7], episodes=3, seed=5)
 
 
@@ -57,7 +58,7 @@ def act_through(model, r, o, a, steps):
     return torch.stack(outputs, dim=1), state
 
 
-@pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
+@pytest.mark.parametrize("memory_kind", MEMORY_KINDS + list(CACHE_KINDS.values()), ids=MEMORY_IDS + list(CACHE_KINDS))
 def test_capture_gives_the_same_forward_and_act_outputs(memory_kind):
     model = make_model(**memory_kind)
     r, o, a, mask = make_window(lengths=[9, 5, 2])
@@ -120,6 +121,40 @@ def test_maps_recorded_step_by_step_equal_the_window_maps(memory_kind):
         assert not got.computed[-1].all()
         rows = np.broadcast_to(got.computed[:, None, None, :, None], got.weights.shape)
         np.testing.assert_allclose(got.weights[rows], want.weights[rows], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(CACHE_KINDS))
+def test_cache_keys_are_their_own_token_type_and_step_by_step_maps_equal_the_window_maps(name):
+    """Keys [cache C ; read M ; 3K ; write M]: cache keys (labelled c0..) are open to trajectory queries
+    only and only where the episode already has C earlier tokens, are never queries, and act's maps
+    equal the forward pass's."""
+    model = make_model(**CACHE_KINDS[name])
+    M, C = model.config.memory_tokens, model.config.cache_len
+    T = C + 2 * M + 3 * K
+    r, o, a, _ = make_window(batch_size=2)
+    window = capture_window(model, r, o, a)
+    maps = window[0]
+    assert maps.weights.shape == (N, 2, 2, T, T) and maps.cache_len == C
+    assert maps.token_label[:C].tolist() == [f"c{i}" for i in range(C)]
+    assert [TOKEN_TYPES[k] for k in maps.token_type[:C + 1]] == ["cache"] * C + (["read"] if M else ["return"])
+    assert not maps.computed[:, :C].any() and not maps.allowed[:, :C].any()
+    trajectory = slice(C + M, C + M + 3 * K)
+    for s in range(N):  # segment s's cache holds min(C, 3K s) tokens of the episode
+        held = min(C, 3 * K * s)
+        assert maps.allowed[s, trajectory, C - held:C].all() and not maps.allowed[s, :, :C - held].any()
+        assert not maps.allowed[s, C:C + M, :C].any() and not maps.allowed[s, C + M + 3 * K:, :C].any()
+    assert maps.weights[1:, :, :, trajectory, :C].sum() > 0
+    assert_rows_are_distributions(maps)
+    steps = N * K - 1
+    with capture_attention(model) as recorders:
+        act_through(model, r, o, a, steps)
+    for got, want in zip(assemble_maps(model, recorders, torch.ones(2, steps, dtype=torch.bool),
+                                       masked_padding=False), window):
+        assert_rows_are_distributions(got)
+        assert got.computed[0, C:C + M + 3 * K].all()
+        rows = np.broadcast_to(got.computed[:, None, None, :, None], got.weights.shape)
+        np.testing.assert_allclose(got.weights[rows], want.weights[rows], atol=1e-5)
+        np.testing.assert_array_equal(got.allowed[:-1], want.allowed[:-1])  # (the last segment stops early)
 
 
 def test_summary_reads_the_memory_columns_and_write_rows():

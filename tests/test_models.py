@@ -65,8 +65,9 @@ def perturbed(batch: Batch, name: str, steps, num_actions=None, seed: int = 7) -
 
 ACTION_KINDS = [dict(num_actions=5), dict(act_dim=2)]
 MEMORY_KINDS = [dict(memory_tokens=2, memory_update="replace"), dict(memory_tokens=2, memory_update="mrv"),
-                dict(memory_tokens=2, memory_update="gated"), dict(memory_tokens=0)]
-MEMORY_IDS = ["replace", "mrv", "gated", "dt"]
+                dict(memory_tokens=2, memory_update="gated"), dict(memory_tokens=0),
+                dict(memory_tokens=2, cache_len=5), dict(memory_tokens=0, cache_len=2 * 3 * K)]
+MEMORY_IDS = ["replace", "mrv", "gated", "dt", "cache", "trxl"]
 
 
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
@@ -179,7 +180,7 @@ def test_memory_carries_segment_1_into_segment_3(memory_kind):
     changed = run(model, perturbed(batch, "observations", slice(0, K))).action_preds
     assert (changed[:, :K] - base[:, :K]).abs().max() > 1e-4
     seg3 = (changed[:, 2 * K:] - base[:, 2 * K:]).abs().max()
-    if memory_kind["memory_tokens"]:
+    if memory_kind["memory_tokens"] or memory_kind.get("cache_len"):  # a cache reaches layers x C tokens back
         assert seg3 > 1e-4
     else:
         assert seg3 == 0
@@ -382,6 +383,8 @@ def test_obs_normalisation_is_applied():
     ("obs_encoder", dict(obs_encoder="resnet")),
     ("memory_update", dict(memory_update="gru")),
     ("memory_tokens", dict(memory_tokens=-1)),
+    ("cache_len", dict(cache_len=-1)),
+    ("dt_context", dict(memory_tokens=0, cache_len=3, dt_context="sliding")),
     ("grad_segments", dict(grad_segments=0)),
     ("position_embedding", dict(position_embedding="rotary")),
     ("obs_shape", dict(obs_shape=None)),
@@ -394,6 +397,33 @@ def test_obs_normalisation_is_applied():
 def test_bad_config_names_the_field(field, overrides):
     with pytest.raises(ValueError, match=f"RMDTConfig.{field}"):
         make_config(**overrides)
+
+
+@pytest.mark.parametrize("cache_len", [0, 2])
+def test_hidden_state_cache_reaches_exactly_the_last_c_tokens_before_the_segment(cache_len):
+    """One layer, no memory: segment 2 sees segment 1 only through the cache, i.e. through its last C
+    tokens (o and a of step K-1 for C=2); earlier tokens of segment 1 and all of segment 0 stay unseen."""
+    model = make_model(memory_tokens=0, cache_len=cache_len, n_layers=1)
+    batch = make_batch(model.config)
+    with torch.no_grad():
+        base = run(model, batch).action_preds[:, 2 * K:]
+        last = run(model, perturbed(batch, "observations", [2 * K - 1])).action_preds[:, 2 * K:]
+        earlier = run(model, perturbed(batch, "returns_to_go", [2 * K - 1])).action_preds[:, 2 * K:]
+    assert torch.equal(earlier, base)
+    assert torch.equal(last, base) == (cache_len == 0)
+
+
+def test_hidden_state_cache_is_detached_but_its_projection_learns():
+    """Segment 1's loss sends no gradient into segment 0's inputs through the cache (no memory), yet the
+    cache's learned positions (and the blocks' projections that read the cache) get one."""
+    model = make_model(memory_tokens=0, cache_len=3).train()
+    batch = make_batch(model.config)
+    observations = batch.observations.clone().requires_grad_()
+    preds = model(batch.returns_to_go, observations, batch.actions).action_preds
+    preds[:, K:2 * K].square().sum().backward()
+    assert torch.equal(observations.grad[:, :K], torch.zeros_like(observations.grad[:, :K]))
+    assert observations.grad[:, K:2 * K].abs().sum() > 0
+    assert model.cache_position.grad.abs().sum() > 0
 
 
 def test_no_host_sync_in_loss_backward_and_act(monkeypatch):

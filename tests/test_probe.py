@@ -25,9 +25,9 @@ def make_model(memory_tokens=2, **overrides) -> RMDTModel:
     return RMDTModel(RMDTConfig(**{**args, **overrides})).eval()
 
 
-def run_act(model, batch, hook=None):
+def run_act(model, batch, hook=None, cache=False):
     """``act`` over a clue-task batch; returns outputs (B, L, A) and the state after every step."""
-    model.set_memory_hook(hook)
+    model.set_memory_hook(hook, cache=cache)
     try:
         state, outputs, states = model.initial_state(batch.actions.shape[0]), [], []
         for t in range(batch.actions.shape[1]):
@@ -54,6 +54,23 @@ def test_zeroed_run_reads_zeros_after_every_boundary():
     torch.testing.assert_close(zeroed[:, :K], intact[:, :K])  # the first segment is untouched
     assert not torch.allclose(zeroed[:, K:], intact[:, K:])  # and later ones see the difference
     assert model.memory_hook is None
+
+
+@pytest.mark.parametrize("memory_tokens", [2, 0])
+@pytest.mark.parametrize("cache", [False, True], ids=["memory_only", "with_cache"])
+def test_the_probe_moves_the_hidden_state_cache_with_the_memory_on_request(memory_tokens, cache):
+    """A hook (here: every row gets the next row's) covers the cache only with ``cache=True``, and then
+    moves each row's cache together with its memory."""
+    model = make_model(memory_tokens, cache_len=3)
+    batch = clue_batch(4, K, torch.Generator().manual_seed(0))
+    _, intact = run_act(model, batch)
+    _, moved = run_act(model, batch, lambda x: x.roll(1, dims=0), cache=cache)
+    before, after = intact[K], moved[K]  # just past the first boundary
+    torch.testing.assert_close(after.memory, before.memory.roll(1, dims=0))
+    assert torch.equal(after.cache_hidden, before.cache_hidden.roll(1, dims=0) if cache else before.cache_hidden)
+    assert torch.equal(after.cache_valid, before.cache_valid)
+    _, zeroed = run_act(model, batch, intervention("zeroed"), cache=cache)
+    assert (zeroed[K].cache_hidden.abs().sum() == 0) == cache
 
 
 def test_shuffle_is_a_derangement_that_changes_each_time():

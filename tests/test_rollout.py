@@ -33,6 +33,7 @@ def recurrent(layer="ffm", **overrides) -> RecurrentModel:
 MODELS = {"rmdt": lambda: rmdt(), "rmdt_mrv": lambda: rmdt(memory_update="mrv"),
           "rmdt_gated": lambda: rmdt(memory_update="gated"), "dt": lambda: rmdt(memory_tokens=0),
           "dt_sliding": lambda: rmdt(memory_tokens=0, dt_context="sliding"),
+          "rmdt_cache": lambda: rmdt(cache_len=4), "trxl": lambda: rmdt(memory_tokens=0, cache_len=8),
           **{layer: (lambda layer=layer: recurrent(layer)) for layer in LAYERS}}
 
 
@@ -72,7 +73,7 @@ def act_with_offsets(model, rtg, obs, actions, offsets) -> torch.Tensor:
     return got
 
 
-@pytest.mark.parametrize("name", ["rmdt", "rmdt_mrv", "dt", "ffm", "lru"])
+@pytest.mark.parametrize("name", ["rmdt", "rmdt_mrv", "dt", "rmdt_cache", "trxl", "ffm", "lru"])
 def test_act_with_rows_at_different_segment_positions_equals_the_forward_pass(name):
     """Rows start their episodes 0, 1, K+1, 3K and 5 steps in: each row's outputs are its own window's."""
     model = MODELS[name]()
@@ -173,7 +174,7 @@ def run_queue(model, num_envs, episodes=7, **kwargs):
     return out, {seed: actions for seed, actions in env.actions.items() if seed is not None}
 
 
-@pytest.mark.parametrize("name", ["rmdt", "dt", "dt_sliding", "ffm"])
+@pytest.mark.parametrize("name", ["rmdt", "dt", "dt_sliding", "trxl", "ffm"])
 @pytest.mark.parametrize("sample", [False, True], ids=["greedy", "sampled"])
 def test_an_episode_acts_the_same_alone_in_lockstep_and_restarted_mid_batch(name, sample):
     model = MODELS[name]()

@@ -20,8 +20,10 @@ def params(policy):
     return {k: v.detach().clone() for k, v in policy.state_dict().items()}
 
 
-def test_resume_after_a_kill_gives_the_same_parameters(tiny, tmp_path):
-    config = load_config(CONFIG, tiny + ["model.dropout=0.1"])  # dropout: RNG state must resume too
+@pytest.mark.parametrize("extra", [[], ["data.num_segments_schedule=[[0, 1], [3, 2], [5, 3]]", "model.cache_len=6"]],
+                         ids=["plain", "curriculum_and_cache"])
+def test_resume_after_a_kill_gives_the_same_parameters(tiny, tmp_path, extra):
+    config = load_config(CONFIG, tiny + ["model.dropout=0.1"] + extra)  # dropout: RNG state must resume too
     straight = params(train(config, run_dir=tmp_path / "a").policy)
     run = tmp_path / "b"
     train(config, run_dir=run)

@@ -41,6 +41,10 @@ def build_sampler(data, trajectories: Trajectories, seed: int):
     else:
         sampler = SegmentSampler(trajectories, data.context_len, data.num_segments, data.window_starts,
                                  data.discount, data.return_scale, seed=seed)
+        if data.num_segments_schedule is not None:
+            from rmdt.data.curriculum import CurriculumSampler
+
+            sampler = CurriculumSampler(sampler, data.num_segments_schedule, data.num_segments)
     if not data.prefetch:
         return sampler
     import torch

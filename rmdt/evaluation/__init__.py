@@ -155,8 +155,10 @@ def evaluate_checkpoint(path, overrides: dict | None = None, out=None, device="c
     return out
 
 
-def probe_checkpoint(path, overrides: dict | None = None, out=None, device="cpu", progress: bool = True) -> Path:
-    """The memory probe (rmdt.evaluation.probe) of a checkpoint: memory intact, zeroed and shuffled.
+def probe_checkpoint(path, overrides: dict | None = None, out=None, device="cpu", progress: bool = True,
+                     cache: bool = False) -> Path:
+    """The memory probe (rmdt.evaluation.probe) of a checkpoint: memory intact, zeroed and shuffled
+    (``cache``: the hidden-state cache with it).
 
     Writes the JSON report (default CHECKPOINT_RUN/eval/memory_probe.json) and a bar plot beside it;
     returns the JSON path. Models without segment memory (recurrent baselines) are a ValueError.
@@ -165,7 +167,7 @@ def probe_checkpoint(path, overrides: dict | None = None, out=None, device="cpu"
 
     model_dir, policy, evaluation = checkpoint_policy(path, device)
     try:
-        report = memory_probe(policy, evaluation, overrides, device, progress)
+        report = memory_probe(policy, evaluation, overrides, device, progress, cache)
     except NotImplementedError as error:
         raise ValueError(f"{model_dir}: {error}") from error
     report["checkpoint"] = str(model_dir.resolve())

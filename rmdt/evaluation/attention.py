@@ -3,7 +3,8 @@
 Capture switches the attention of every transformer block to explicit softmax weights (the fused
 SDPA path hides them) only inside ``capture_attention``; outside it the model runs unchanged. The
 weights of every call are placed into the full square of their segment,
-``[read M ; (R, o, a) x K ; write M]``, so a map recorded step by step in a rollout (where a step's
+``[cache C ; read M ; (R, o, a) x K ; write M]`` (cache keys: the hidden-state cache, C = cache_len,
+never queries), so a map recorded step by step in a rollout (where a step's
 queries see the segment's key/value cache) and a map of the whole-window forward pass are the same
 picture. Row = query token, column = key token. The Memory Retention Valve's cross-attention is not
 part of these maps.
@@ -22,10 +23,10 @@ import torch
 from rmdt.atomic import atomic_path, write_text
 from rmdt.plotting import pyplot, save_png
 
-TOKEN_TYPES = ("read", "return", "observation", "action", "write")
-READ, RETURN, OBSERVATION, ACTION, WRITE = range(len(TOKEN_TYPES))
-_SHORT = ("m", "R", "o", "a", "w")  # label prefixes: m3 = read slot 3, o7 = observation of segment step 7
-_COLORS = ("#7b3294", "#e66101", "#1b7837", "#2166ac", "#c51b7d")
+TOKEN_TYPES = ("read", "return", "observation", "action", "write", "cache")
+READ, RETURN, OBSERVATION, ACTION, WRITE, CACHE = range(len(TOKEN_TYPES))
+_SHORT = ("m", "R", "o", "a", "w", "c")  # label prefixes: m3 = read slot 3, o7 = observation of segment step 7, c0 = oldest cache slot
+_COLORS = ("#7b3294", "#e66101", "#1b7837", "#2166ac", "#c51b7d", "#8c8c8c")
 
 
 @dataclass
@@ -38,16 +39,17 @@ class AttentionMaps:
     token_step: np.ndarray  # (S, T) int: episode step of each R, o, a token; -1 for memory tokens
     context_len: int  # K
     memory_tokens: int  # M
+    cache_len: int = 0  # C: hidden-state cache keys in front of the segment's tokens
 
     @property
     def token_type(self) -> np.ndarray:
         """(T,) index into TOKEN_TYPES."""
-        return token_layout(self.context_len, self.memory_tokens)[0]
+        return token_layout(self.context_len, self.memory_tokens, self.cache_len)[0]
 
     @property
     def token_label(self) -> np.ndarray:
-        """(T,) readable names: m0.. read slots, R0 o0 a0 .. per segment step, w0.. write slots."""
-        kind, slot = token_layout(self.context_len, self.memory_tokens)
+        """(T,) readable names: c0.. cache slots, m0.. read slots, R0 o0 a0 .. per segment step, w0.. write slots."""
+        kind, slot = token_layout(self.context_len, self.memory_tokens, self.cache_len)
         return np.array([f"{_SHORT[k]}{s}" for k, s in zip(kind, slot)])
 
     def save(self, path: str | Path) -> None:
@@ -58,22 +60,28 @@ class AttentionMaps:
                 f, weights=self.weights, allowed=self.allowed, computed=self.computed,
                 token_step=self.token_step, token_type=self.token_type, token_label=self.token_label,
                 token_type_names=np.array(TOKEN_TYPES), context_len=self.context_len,
-                memory_tokens=self.memory_tokens, read_mass=read, write_mass=write)
+                memory_tokens=self.memory_tokens, cache_len=self.cache_len, read_mass=read, write_mass=write)
 
     @classmethod
     def load(cls, path: str | Path) -> "AttentionMaps":
         with np.load(path) as f:
             return cls(weights=f["weights"], allowed=f["allowed"], computed=f["computed"],
                        token_step=f["token_step"], context_len=int(f["context_len"]),
-                       memory_tokens=int(f["memory_tokens"]))
+                       memory_tokens=int(f["memory_tokens"]),
+                       cache_len=int(f["cache_len"]) if "cache_len" in f.files else 0)
 
 
-def token_layout(context_len: int, memory_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """(T,) token type and (T,) slot (memory slot, or step within the segment) of a segment's tokens."""
-    K, M = context_len, memory_tokens
-    kind = np.concatenate([np.full(M, READ), np.tile([RETURN, OBSERVATION, ACTION], K), np.full(M, WRITE)])
-    slot = np.concatenate([np.arange(M), np.repeat(np.arange(K), 3), np.arange(M)])
+def token_layout(context_len: int, memory_tokens: int, cache_len: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) token type and (T,) slot (cache or memory slot, or step within the segment) of a segment's tokens."""
+    K, M, C = context_len, memory_tokens, cache_len
+    kind = np.concatenate([np.full(C, CACHE), np.full(M, READ), np.tile([RETURN, OBSERVATION, ACTION], K),
+                           np.full(M, WRITE)])
+    slot = np.concatenate([np.arange(C), np.arange(M), np.repeat(np.arange(K), 3), np.arange(M)])
     return kind, slot
+
+
+def _trajectory(kind: np.ndarray):
+    return (kind == RETURN) | (kind == OBSERVATION) | (kind == ACTION)
 
 
 def has_attention(model) -> bool:
@@ -98,14 +106,14 @@ class _SegmentRecorder:
     segment boundary). Its queries stand at their segment ``slots`` with the segment buffer as keys
     (one slot per token, the last one scratch), or, without slots, are the last ``n_query`` of its
     keys (the segment's tokens so far plus the new ones). A call whose queries include the
-    segment's first token starts that row's next segment: the read tokens' own pass, the first
+    segment's first token (slot ``offset``: the hidden-state cache's keys come first) starts that row's next segment: the read tokens' own pass, the first
     step of a DT segment, or a whole segment of the forward pass. Rows not in ``keep`` (None: all),
     rows ``stop``ped (their episode ended) and rows past ``max_segments`` segments are ignored, so
     a long episode cannot fill the memory.
     """
 
-    def __init__(self, size: int, keep, max_segments: int | None = None):
-        self.size, self.max_segments = size, max_segments
+    def __init__(self, size: int, keep, max_segments: int | None = None, offset: int = 0):
+        self.size, self.max_segments, self.offset = size, max_segments, offset
         self.keep = None if keep is None else [int(b) for b in keep]
         self.segments: dict[int, list[torch.Tensor]] = {}  # batch row -> (H, T, T) squares
         self.rows_run: dict[int, list[torch.Tensor]] = {}  # batch row -> (T,) bool each
@@ -133,7 +141,7 @@ class _SegmentRecorder:
                 continue
             segments, rows_run = self.segments.setdefault(b, []), self.rows_run.setdefault(b, [])
             query = slots[i].cpu()
-            if bool((query == 0).any()):
+            if bool((query == self.offset).any()):
                 if len(segments) == self.max_segments:
                     self.stopped.add(b)
                     continue
@@ -150,8 +158,9 @@ def _attach(model, keep, max_segments: int | None = None) -> list[_SegmentRecord
         raise ValueError("attention maps are recorded per segment; this DT plays with dt_context 'sliding' "
                          "(a re-run window every step): export it from a dt_context 'segments' copy")
     layers = _attention_layers(model)
-    size = 2 * model.config.memory_tokens + 3 * model.config.context_len
-    recorders = [_SegmentRecorder(size, keep, max_segments) for _ in layers]
+    C = getattr(model.config, "cache_len", 0)
+    size = C + 2 * model.config.memory_tokens + 3 * model.config.context_len
+    recorders = [_SegmentRecorder(size, keep, max_segments, C) for _ in layers]
     for attn, recorder in zip(layers, recorders):
         attn.capture = recorder
     return recorders
@@ -185,9 +194,9 @@ def assemble_maps(model, recorders, step_real: torch.Tensor, masked_padding: boo
     """
     from rmdt.models.rmdt import segment_mask
 
-    K, M = model.config.context_len, model.config.memory_tokens
-    kind, slot = (torch.as_tensor(a) for a in token_layout(K, M))
-    trajectory = (kind != READ) & (kind != WRITE)
+    K, M, C = model.config.context_len, model.config.memory_tokens, getattr(model.config, "cache_len", 0)
+    kind, slot = (torch.as_tensor(a) for a in token_layout(K, M, C))
+    trajectory = torch.as_tensor(_trajectory(kind.numpy()))
     step_of_token = torch.where(trajectory, slot, 0)
     out = []
     for j, b in enumerate(recorders[0].recorded_rows()):
@@ -198,18 +207,33 @@ def assemble_maps(model, recorders, step_real: torch.Tensor, masked_padding: boo
         real[:min(S * K, step_real.shape[1])] = step_real[j, :S * K]
         real = real.view(S, K)
         keep = real.any(dim=1)
+        # every segment before a kept one is whole, so the cache holds min(C, 3K s) tokens at segment s
+        held = torch.clamp(3 * K * torch.arange(S), max=C)[keep]
         real, w, run = real[keep], w[keep], run[keep]
         written = real.any(dim=1) if masked_padding else real.all(dim=1)
         token_real = torch.where(trajectory, real[:, step_of_token],
-                                 torch.where(kind == WRITE, written[:, None], True))
+                                 torch.where(kind == WRITE, written[:, None], True))[:, C:]
+        token_real = torch.cat([torch.zeros(len(real), C, dtype=torch.bool), token_real], dim=1)  # cache: no query
         computed = run & token_real
         steps = torch.arange(S * K).view(S, K)[keep]
         out.append(AttentionMaps(
             weights=torch.where(computed[:, None, None, :, None], w, 0.0).numpy(),
-            allowed=segment_mask(real, M)[:, 0].numpy(), computed=computed.numpy(),
+            allowed=_allowed(segment_mask(real, M), held, C, M, K).numpy(), computed=computed.numpy(),
             token_step=torch.where(trajectory, steps[:, step_of_token], -1).numpy(), context_len=K,
-            memory_tokens=M))
+            memory_tokens=M, cache_len=C))
     return out
+
+
+def _allowed(mask: torch.Tensor, held: torch.Tensor, C: int, M: int, K: int) -> torch.Tensor:
+    """(S, T, T) over ``[cache ; segment]`` from the segment mask (S, 1, T', T'): the last ``held`` (S,)
+    cache slots are keys of the segment's trajectory tokens; cache rows are no queries."""
+    from rmdt.models.hidden_cache import with_cache_columns
+
+    if C == 0:
+        return mask[:, 0]
+    valid = torch.arange(C)[None, :] >= C - held[:, None]
+    widened = with_cache_columns(mask, valid, M, K)[:, 0]  # (S, T', C + T')
+    return torch.cat([torch.zeros(len(held), C, C + mask.shape[-1], dtype=torch.bool), widened], dim=1)
 
 
 @torch.no_grad()
@@ -350,16 +374,15 @@ def memory_summary(maps: AttentionMaps) -> tuple[np.ndarray, np.ndarray]:
     """How memory is read and written, per segment and layer (heads averaged).
 
     read (S, layers, M): mean weight that the real trajectory tokens put on each read slot.
-    write (S, layers, M, 5): the weight each write slot puts on each token type (rows sum to 1 when
+    write (S, layers, M, len(TOKEN_TYPES)): the weight each write slot puts on each token type (rows sum to 1 when
     the segment's write ran, else 0).
     """
-    M = maps.memory_tokens
+    M, C = maps.memory_tokens, maps.cache_len
     w = maps.weights.mean(axis=2)  # (S, layers, T, T)
     kind = maps.token_type
-    trajectory = (kind != READ) & (kind != WRITE)
-    queries = maps.computed & trajectory[None]  # (S, T)
+    queries = maps.computed & _trajectory(kind)[None]  # (S, T)
     count = np.maximum(queries.sum(axis=1), 1)[:, None, None]
-    read = (w[:, :, :, :M] * queries[:, None, :, None]).sum(axis=2) / count
+    read = (w[:, :, :, C:C + M] * queries[:, None, :, None]).sum(axis=2) / count
     per_type = np.stack([w[:, :, -M:, kind == k].sum(axis=-1) for k in range(len(TOKEN_TYPES))], axis=-1) \
         if M else np.zeros((*w.shape[:2], 0, len(TOKEN_TYPES)), np.float32)
     return read.astype(np.float32), per_type.astype(np.float32)

@@ -56,17 +56,20 @@ def intervention(name: str, seed: int = 0):
     return {"intact": None, "zeroed": zero_memory, "shuffled": ShuffleMemory(seed)}[name]
 
 
-def memory_probe(policy, evaluation, overrides: dict | None = None, device="cpu", progress: bool = True) -> dict:
+def memory_probe(policy, evaluation, overrides: dict | None = None, device="cpu", progress: bool = True,
+                 cache: bool = False) -> dict:
     """Evaluates ``policy`` once per intervention; returns the report (rows and scalars per intervention).
 
-    ``evaluation`` and ``overrides`` are as for ``rmdt.evaluation.evaluate_policy``. Models without
-    segment memory to intervene on (``set_memory_hook`` not implemented) raise NotImplementedError.
+    ``evaluation`` and ``overrides`` are as for ``rmdt.evaluation.evaluate_policy``. ``cache``: the
+    intervention zeroes or shuffles the hidden-state cache (RMDT ``cache_len``) too, together with
+    the memory. Models without segment memory to intervene on (``set_memory_hook`` not
+    implemented) raise NotImplementedError.
     """
     from rmdt.evaluation import env_evaluator, evaluate_policy
 
     by_intervention = {}
     for name in INTERVENTIONS:
-        policy.set_memory_hook(intervention(name))
+        policy.set_memory_hook(intervention(name), cache=True) if cache else policy.set_memory_hook(intervention(name))
         try:
             report = evaluate_policy(policy, evaluation, overrides, device, progress)
         finally:
@@ -77,7 +80,7 @@ def memory_probe(policy, evaluation, overrides: dict | None = None, device="cpu"
     for name in INTERVENTIONS[1:]:
         by_intervention[name]["drop"] = {k: intact[k] - v for k, v in by_intervention[name]["scalars"].items()}
     return {"env": report["env"], "target_return": report["target_return"], "seed": report["seed"],
-            "interventions": by_intervention}
+            "cache": cache, "interventions": by_intervention}
 
 
 def plot_probe(report: dict, path, title: str = "") -> None:

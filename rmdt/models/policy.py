@@ -54,11 +54,12 @@ class Policy:
         """
         raise NotImplementedError(f"{type(self).__name__} cannot restart single environments (Policy.reset)")
 
-    def set_memory_hook(self, hook: Callable[[torch.Tensor], torch.Tensor] | None) -> None:
+    def set_memory_hook(self, hook: Callable[[torch.Tensor], torch.Tensor] | None, cache: bool = False) -> None:
         """Makes ``act`` pass the memory it carries into each new segment through ``hook`` (None: stop).
 
         Optional, for the memory probe (rmdt.evaluation.probe), which zeroes or shuffles memory this
-        way; ``hook`` maps a (B, ...) memory to one of the same shape.
+        way; ``hook`` maps a (B, ...) memory to one of the same shape. ``cache``: the hook covers a
+        cache of earlier hidden states too (RMDT's ``cache_len``).
         """
         raise NotImplementedError(
             f"{type(self).__name__} has no segment memory the memory probe can intervene on")

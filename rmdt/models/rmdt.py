@@ -5,6 +5,9 @@ segment is one transformer pass over ``[read M ; (R, o, a) x K ; write M]``: the
 the incoming memory, the write slots hold it again (as in the reference) and their final outputs
 become the next segment's memory, directly ("replace"), through the Memory Retention Valve
 ("mrv") or through a learned gate that mixes them into the old memory ("gated"). With M = 0 the segments are independent and the model is a Decision Transformer.
+``cache_len`` C > 0 adds RATE's hidden-state cache (rmdt.models.hidden_cache): trajectory tokens
+also attend to the detached hidden states of the last C trajectory tokens before their segment
+(M = 0 with a cache is Transformer-XL).
 
 Unlike the reference, gradients flow through the memory across all N segments by default (its
 detach-and-step-per-segment training never trains the write path); ``grad_segments`` truncates
@@ -13,6 +16,7 @@ them so the difference can be measured.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +30,7 @@ from torch.utils.checkpoint import checkpoint
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
+from rmdt.models import hidden_cache
 from rmdt.models.embeddings import (ActionEmbedding, ObsNormalizer, PositionEmbedding,
                                     ReturnEmbedding, build_obs_encoder)
 from rmdt.models.policy import Policy, action_loss
@@ -46,6 +51,7 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
     act_dim: int | None = None  # size of a continuous action in [-1, 1]; None for discrete actions
     context_len: int = 30  # K: steps per segment
     memory_tokens: int = 8  # M: memory tokens carried between segments; 0 gives a plain DT
+    cache_len: int = 0  # C: trajectory tokens also attend to the detached hidden states of the last C tokens before their segment (RATE's mem_len)
     d_model: int = 64  # width of every token
     n_layers: int = 2  # transformer blocks
     n_heads: int = 4  # attention heads of the blocks; divides d_model
@@ -71,6 +77,7 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
         require, is_int = self.require, self.is_int
         require(is_int(self.context_len, 1), "context_len", "an integer >= 1")
         require(is_int(self.memory_tokens, 0), "memory_tokens", "an integer >= 0")
+        require(is_int(self.cache_len, 0), "cache_len", "an integer >= 0")
         require(is_int(self.n_layers, 1), "n_layers", "an integer >= 1")
         require(is_int(self.n_heads, 1), "n_heads", "an integer >= 1")
         require(isinstance(self.attn_dropout, (int, float)) and 0 <= self.attn_dropout < 1, "attn_dropout",
@@ -90,6 +97,8 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
                 f"one of {list(POSITION_EMBEDDINGS)}")
         require(self.dt_context == "segments" or self.dt_context == "sliding" and self.memory_tokens == 0,
                 "dt_context", "'segments', or 'sliding' with memory_tokens 0 (memory needs whole segments)")
+        require(self.dt_context == "segments" or self.cache_len == 0, "dt_context",
+                "'segments' when cache_len > 0 (the cache holds whole earlier segments)")
 
 
 @dataclass
@@ -107,9 +116,12 @@ class RMDTState:
     """
 
     memory: torch.Tensor  # (B, M, d_model) memory read by each row's current segment
-    cache: list[KVCache]  # per layer, keys/values (B, heads, M + 3K + 1, d/heads) by segment slot; the last slot is scratch
+    cache: list[KVCache]  # per layer, keys/values (B, heads, C + M + 3K + 1, d/heads) by slot: hidden-state cache, then the segment; the last slot is scratch
     step: np.ndarray  # (B,) int64: steps of the current segment already taken, 0..K ("sliding": of the episode)
     window: torch.Tensor | None = None  # dt_context "sliding": (B, 3K-1, d) token embeddings of the last steps, right-aligned
+    cache_hidden: torch.Tensor | None = None  # cache_len C > 0: (B, layers, C, d) detached hidden states of the last C tokens before the segment
+    cache_valid: torch.Tensor | None = None  # (B, C) bool: cache slots that hold a token of this episode
+    segment_hidden: torch.Tensor | None = None  # (B, layers, 3K + 1, d) block inputs of the segment's tokens by slot (last: scratch)
 
 
 def segment_mask(step_mask: torch.Tensor, memory_tokens: int) -> torch.Tensor:
@@ -154,6 +166,8 @@ class RMDTModel(PreTrainedModel, Policy):
         self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
         self.position = PositionEmbedding(2 * M + 3 * K, d, config.position_embedding)
         self.memory = nn.Parameter(torch.zeros(M, d))  # learned initial memory m_1
+        # Learned position of each hidden-state cache slot (rmdt.models.hidden_cache says why).
+        self.cache_position = nn.Parameter(torch.zeros(config.cache_len, d)) if config.cache_len else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout, config.attn_dropout, config.feed_forward)
                                     for _ in range(config.n_layers))
@@ -171,6 +185,7 @@ class RMDTModel(PreTrainedModel, Policy):
         # Training option (training.checkpoint_segments), not saved: each segment's activations are
         # recomputed in backward, so memory holds one segment's activations, not N.
         self.checkpoint_segments = False
+        self.hook_cache = False  # set_memory_hook(cache=True): the intervention covers the hidden-state cache too
         self.post_init()
 
     @torch.no_grad()
@@ -180,6 +195,8 @@ class RMDTModel(PreTrainedModel, Policy):
             init.normal_(module.memory, std=1.0)  # the scale of later memories, which leave a LayerNorm
             if module.gate is not None:  # the gate starts nearly closed: memory is kept unless written
                 init.constant_(module.gate.bias, self.config.gate_bias_init)
+            if module.cache_position is not None:
+                init.normal_(module.cache_position, std=self.config.initializer_range)
         elif isinstance(module, PositionEmbedding) and module.learned:
             init.normal_(module.weight, std=self.config.initializer_range)
 
@@ -202,30 +219,43 @@ class RMDTModel(PreTrainedModel, Policy):
             return memory + z * (write - memory)
         return write
 
-    def _run(self, x: torch.Tensor, mask, cache: list[KVCache | None], slots: torch.Tensor | None = None):
-        """All blocks and the final LayerNorm; returns outputs and the extended per-layer cache."""
+    def _run(self, x: torch.Tensor, mask, cache: list[KVCache | None], slots: torch.Tensor | None = None,
+             inputs: list | None = None):
+        """All blocks and the final LayerNorm; returns outputs and the extended per-layer cache
+        (and appends each block's input to ``inputs`` if given: what the hidden-state cache keeps)."""
         new_cache = []
         for block, past in zip(self.blocks, cache):
+            if inputs is not None:
+                inputs.append(x)
             x, kv = block(x, mask, past, slots)
             new_cache.append(kv)
         return self.ln_f(x), new_cache
 
     # ---- training: a whole window ----
-    def _segment(self, tokens: torch.Tensor, memory: torch.Tensor, step_mask: torch.Tensor):
-        """One segment: (B, 3K, d) tokens -> (B, 3K, d) outputs and the candidate next memory."""
+    def _segment(self, tokens: torch.Tensor, memory: torch.Tensor, step_mask: torch.Tensor, cache=None):
+        """One segment: (B, 3K, d) tokens -> (B, 3K, d) outputs, the candidate next memory and the
+        hidden-state cache after it (``cache``: (hidden (B, layers, C, d), valid (B, C)) or None)."""
         M, K = self.config.memory_tokens, self.config.context_len
         x = torch.cat([memory, tokens, memory], dim=1) + self.position(0, 2 * M + 3 * K)
-        x, _ = self._run(self.drop(x), segment_mask(step_mask, M), [None] * len(self.blocks))
+        mask, past, inputs = segment_mask(step_mask, M), [None] * len(self.blocks), None
+        if cache is not None:
+            past = hidden_cache.cache_keys_values(self.blocks, cache[0], self.cache_position)
+            mask, inputs = hidden_cache.with_cache_columns(mask, cache[1], M, K), []
+        x, _ = self._run(self.drop(x), mask, past, inputs=inputs)
+        if cache is not None:
+            segment = torch.stack([h[:, M:M + 3 * K] for h in inputs], dim=1)
+            cache = hidden_cache.roll(*cache, segment, step_mask.repeat_interleave(3, dim=1))
         write = x[:, M + 3 * K:]
-        return x[:, M:M + 3 * K], (self._update_memory(memory, write) if M else memory)
+        return x[:, M:M + 3 * K], (self._update_memory(memory, write) if M else memory), cache
 
     def forward(self, returns_to_go: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
                 mask: torch.Tensor | None = None, memory: torch.Tensor | None = None) -> RMDTOutput:
         """Action predictions for every step of (B, L) windows, L = N * K, run segment by segment.
 
         ``mask`` (B, L) is True on real steps (padding on the right); ``memory`` (B, M, d) continues
-        from an earlier window instead of the learned initial memory. The action at step t is
-        predicted from the output of its observation token, which never sees a_t.
+        from an earlier window instead of the learned initial memory (the hidden-state cache starts
+        empty at every window). The action at step t is predicted from the output of its observation
+        token, which never sees a_t.
         """
         B, L = returns_to_go.shape
         K, M, every = self.config.context_len, self.config.memory_tokens, self.config.grad_segments
@@ -235,6 +265,8 @@ class RMDTModel(PreTrainedModel, Policy):
             mask = torch.ones(B, L, dtype=torch.bool, device=returns_to_go.device)
         steps = rearrange(self._embed_steps(returns_to_go, observations, actions), "b (n k) r d -> b n (k r) d", k=K)
         memory = self.memory.expand(B, -1, -1) if memory is None else memory
+        C = self.config.cache_len
+        cache = hidden_cache.empty(B, len(self.blocks), C, steps.shape[-1], steps) if C else None
         segment = self._segment
         if self.checkpoint_segments and self.training and torch.is_grad_enabled():
             # The replay count and memory noise are drawn outside, so recomputation repeats only the
@@ -245,18 +277,19 @@ class RMDTModel(PreTrainedModel, Policy):
             if s and every is not None and s % every == 0:
                 memory = memory.detach()  # truncated backpropagation through memory
             step_mask = mask[:, s * K:(s + 1) * K]
-            out, new_memory = segment(steps[:, s], memory, step_mask)
+            out, new_memory, new_cache = segment(steps[:, s], memory, step_mask, cache)
             preds.append(self._head(out[:, 1::3]))  # observation tokens
             if self.training and self.config.memory_replay and M and s < L // K - 1:
                 # Time-warp augmentation: the segment is written again, so later segments learn to
                 # read a memory that has been updated more often than a window allows.
                 for _ in range(int(torch.randint(self.config.memory_replay + 1, ()))):  # CPU RNG: no device sync
-                    new_memory = segment(steps[:, s], new_memory, step_mask)[1]
+                    new_memory = segment(steps[:, s], new_memory, step_mask, cache)[1]
             if self.training and self.config.memory_noise:
                 # Perturbed memories teach attractors with wide basins, which slow drift cannot leave.
                 new_memory = new_memory + self.config.memory_noise * torch.randn_like(new_memory)
             # A segment that is all padding (episode already over) leaves the memory as it was.
             memory = torch.where(step_mask.any(dim=1)[:, None, None], new_memory, memory)
+            cache = new_cache
         return RMDTOutput(action_preds=torch.cat(preds, dim=1), memory=memory)
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -264,32 +297,43 @@ class RMDTModel(PreTrainedModel, Policy):
         preds = self(batch.returns_to_go, batch.observations, batch.actions, batch.mask).action_preds
         return action_loss(preds, batch.actions, batch.mask, self.discrete)
 
-    # ---- rollouts: one step at a time, O(K) per step, every row at its own position ----
-    # A row's cache is a fixed buffer of its segment, indexed by segment slot: read tokens at
-    # 0..M-1, step s's a_{s-1}, R_s, o_s at M+3s-1 .. M+3s+1, and one scratch slot at M+3K for the
-    # "previous action" of a segment's first step (it has none). Each token sees the slots up to its
-    # own, so stale entries of an earlier segment beyond a row's position are never read. A step
-    # writes its keys/values into the buffers in place (copying them would double the cost of a
-    # step), so the state passed to ``act`` is consumed: it must not be acted on again.
-    def _read_cache(self, memory: torch.Tensor) -> list[KVCache | None]:
-        """Keys/values of the read tokens of a new segment (they only see each other)."""
-        M = self.config.memory_tokens
+    # ---- rollouts: one step at a time, O(K + C) per step, every row at its own position ----
+    # A row's cache is a fixed buffer indexed by slot: the hidden-state cache's keys/values at
+    # 0..C-1, read tokens at C..C+M-1, step s's a_{s-1}, R_s, o_s at C+M+3s-1 .. C+M+3s+1, and one
+    # scratch slot at C+M+3K for the "previous action" of a segment's first step (it has none). Each
+    # segment token sees the segment slots up to its own (and trajectory tokens the valid cache
+    # slots), so stale entries of an earlier segment beyond a row's position are never read. A step
+    # writes its keys/values (and block inputs) into the buffers in place (copying them would double
+    # the cost of a step), so the state passed to ``act`` is consumed: it must not be acted on again.
+    def _read_cache(self, memory: torch.Tensor, cache_kv: list[KVCache] | None = None) -> list[KVCache | None]:
+        """Keys/values ``[cache ; read tokens]`` of a new segment (read tokens only see each other)."""
+        M, C = self.config.memory_tokens, self.config.cache_len
         if M == 0:
             return [None] * len(self.blocks)
-        return self._run(self.drop(memory + self.position(0, M)), None, [None] * len(self.blocks))[1]
+        mask = (torch.arange(C + M, device=memory.device) >= C).view(1, 1, 1, -1) if C else None
+        return self._run(self.drop(memory + self.position(0, M)), mask, cache_kv if C else [None] * len(self.blocks))[1]
 
-    def _fresh_cache(self, memory: torch.Tensor) -> list[KVCache]:
-        """Segment buffers (B, heads, M + 3K + 1, d/heads) holding only the read tokens of ``memory``."""
-        heads = self.config.n_heads
-        shape = (memory.shape[0], heads, 3 * self.config.context_len + 1, self.config.d_model // heads)
-        read = self._read_cache(memory)  # each buffer is its own tensor: act writes into it in place
-        return [tuple(memory.new_zeros(shape) if t is None else torch.cat([t, memory.new_zeros(shape)], dim=2)
-                      for t in (kv or (None, None))) for kv in read]
+    def _fresh_cache(self, memory: torch.Tensor, cache_kv: list[KVCache] | None = None) -> list[KVCache]:
+        """Slot buffers (B, heads, C + M + 3K + 1, d/heads) holding the hidden-state cache's keys/values
+        ``cache_kv`` (None: zeros, all masked) and the read tokens of ``memory``."""
+        M, C, heads = self.config.memory_tokens, self.config.cache_len, self.config.n_heads
+        B, dh = memory.shape[0], self.config.d_model // heads
+        rest = memory.new_zeros(B, heads, 3 * self.config.context_len + 1, dh)
+        if cache_kv is None:
+            cache_kv = [(memory.new_zeros(B, heads, C, dh),) * 2] * len(self.blocks)
+        read = self._read_cache(memory, cache_kv)
+        return [tuple(torch.cat([t, rest], dim=2) for t in (past if kv is None else kv))
+                for kv, past in zip(read, cache_kv)]
 
-    def _run_slots(self, x: torch.Tensor, slots: torch.Tensor, cache: list[KVCache]):
-        """Blocks over new tokens (B, T, d) at segment ``slots`` (B, T): each sees the slots up to its own."""
+    def _run_slots(self, x: torch.Tensor, slots: torch.Tensor, cache: list[KVCache], valid=None, inputs=None):
+        """Blocks over new trajectory tokens (B, T, d) at buffer ``slots`` (B, T): each sees the segment
+        slots up to its own and the ``valid`` (B, C) slots of the hidden-state cache."""
+        C = self.config.cache_len
         keys = torch.arange(cache[0][0].shape[2], device=x.device)
-        return self._run(x, (keys <= slots[..., None])[:, None], cache, slots)
+        mask = (keys <= slots[..., None]) & (keys >= C)
+        if C:
+            mask = mask | ((keys < C) & torch.cat([valid, valid.new_zeros(valid.shape[0], len(keys) - C)], 1)[:, None])
+        return self._run(x, mask[:, None], cache, slots, inputs)
 
     @contextlib.contextmanager
     def _capturing_rows(self, rows: torch.Tensor):
@@ -304,6 +348,14 @@ class RMDTModel(PreTrainedModel, Policy):
             for attn, capture in zip(layers, saved):
                 attn.capture = capture
 
+    def _empty_hidden(self, batch_size: int, like: torch.Tensor) -> dict:
+        """The hidden-state cache fields of a state whose episodes all start now (none without a cache)."""
+        C, K, d, n = self.config.cache_len, self.config.context_len, self.config.d_model, len(self.blocks)
+        if not C:
+            return {}
+        hidden, valid = hidden_cache.empty(batch_size, n, C, d, like)
+        return dict(cache_hidden=hidden, cache_valid=valid, segment_hidden=like.new_zeros(batch_size, n, 3 * K + 1, d))
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> RMDTState:
         memory = self.memory.detach().to(device if device is not None else self.memory.device)
         memory = memory.expand(batch_size, -1, -1)
@@ -312,71 +364,102 @@ class RMDTModel(PreTrainedModel, Policy):
             window = memory.new_zeros(batch_size, 3 * self.config.context_len - 1, self.config.d_model)
             return RMDTState(memory=memory, cache=[], step=step, window=window)
         with torch.no_grad():
-            return RMDTState(memory=memory, cache=self._fresh_cache(memory), step=step)
+            return RMDTState(memory=memory, cache=self._fresh_cache(memory), step=step,
+                             **self._empty_hidden(batch_size, memory))
 
     @torch.no_grad()
     def reset(self, state: RMDTState, done) -> RMDTState:
-        """Rows where ``done`` (B,) start a new episode: learned initial memory, empty segment, step 0."""
+        """Rows where ``done`` (B,) start a new episode: learned initial memory, empty cache and segment, step 0."""
         rows = np.flatnonzero(done.cpu().numpy() if isinstance(done, torch.Tensor) else np.asarray(done))
         step = state.step.copy()
         step[rows] = 0
         if len(rows) == 0 or self.config.dt_context == "sliding":  # a sliding window is valid up to its step
-            return RMDTState(memory=state.memory, cache=state.cache, step=step, window=state.window)
+            return dataclasses.replace(state, step=step)
         index = torch.as_tensor(rows, device=state.memory.device)
         memory = self.memory.detach().to(state.memory.device).expand(len(rows), -1, -1)
         with self._capturing_rows(index):
             fresh = self._fresh_cache(memory)
-        return RMDTState(memory=state.memory.index_copy(0, index, memory), cache=_put_rows(state.cache, index, fresh),
-                         step=step)
+        hidden = {name: getattr(state, name).index_copy(0, index, value)
+                  for name, value in self._empty_hidden(len(rows), memory).items()}
+        return dataclasses.replace(state, memory=state.memory.index_copy(0, index, memory),
+                                   cache=_put_rows(state.cache, index, fresh), step=step, **hidden)
+
+    def _hooked(self, memory: torch.Tensor, hidden: torch.Tensor | None):
+        """``memory`` (and the cached ``hidden`` states when the hook covers the cache) through ``memory_hook``,
+        as one (b, M + layers * C, d) tensor so that an intervention moves a row's memory and cache together."""
+        M, cached = self.config.memory_tokens, hidden is not None and self.hook_cache
+        parts = ([memory] if M else []) + ([hidden.flatten(1, 2)] if cached else [])
+        if self.memory_hook is None or not parts:
+            return memory, hidden
+        out = self.memory_hook(torch.cat(parts, dim=1))
+        return (out[:, :M] if M else memory), (out[:, M:].reshape(hidden.shape) if cached else hidden)
 
     def _next_segment(self, state: RMDTState, last_action: torch.Tensor, rows: np.ndarray) -> RMDTState:
-        """Rows that completed their segment: its last action joins the cache, the write tokens run over
-        it, and the next memory (through ``memory_hook``) starts a fresh segment buffer."""
-        K, M = self.config.context_len, self.config.memory_tokens
+        """Rows that completed their segment: its last action joins the buffer, the write tokens run over
+        it, the hidden-state cache takes the segment's last tokens, and the next memory (through
+        ``memory_hook``) starts a fresh segment buffer."""
+        K, M, C = self.config.context_len, self.config.memory_tokens, self.config.cache_len
         step = state.step.copy()
         step[rows] = 0
-        if M == 0:  # a DT segment carries nothing over; the stale buffer is masked
-            return RMDTState(memory=state.memory, cache=state.cache, step=step)
+        if M == 0 and C == 0:  # a DT segment carries nothing over; the stale buffer is masked
+            return dataclasses.replace(state, step=step)
         index = torch.as_tensor(rows, device=state.memory.device)
-        end = M + 3 * K
+        end = C + M + 3 * K
         with self._capturing_rows(index):
             cache = [(k[index], v[index]) for k, v in state.cache]
-            a = self.embed_action(last_action[index])[:, None] + self.position(end - 1, end)
-            cache = self._run_slots(self.drop(a), index.new_full((len(rows), 1), end - 1), cache)[1]
-            memory = state.memory[index]
-            write = self.drop(memory + self.position(end, end + M))
-            memory = self._update_memory(memory, self._run(write, None, [(k[:, :, :end], v[:, :, :end])
-                                                                          for k, v in cache])[0])
-            if self.memory_hook is not None:
-                memory = self.memory_hook(memory)
-            fresh = self._fresh_cache(memory)
-        return RMDTState(memory=state.memory.index_copy(0, index, memory), cache=_put_rows(state.cache, index, fresh),
-                         step=step)
+            a = self.embed_action(last_action[index])[:, None] + self.position(M + 3 * K - 1, M + 3 * K)
+            inputs = [] if C else None
+            cache = self._run_slots(self.drop(a), index.new_full((len(rows), 1), end - 1), cache,
+                                    state.cache_valid[index] if C else None, inputs)[1]
+            memory, hidden, changed = state.memory[index], None, {}
+            if M:
+                write = self.drop(memory + self.position(M + 3 * K, 2 * M + 3 * K))
+                mask = (torch.arange(end + M, device=write.device) >= C).view(1, 1, 1, -1) if C else None
+                memory = self._update_memory(memory, self._run(write, mask, [(k[:, :, :end], v[:, :, :end])
+                                                                              for k, v in cache])[0])
+            if C:
+                segment = state.segment_hidden[index, :, :3 * K].clone()
+                segment[:, :, -1] = torch.stack(inputs, dim=1)[:, :, 0]
+                hidden, valid = hidden_cache.roll(state.cache_hidden[index], state.cache_valid[index], segment,
+                                                  segment.new_ones(len(rows), 3 * K, dtype=torch.bool))
+            memory, hidden = self._hooked(memory, hidden)
+            if C:
+                changed = dict(cache_hidden=state.cache_hidden.index_copy(0, index, hidden),
+                               cache_valid=state.cache_valid.index_copy(0, index, valid))
+            kv = hidden_cache.cache_keys_values(self.blocks, hidden, self.cache_position) if C else None
+            fresh = self._fresh_cache(memory, kv)
+        return dataclasses.replace(state, memory=state.memory.index_copy(0, index, memory),
+                                   cache=_put_rows(state.cache, index, fresh), step=step, **changed)
 
     @torch.no_grad()
     def act(self, state: RMDTState, obs: torch.Tensor, last_action: torch.Tensor, last_reward: torch.Tensor,
             return_to_go: torch.Tensor) -> tuple[torch.Tensor, RMDTState]:
-        """Next action output; writes ``last_action`` (when in this segment), R and o into each row's cache.
+        """Next action output; writes ``last_action`` (when in this segment), R and o into each row's buffer.
 
-        Rows whose segment is complete first write their memory and start the next segment
+        Rows whose segment is complete first write their memory and cache and start the next segment
         (``_next_segment``). Every row then runs the same three tokens (a, R, o) at its own slots,
-        one batched pass of O(K) per step. The reward is not a token of RMDT and is ignored.
+        one batched pass of O(K + C) per step. The reward is not a token of RMDT and is ignored.
         """
         if self.config.dt_context == "sliding":
             return self._act_sliding(state, obs, last_action, return_to_go)
-        K, M = self.config.context_len, self.config.memory_tokens
+        K, M, C = self.config.context_len, self.config.memory_tokens, self.config.cache_len
         ends = np.flatnonzero(state.step == K)
         if len(ends):
             state = self._next_segment(state, last_action, ends)
-        end = M + 3 * K
+        end = C + M + 3 * K
         step = torch.as_tensor(state.step, device=obs.device)
-        slots = (M + 3 * step - 1)[:, None] + torch.arange(3, device=obs.device)
+        slots = (C + M + 3 * step - 1)[:, None] + torch.arange(3, device=obs.device)
         slots[:, 0] = torch.where(step > 0, slots[:, 0], end)  # no previous action: the scratch slot
         x = torch.stack([self.embed_action(last_action), self.embed_return(return_to_go),
                          self.embed_obs(self.obs_norm(obs))], dim=1)
-        x = x + self.position(0, end)[slots.clamp(max=end - 1)]
-        out, cache = self._run_slots(self.drop(x), slots, state.cache)
-        return self._head(out[:, -1]), RMDTState(memory=state.memory, cache=cache, step=state.step + 1)
+        x = x + self.position(0, M + 3 * K)[(slots - C).clamp(max=M + 3 * K - 1)]
+        inputs = [] if C else None
+        out, cache = self._run_slots(self.drop(x), slots, state.cache, state.cache_valid, inputs)
+        changed = {}
+        if C:  # block inputs of the new tokens, by segment slot (the scratch slot is 3K)
+            index = (slots - C - M)[:, None, :, None].expand(-1, len(self.blocks), -1, self.config.d_model)
+            changed["segment_hidden"] = state.segment_hidden.scatter_(2, index, torch.stack(inputs, dim=1))
+        return self._head(out[:, -1]), dataclasses.replace(state, cache=cache, step=state.step + 1, **changed)
 
     def _act_sliding(self, state: RMDTState, obs, last_action, return_to_go) -> tuple[torch.Tensor, RMDTState]:
         """DT step over the last K steps, re-run as one segment (positions from 0): O(K^2) per step.
@@ -399,15 +482,18 @@ class RMDTModel(PreTrainedModel, Policy):
         out = self._run(x, mask[:, None], [None] * len(self.blocks))[0]
         return self._head(out[:, -1]), RMDTState(memory=state.memory, cache=state.cache, step=step, window=window)
 
-    def set_memory_hook(self, hook) -> None:
+    def set_memory_hook(self, hook, cache: bool = False) -> None:
         """``act`` passes each memory it writes at a segment boundary through ``hook`` before reading it.
 
         The hook receives the memories (b, M, d) of the rows that cross a boundary at that step
-        (all rows while they run in lockstep).
+        (all rows while they run in lockstep). ``cache``: with a hidden-state cache, the hook gets
+        (b, M + layers * C, d), the memory followed by the cached hidden states, so that it zeroes
+        or shuffles both (which cache slots hold a token stays each row's own).
 
-        A DT (M = 0) writes no memory, so the hook is never called and its rollouts are unchanged.
+        A DT (M = 0) without a cache hook writes nothing, so the hook is never called and its
+        rollouts are unchanged.
         """
-        self.memory_hook = hook
+        self.memory_hook, self.hook_cache = hook, cache
 
 
 AutoConfig.register("rmdt", RMDTConfig, exist_ok=True)
