@@ -9,7 +9,7 @@ from rmdt.data import SegmentSampler, TapeSampler, Trajectories, build_sampler
 from rmdt.data.frame_store import FrameStacks, FrameStoreWriter, load_frame_store
 from rmdt.data.prefetch import PrefetchingSampler
 from rmdt.training import train
-from test_training import CONFIG, params, tiny  # noqa: F401  (the tiny T-Maze run fixture)
+from training_helpers import CONFIG, params
 
 
 @pytest.fixture

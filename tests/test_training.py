@@ -11,13 +11,9 @@ import torch
 from rmdt.config import load_config
 from rmdt.training import train
 from rmdt.training.checkpoint import CheckpointError, checkpoint_dirs
+from training_helpers import CONFIG, params
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "tmaze" / "quickstart.yaml"
-
-
-def params(policy):
-    return {k: v.detach().clone() for k, v in policy.state_dict().items()}
 
 
 @pytest.mark.parametrize("extra", [[], ["data.num_segments_schedule=[[0, 1], [3, 2], [5, 3]]", "model.cache_len=6"]],

@@ -20,6 +20,8 @@ import argparse
 
 import numpy as np
 
+from rmdt.recipes import add_root_argument, show_dataset
+
 ENV_ID = "InvertedDoublePendulum-v5"
 DEFAULTS = dict(controller=20, noisy=40, random=100, max_noise=0.4, reference_episodes=20, seed=0)
 MIN_NOISE = 0.1
@@ -142,15 +144,10 @@ def main(argv=None) -> None:
     parser.add_argument("--reference-episodes", type=int, default=DEFAULTS["reference_episodes"],
                         help="episodes averaged for each reference return (random, controller)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of every episode and of the noise")
-    parser.add_argument("--root", default=None, help="datasets directory (default $MINARI_DATASETS_PATH, "
-                                                     "else ~/.minari/datasets)")
+    add_root_argument(parser)
     args = parser.parse_args(argv)
-    from rmdt.data.minari_source import dataset_path, load_minari
-
     name = build(args.controller, args.noisy, args.random, args.max_noise, args.reference_episodes, args.seed, args.root)
-    data = load_minari(name, args.root)
-    print(f"dataset {name} at {dataset_path(name, args.root)}")
-    print(data.summary())
+    data = show_dataset(name, args.root)
     print(f"reference returns: random {data.metadata['ref_min_score']:.1f}, controller {data.metadata['ref_max_score']:.1f}")
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rmdt.recipes import add_root_argument, show_dataset
+
 DEFAULTS = dict(episodes=200, episode_steps=90, maze_size=9, noise=0.2, seed=0, chunk=10)
 
 
@@ -190,15 +192,11 @@ def main(argv=None) -> None:
     parser.add_argument("--chunk", type=int, default=DEFAULTS["chunk"],
                         help="episodes per saved chunk (the unit of resuming and of parallel work)")
     parser.add_argument("--workers", type=int, default=1, help="processes building chunks in parallel")
-    parser.add_argument("--root", default=None, help="datasets directory (default $MINARI_DATASETS_PATH "
-                                                     "or data/minari in the project)")
+    add_root_argument(parser)
     args = parser.parse_args(argv)
-    from rmdt.data.minari_source import dataset_path, load_minari
-
     name = build(args.episodes, args.episode_steps, args.maze_size, args.noise, args.seed, args.chunk,
                  args.workers, args.root)
-    print(f"dataset {name} at {dataset_path(name, args.root)}")
-    print(load_minari(name, args.root).summary())
+    show_dataset(name, args.root)
 
 
 if __name__ == "__main__":

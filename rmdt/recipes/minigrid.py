@@ -23,7 +23,7 @@ import argparse
 import re
 from collections import deque
 
-from rmdt.recipes import oracle_play
+from rmdt.recipes import add_root_argument, oracle_play, show_dataset
 
 DEFAULTS = dict(env_id="MiniGrid-MemoryS13Random-v0", episodes=1000, random_share=0.1, seed=0)
 SIZES = ("MiniGrid-MemoryS9-v0", "MiniGrid-MemoryS13Random-v0", "MiniGrid-MemoryS17Random-v0")
@@ -136,11 +136,7 @@ def main(argv=None) -> None:
     parser.add_argument("--random-share", type=float, default=DEFAULTS["random_share"],
                         help="probability of a uniformly random action instead of the oracle's at each step")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of environments and random actions")
-    parser.add_argument("--root", default=None, help="datasets directory (default $MINARI_DATASETS_PATH, "
-                                                     "else ~/.minari/datasets)")
+    add_root_argument(parser)
     args = parser.parse_args(argv)
-    from rmdt.data.minari_source import dataset_path, load_minari
-
     name = build(args.env_id, args.episodes, args.random_share, args.seed, args.root, progress=True)
-    print(f"dataset {name} at {dataset_path(name, args.root)}")
-    print(load_minari(name, args.root).summary())
+    show_dataset(name, args.root)

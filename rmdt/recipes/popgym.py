@@ -42,7 +42,7 @@ from collections import deque
 
 import numpy as np
 
-from rmdt.recipes import oracle_play
+from rmdt.recipes import add_root_argument, oracle_play, show_dataset
 
 DEFAULTS = dict(episodes=1000, random_share=0.1, seed=0)
 LEVELS = ("Easy", "Medium", "Hard")
@@ -214,11 +214,7 @@ def main(argv=None) -> None:
     parser.add_argument("--random-share", type=float, default=DEFAULTS["random_share"],
                         help="probability of a uniformly random action instead of the oracle's at each step")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of environments and random actions")
-    parser.add_argument("--root", default=None, help="datasets directory (default $MINARI_DATASETS_PATH, "
-                                                     "else ~/.minari/datasets)")
+    add_root_argument(parser)
     args = parser.parse_args(argv)
-    from rmdt.data.minari_source import dataset_path, load_minari
-
     name = build(args.task, args.episodes, args.random_share, args.seed, args.root, progress=True)
-    print(f"dataset {name} at {dataset_path(name, args.root)}")
-    print(load_minari(name, args.root).summary())
+    show_dataset(name, args.root)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import numpy as np
 
+from rmdt.recipes import add_root_argument, show_dataset
+
 DEFAULTS = dict(episodes=6000, min_length=1, max_length=88, seed=0)
 
 
@@ -79,14 +81,10 @@ def main(argv=None) -> None:
     parser.add_argument("--min-length", type=int, default=DEFAULTS["min_length"], help="shortest corridor")
     parser.add_argument("--max-length", type=int, default=DEFAULTS["max_length"], help="longest corridor")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of lengths, clues and noise")
-    parser.add_argument("--root", default=None, help="datasets directory (default $MINARI_DATASETS_PATH "
-                                                     "or data/minari in the project)")
+    add_root_argument(parser)
     args = parser.parse_args(argv)
-    from rmdt.data.minari_source import dataset_path, load_minari
-
     name = build(args.episodes, args.min_length, args.max_length, args.seed, args.root)
-    print(f"dataset {name} at {dataset_path(name, args.root)}")
-    print(load_minari(name, args.root).summary())
+    show_dataset(name, args.root)
 
 
 if __name__ == "__main__":
