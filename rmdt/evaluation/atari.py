@@ -8,13 +8,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 
 from rmdt.config import ConfigError
 from rmdt.envs.atari import AtariEnvs, rom_id
 from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
-from rmdt.plotting import pyplot, save_png
+from rmdt.plotting import episode_returns, pyplot, save_png
 
 TARGET_RETURNS = {"breakout": 90.0, "qbert": 14000.0, "seaquest": 1150.0, "pong": 20.0}  # DT paper
 RATE_RETURNS = {"breakout": 111.0, "qbert": 12487.0, "seaquest": 1038.0, "pong": 18.8}  # RATE paper, 1% data
@@ -98,12 +97,7 @@ def plot(results: list[dict], path, title: str = "") -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.6), squeeze=False)
     for ax, row in zip(axes[0], results):
-        returns = np.asarray(row["returns"])
-        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(returns))
-        ax.scatter(jitter, returns, s=12, alpha=0.5, label="episodes")
-        low, high = row["ci95"]
-        ax.errorbar([0], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
-                    fmt="o", color="black", capsize=4, label="mean, 95% CI")
+        episode_returns(ax, row)
         if row["game"] in RATE_RETURNS:
             ax.axhline(RATE_RETURNS[row["game"]], color="grey", linestyle=":", label="RATE paper")
         ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="game score", title=f"{row['game']} (target {row['target_return']:g})")

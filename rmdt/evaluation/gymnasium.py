@@ -22,7 +22,7 @@ import numpy as np
 from rmdt.config import ConfigError
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.evaluation.scores import D4RL_ENV_IDS, d4rl_name, d4rl_references, normalise
-from rmdt.plotting import pyplot, save_png
+from rmdt.plotting import episode_returns, pyplot, save_png
 
 VECTOR_MODES = ("sync", "async")
 
@@ -71,7 +71,8 @@ def settings_from_data(env_args: dict, trajectories) -> dict:
     if filled.get("wrapper") is None:
         from rmdt.envs.suites import default_wrapper
 
-        filled["wrapper"] = default_wrapper(filled["id"])
+        if default_wrapper(filled["id"]) is not None:  # only suites have one: the others stay unset
+            filled["wrapper"] = default_wrapper(filled["id"])
     if filled.get("obs_keys") is None and facts.get("obs_keys"):
         filled["obs_keys"] = list(facts["obs_keys"])
     if filled.get("ref_min_score") is None and filled.get("ref_max_score") is None:
@@ -206,12 +207,7 @@ def plot(results: list[dict], path, title: str = "") -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 4.0), squeeze=False)
     for ax, row in zip(axes[0], results):
-        returns = np.asarray(row["returns"])
-        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(returns))
-        ax.scatter(jitter, returns, s=12, alpha=0.5, color="grey", label="episodes")
-        low, high = row["ci95"]
-        ax.errorbar([0], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
-                    fmt="o", color="black", capsize=4, label="mean, 95% CI")
+        episode_returns(ax, row)
         name = f"{row['env_id']}\ntarget {row['target_return']:g}"
         if "normalised_score" in row:
             ax.axhline(row["ref_max_score"], color="C2", linestyle=":", label="reference max (100)")

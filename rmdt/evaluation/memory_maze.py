@@ -15,7 +15,7 @@ from rmdt.config import ConfigError
 from rmdt.envs.memory_maze import NATIVE_STEPS, MemoryMazeVectorEnv
 from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
-from rmdt.plotting import pyplot, save_png
+from rmdt.plotting import episode_returns, pyplot, save_png
 
 ENVS_AT_ONCE = 4
 
@@ -113,12 +113,7 @@ def plot(results: list[dict], path, title: str = "") -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(results), 3.6))
     for i, row in enumerate(results):
-        returns = np.asarray(row["returns"])
-        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(returns))
-        ax.scatter(i + jitter, returns, s=12, alpha=0.5, color="grey")
-        low, high = row["ci95"]
-        ax.errorbar([i], [row["mean_return"]], yerr=[[row["mean_return"] - low], [high - row["mean_return"]]],
-                    marker="o", capsize=4, color="C0")
+        episode_returns(ax, row, x=i, seed=i, color="C0")
     ax.set_xticks(range(len(results)), [f"{r['maze_size']}x{r['maze_size']}\nT={r['max_steps']}\n"
                                         f"target {r['target_return']:g}" for r in results])
     ax.set(xlim=(-0.6, len(results) - 0.4), ylabel="total reward per episode", title=title)

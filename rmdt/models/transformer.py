@@ -55,7 +55,8 @@ class Attention(nn.Module):
         k, v = (self._heads(t) for t in self.key_value(x if context is None else context).chunk(2, dim=-1))
         if past is not None and slots is not None:
             index = slots[:, None, :, None].expand_as(k)
-            k, v = past[0].scatter_(2, index, k), past[1].scatter_(2, index, v)
+            # the buffer keeps its dtype (under autocast new keys arrive in bf16/fp16)
+            k, v = past[0].scatter_(2, index, k.to(past[0].dtype)), past[1].scatter_(2, index, v.to(past[1].dtype))
         elif past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         if self.capture is None:
