@@ -1,5 +1,5 @@
 """InvertedDoublePendulum-v5: LQR controller, noisy-controller and random episodes (rmdt.recipes.double_pendulum)."""
-from rmdt.recipes.double_pendulum import build, main  # noqa: F401  (build: for recipe loaders that read this file)
+from rmdt.recipes.double_pendulum import main
 
 if __name__ == "__main__":
     main()
