@@ -111,22 +111,14 @@ def build(env_id: str = DEFAULTS["env_id"], episodes: int = DEFAULTS["episodes"]
           random_share: float = DEFAULTS["random_share"], seed: int = DEFAULTS["seed"], root=None,
           progress: bool = False) -> str:
     """Builds the dataset unless it is already on disk; returns its id."""
-    from rmdt.data.minari_source import metadata_file
-
-    name = dataset_id(env_id, episodes, random_share, seed)
-    if metadata_file(name, root).is_file():
-        return name
-    data = play(env_id, episodes, random_share, seed, progress)
-    env = make_env(env_id)
-    oracle_play.write(
-        name, data, env, env_id, oracle_play.references(env, oracle_actions(), seed), root=root,
+    return oracle_play.build(
+        dataset_id(env_id, episodes, random_share, seed), lambda: make_env(env_id), oracle_actions(), env_id,
+        episodes, random_share, seed, root, env_id if progress else None,
         description=f"{env_id}: {episodes} episodes of a privileged BFS oracle that looks at the cue first, "
                     f"with a share {random_share:g} of uniformly random actions, seed {seed}. Observations: "
                     f"7x7x3 view indices (x, y, channel) then direction, uint8; evaluate with env wrapper "
                     f"{WRAPPER!r} (rmdt.envs.suites).",
         requirements=["rmdt", "minigrid"])
-    env.close()
-    return name
 
 
 def main(argv=None) -> None:

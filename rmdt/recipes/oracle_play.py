@@ -73,3 +73,24 @@ def write(name: str, episodes: list, env, env_id: str, references: tuple[float, 
     write_minari(name, buffers, root=root, env=gym.spec(env_id), observation_space=env.observation_space,
                  action_space=env.action_space, algorithm_name="privileged-oracle", ref_min_score=references[0],
                  ref_max_score=references[1], num_episodes_average_score=REFERENCE_EPISODES, **kwargs)
+
+
+def build(name: str, make_env: Callable, make_act: Callable, env_id: str, episodes: int, random_share: float,
+          seed: int, root=None, desc: str | None = None, **kwargs) -> str:
+    """Dataset ``name`` (reused if on disk): ``episodes`` of the oracle in a fresh ``make_env()``, and the
+    reference returns in another; ``kwargs`` go to ``write``. Returns ``name``."""
+    from rmdt.data.minari_source import metadata_file
+
+    if metadata_file(name, root).is_file():
+        return name
+    env = make_env()
+    try:
+        data = play(env, make_act, episodes, random_share, seed, desc)
+    finally:
+        env.close()
+    env = make_env()
+    try:
+        write(name, data, env, env_id, references(env, make_act, seed), root=root, **kwargs)
+    finally:
+        env.close()
+    return name

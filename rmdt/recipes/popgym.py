@@ -189,22 +189,14 @@ def build(task: str = "RepeatFirstEasy", episodes: int = DEFAULTS["episodes"],
           random_share: float = DEFAULTS["random_share"], seed: int = DEFAULTS["seed"], root=None,
           progress: bool = False) -> str:
     """Builds the dataset unless it is already on disk; returns its id."""
-    from rmdt.data.minari_source import metadata_file
-
-    name = dataset_id(task, episodes, random_share, seed)
-    if metadata_file(name, root).is_file():
-        return name
-    data = play(task, episodes, random_share, seed, progress)
-    env = make_env(task)
-    oracle_play.write(
-        name, data, env, env_id(task), oracle_play.references(env, oracle_actions(task), seed), root=root,
+    return oracle_play.build(
+        dataset_id(task, episodes, random_share, seed), lambda: make_env(task), oracle_actions(task),
+        env_id(task), episodes, random_share, seed, root, f"popgym {parse_task(task)[0]}" if progress else None,
         description=f"POPGym {parse_task(task)[0]}: {episodes} episodes of a privileged oracle with a share "
                     f"{random_share:g} of uniformly random actions, seed {seed}. Observations: "
                     f"gymnasium.spaces.flatten (one-hot discrete parts), float32; MultiDiscrete actions as one "
                     f"ravel_multi_index; evaluate with env wrapper {WRAPPER!r} (rmdt.envs.suites).",
         requirements=["rmdt", "popgym"])
-    env.close()
-    return name
 
 
 def main(argv=None) -> None:
