@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POPGYM_TASKS = ("repeat_first_easy", "repeat_previous_easy", "autoencode_easy", "count_recall_easy",
                 "position_only_cartpole_easy")
 TASKS = tuple(f"popgym/{t}" for t in POPGYM_TASKS) + ("minigrid/memory",)
-MODELS = ("rmdt", "dt", "ffm", "gru", "lstm")
+MODELS = ("rmdt", "dt", "dt_nk", "ffm", "linear_attention", "lru", "gru", "lstm")
 QUICK = ["training.steps=10", "training.warmup_steps=2", "training.log_every=5", "evaluation.episodes=6"]
 
 
@@ -106,7 +106,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.axhline(100, color="grey", lw=0.8, ls="--")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel("normalised score (0 random, 100 oracle)")
-    ax.legend(fontsize=8, ncol=len(models))
+    ax.legend(fontsize=8, ncol=4)
     fig.tight_layout()
     save_png(fig, path)
 

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -46,6 +48,25 @@ def test_build_is_deterministic_and_reused(tmp_path, tmaze_recipe):
     assert not list((tmp_path / "a" / "rmdt").glob(".staging-*"))  # no leftovers of the atomic write
     other = load_minari(tmaze_recipe.build(**{**args, "seed": 12}, root=tmp_path / "a"), tmp_path / "a")
     assert not np.array_equal(other.observations[:, 3], a.observations[:, 3])
+
+
+def test_build_that_loses_a_race_keeps_the_winners_dataset(tmp_path, tmaze_recipe, monkeypatch):
+    """Two seeds started together build the same id; the one that finishes second must not fail."""
+    import minari
+    args = dict(episodes=6, min_length=2, max_length=4, seed=3)
+    winner = tmp_path / "winner"
+    name = tmaze_recipe.build(**args, root=winner)
+    create = minari.create_dataset_from_buffers
+
+    def create_while_another_finishes(dataset_id, *a, **k):
+        out = create(dataset_id, *a, **k)
+        shutil.copytree(dataset_path(name, winner), dataset_path(name, tmp_path / "race"))
+        return out
+
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", create_while_another_finishes)
+    assert tmaze_recipe.build(**args, root=tmp_path / "race") == name
+    np.testing.assert_array_equal(load_minari(name, tmp_path / "race").actions, load_minari(name, winner).actions)
+    assert not list((tmp_path / "race" / "rmdt").glob(".staging-*"))
 
 
 def test_missing_dataset_names_the_path(tmp_path):

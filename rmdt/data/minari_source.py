@@ -136,6 +136,8 @@ def write_minari(dataset_id: str, buffers: list, root: str | os.PathLike | None 
     The dataset is written into a temporary directory beside its destination and renamed into
     place, so an interrupted build never leaves a half-written dataset that would later be reused;
     the next build there removes the staging folders that killed builds left (``rmdt.data.staging``).
+    A build that loses a race with another process writing the same id (two seeds of one recipe
+    started together) keeps the dataset already in place: ids name their content.
     ``kwargs`` go to ``minari.create_dataset_from_buffers`` (env, spaces, description, ...). Pixels
     are stored losslessly unless ``jpeg_encoding=True`` is asked for (minari's default is lossy JPEG).
     """
@@ -150,7 +152,11 @@ def write_minari(dataset_id: str, buffers: list, root: str | os.PathLike | None 
         with _minari_root(staging), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # nags about optional metadata (author, ...)
             minari.create_dataset_from_buffers(dataset_id, buffers, **kwargs)
-        os.replace(staging / dataset_id, destination)
+        try:
+            os.replace(staging / dataset_id, destination)
+        except OSError:
+            if not destination.is_dir():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return destination
