@@ -23,11 +23,13 @@ def test_table_averages_seeds_per_model(tmp_path, capsys):
         report = {"results": [{"corridor_length": n, "success_rate": r} for n, r in zip((90, 900), rates)]}
         (tmp_path / f"{name}__{seed}" / "eval").mkdir(parents=True)
         (tmp_path / f"{name}__{seed}" / "eval" / "results.json").write_text(json.dumps(report))
-    load("tmaze_table").main(sorted(tmp_path.iterdir()))
+    plot = tmp_path / "seeds.png"
+    load("tmaze_table").main([*map(str, sorted(tmp_path.iterdir())), "--models", "rmdt", "dt", "--plot", str(plot)])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| model | seeds | 90 | 900 |"
-    assert lines[2] == "| dt | 1 | 0.50 (0.50-0.50) | 0.50 (0.50-0.50) |"
-    assert lines[3] == "| rmdt | 2 | 1.00 (1.00-1.00) | 0.75 (0.50-1.00) |"
+    assert lines[2] == "| rmdt | 2 | 1.00 (1.00-1.00) | 0.75 (0.50-1.00) |"  # in the order --models asks
+    assert lines[3] == "| dt | 1 | 0.50 (0.50-0.50) | 0.50 (0.50-0.50) |"
+    assert plot.read_bytes().startswith(b"\x89PNG")
 
 
 def test_sampler_benchmark_measures():
