@@ -3,8 +3,8 @@ oracle data by the same trainer and evaluated by the same gymnasium evaluator.
 
     python bench/memory_suites.py [--out runs/memory_suites] [--seeds 0 1 2] [--tasks ...] [--models ...] [--quick]
 
-For each task (``configs/popgym/<task>_<model>.yaml``, ``configs/minigrid/memory_<model>.yaml``),
-model and seed it trains (``seed=S``) and evaluates, skipping runs whose evaluation is already on
+For each task (``configs/popgym/<task>_<model>.yaml``, ``configs/minigrid/memory_<model>.yaml``;
+``rmdt_replay`` is the rmdt config with ``model.memory_replay=3``), model and seed it trains (``seed=S``) and evaluates, skipping runs whose evaluation is already on
 disk, so an interrupted table resumes. Writes ``results.json`` (every run's raw and normalised
 return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
 the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
@@ -23,12 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 POPGYM_TASKS = ("repeat_first_easy", "repeat_previous_easy", "autoencode_easy", "count_recall_easy",
                 "position_only_cartpole_easy")
 TASKS = tuple(f"popgym/{t}" for t in POPGYM_TASKS) + ("minigrid/memory",)
-MODELS = ("rmdt", "dt", "dt_nk", "ffm", "linear_attention", "lru", "gru", "lstm")
+MODELS = ("rmdt", "rmdt_replay", "dt", "dt_nk", "ffm", "linear_attention", "lru", "gru", "lstm")
+# rows that are another row's config with overrides: RMDT with memory replay (does the time-warp
+# augmentation that makes T-Maze memory hold help where rewriting a segment is not a no-op?)
+VARIANTS = {"rmdt_replay": ("rmdt", ["model.memory_replay=3"])}
 QUICK = ["training.steps=10", "training.warmup_steps=2", "training.log_every=5", "evaluation.episodes=6"]
 
 
 def config_path(task: str, model: str) -> Path:
-    return ROOT / "configs" / f"{task}_{model}.yaml"
+    return ROOT / "configs" / f"{task}_{VARIANTS.get(model, (model,))[0]}.yaml"
 
 
 def quick_data(config) -> str:
@@ -46,7 +49,7 @@ def run_one(task: str, model: str, seed: int, out: Path, quick: bool) -> dict:
     run = out / "runs" / f"{task.replace('/', '_')}_{model}__{seed}"
     report = run / "eval" / "results.json"
     if not report.is_file():
-        overrides = [f"seed={seed}"]
+        overrides = [f"seed={seed}", *VARIANTS.get(model, (None, []))[1]]
         if quick:
             overrides += [*QUICK, quick_data(load_config(config_path(task, model)))]
         config = load_config(config_path(task, model), overrides)

@@ -62,3 +62,12 @@ def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
     assert lines[-1] == "| gru | 37.5 (2 tasks) |"  # mean of the tasks' means (75, 0); MiniGrid left out
     bench.plot(rows, tmp_path / "scores.png")
     assert (tmp_path / "scores.png").stat().st_size > 0
+
+
+def test_memory_suites_has_a_config_for_every_task_and_model():
+    """A row the table promises must have a config users can train with train.py."""
+    bench = load("memory_suites")
+    for task in bench.TASKS:
+        for model in bench.MODELS:
+            assert bench.config_path(task, model).is_file(), (task, model)
+    assert bench.config_path("popgym/count_recall_easy", "rmdt_replay").name == "count_recall_easy_rmdt.yaml"

@@ -14,6 +14,7 @@ SUITE_CONFIGS = sorted((ROOT / "configs" / "popgym").glob("*.yaml")) + sorted((R
 TINY = ["model.d_model=16", "model.n_layers=1", "model.n_heads=2", "model.memory_size=4", "model.context_size=2",
         "training.steps=3", "training.batch_size=4", "training.warmup_steps=1", "training.log_every=3",
         "evaluation.episodes=3", "evaluation.num_envs=2"]
+MODELS = ("rmdt", "dt", "dt_nk", "ffm", "linear_attention", "lru", "gru", "lstm")
 
 
 @pytest.mark.parametrize("path", SUITE_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -22,10 +23,14 @@ def test_suite_configs_load(path):
     suite = path.parent.name
     assert config.data.recipe == suite and config.evaluation.env == "gymnasium"
     assert config.evaluation.env_args.wrapper == {"popgym": "popgym_flat", "minigrid": "minigrid_symbolic"}[suite]
-    kind = path.stem.rsplit("_", 1)[1]
-    assert config.model.kind == (kind if kind not in ("rmdt", "dt") else "rmdt")
-    assert (config.model.memory_tokens == 0) == (kind == "dt")
-    assert (config.data.batching == "tape") == (kind in ("ffm", "gru", "lstm"))
+    kind = next(k for k in MODELS if path.stem.endswith("_" + k))
+    assert config.model.kind == (kind if kind not in ("rmdt", "dt", "dt_nk") else "rmdt")
+    assert (config.model.memory_tokens == 0) == (kind in ("dt", "dt_nk"))
+    assert (config.data.batching == "tape") == (kind in ("ffm", "linear_attention", "lru", "gru", "lstm"))
+    if kind == "dt_nk":  # the DT-K config's whole window as one segment
+        dt = load_config(path.with_name(path.name.replace("_dt_nk", "_dt")))
+        assert config.data.num_segments == 1
+        assert config.data.context_len == dt.data.context_len * dt.data.num_segments
 
 
 @pytest.mark.parametrize("config_name, data, extra", [
