@@ -71,3 +71,24 @@ def test_memory_suites_has_a_config_for_every_task_and_model():
         for model in bench.MODELS:
             assert bench.config_path(task, model).is_file(), (task, model)
     assert bench.config_path("popgym/count_recall_easy", "rmdt_replay").name == "count_recall_easy_rmdt.yaml"
+
+
+def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_path, capsys):
+    import torch
+
+    from rmdt.models import RMDTConfig, RMDTModel
+
+    bench = load("tmaze_memory_drift")
+    clue = np.array([1, -1] * 8)
+    carried = torch.as_tensor(clue, dtype=torch.float32)[:, None] * torch.ones(16, 4) + 0.01 * torch.randn(16, 4)
+    assert bench.separation(carried, clue) > 50  # two tight clusters far apart
+    assert bench.separation(torch.randn(16, 4), np.array([1] * 8 + [-1] * 8)) < 2  # clue not in the memory
+    torch.manual_seed(0)
+    model = RMDTModel(RMDTConfig(obs_shape=[4], num_actions=4, context_len=3, memory_tokens=2, d_model=16,
+                                 n_layers=1, n_heads=2))
+    model.save_pretrained(tmp_path / "final")
+    values, success = bench.drift(str(tmp_path), length=10, episodes=8, seed=1)
+    assert len(values) == 3  # 11 steps at K=3: boundaries before steps 4, 7 and 10
+    assert all(np.isfinite(values)) and 0 <= success <= 1
+    bench.main([str(tmp_path), "--length", "10", "--episodes", "8", "--every", "1", "--plot", str(tmp_path / "d.png")])
+    assert f"| {tmp_path.name} | " in capsys.readouterr().out and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,114 @@
+"""Does a trained RMDT keep the T-Maze clue in its memory, segment after segment? Where does it lose it?
+
+    python bench/tmaze_memory_drift.py runs/results/rmdt__0 runs/results/rmdt__3 [--length 3000] [--plot docs/tmaze_memory_drift.png]
+
+Rolls each checkpoint out (greedy, return 1) on ``--episodes`` corridors of one length, all in
+lockstep, records every memory it writes at a segment boundary (a recording memory hook) and the
+clue each corridor showed at its first step, and prints per boundary the clue separation: the
+distance between the mean memories of clue +1 and clue -1 corridors over the mean distance of a
+memory to its own clue's mean. A memory that carries the clue keeps it well above 1; once it falls
+towards 0 the two clues' memories coincide and the turn is a coin flip. Also prints the success of
+that rollout, so a drop in separation can be matched with a failed run.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class RecordingHook:
+    """A memory hook that keeps a copy of every memory written and changes nothing."""
+
+    def __init__(self) -> None:
+        self.memories: list[torch.Tensor] = []
+
+    def __call__(self, memory: torch.Tensor) -> torch.Tensor:
+        self.memories.append(memory.detach().flatten(1).clone())
+        return memory
+
+
+class FirstObservation:
+    """Wraps a vector env and keeps the observation its first ``reset`` returned (the clue's step)."""
+
+    def __init__(self, env) -> None:
+        self.env, self.first = env, None
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        if self.first is None:
+            self.first = np.array(obs)
+        return obs, info
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+
+def separation(memory: torch.Tensor, clue: np.ndarray) -> float:
+    """||mean(m | clue +1) - mean(m | clue -1)|| over the mean distance of a memory to its clue's mean."""
+    up, down = memory[torch.as_tensor(clue > 0)], memory[torch.as_tensor(clue < 0)]
+    spread = torch.cat([up - up.mean(0), down - down.mean(0)]).norm(dim=1).mean()
+    return float((up.mean(0) - down.mean(0)).norm() / spread.clamp_min(1e-8))
+
+
+def drift(run: str, length: int, episodes: int, seed: int) -> tuple[list[float], float]:
+    """The clue separation after each segment boundary of one rollout, and that rollout's success rate."""
+    from rmdt.envs.tmaze import TMazeVectorEnv
+    from rmdt.evaluation import load_policy
+    from rmdt.evaluation.rollout import rollout
+    from rmdt.evaluation.tmaze import length_seed
+
+    policy = load_policy(run)
+    if not getattr(policy.config, "memory_tokens", 0):
+        raise SystemExit(f"{run}: the model has no memory tokens to follow")
+    hook, env = RecordingHook(), FirstObservation(TMazeVectorEnv(episodes, length))
+    policy.set_memory_hook(hook)
+    out = rollout(policy, env, 1.0, length_seed(seed, length))
+    clue = env.first[:, 1]
+    complete = [m for m in hook.memories if len(m) == episodes]  # the lockstep boundaries
+    return [separation(m, clue) for m in complete], float(np.mean(out.returns >= 1.0))
+
+
+def plot(curves: dict, K: int, path) -> None:
+    from rmdt.plotting import pyplot, save_png
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, (values, success) in curves.items():
+        ax.plot(K * np.arange(1, len(values) + 1), values, label=f"{name} (success {success:.2f})")
+    ax.set(xlabel="step of the corridor (segment boundary)", ylabel="clue separation", yscale="symlog")
+    ax.axhline(1, color="grey", lw=0.8, ls="--")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="T-Maze run directories (or checkpoints) of RMDT models")
+    parser.add_argument("--length", type=int, default=3000, help="corridor length (default 3000: 100 boundaries at K=30)")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=12345, help="evaluation seed (as evaluate.py's default)")
+    parser.add_argument("--every", type=int, default=10, help="print every n-th boundary")
+    parser.add_argument("--plot", help="PNG of separation against corridor step per run")
+    args = parser.parse_args(argv)
+    torch.set_grad_enabled(False)
+    curves = {Path(run).name: drift(run, args.length, args.episodes, args.seed) for run in args.runs}
+    boundaries = max(len(v) for v, _ in curves.values())
+    shown = sorted({*range(0, boundaries, args.every), boundaries - 1})
+    print("| run | success | " + " | ".join(f"seg {b + 1}" for b in shown) + " |")
+    print("|---|---|" + "---|" * len(shown))
+    for name, (values, success) in curves.items():
+        cells = [f"{values[b]:.1f}" if b < len(values) else "" for b in shown]
+        print(f"| {name} | {success:.2f} | " + " | ".join(cells) + " |")
+    if args.plot:
+        from rmdt.evaluation import load_policy
+
+        plot(curves, load_policy(args.runs[0]).config.context_len, args.plot)
+        print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
