@@ -236,17 +236,19 @@ def test_models_without_attention_export_state_norms_and_say_so(tmp_path):
             pass
 
 
-def test_recurrent_baseline_exports_state_norms(tmp_path):
+@pytest.mark.parametrize("kind", ["ffm", "gru", "lstm"])
+def test_recurrent_baseline_exports_state_norms(tmp_path, kind):
     from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
 
     torch.manual_seed(0)
-    model = RecurrentModel(RecurrentConfig(obs_shape=[4], num_actions=4, d_model=16, n_layers=1, memory_size=4,
-                                           context_size=2, evaluation=TMAZE)).eval()
-    index = export_attention(model, TMAZE, tmp_path, episodes=1, progress=False)
+    model = RecurrentModel(RecurrentConfig(layer=kind, obs_shape=[4], num_actions=4, d_model=16, n_layers=1,
+                                           memory_size=4, context_size=2, evaluation=TMAZE)).eval()
+    index = export_attention(model, TMAZE, tmp_path, episodes=2, progress=False)  # 2 rows: batch dims differ from 1
     assert "RecurrentModel has no attention maps" in index["note"]
-    with np.load(tmp_path / "00_episode0.npz") as f:
-        assert len(f["state_norm"]) in (8, 9)  # corridor 7: the turn is step 8, the timeout step 9
-        assert np.all(np.isfinite(f["state_norm"])) and f["state_norm"][-1] > 0
+    for episode in (0, 1):
+        with np.load(tmp_path / f"00_episode{episode}.npz") as f:
+            assert len(f["state_norm"]) in (8, 9)  # corridor 7: the turn is step 8, the timeout step 9
+            assert np.all(np.isfinite(f["state_norm"])) and f["state_norm"][-1] > 0
 
 
 def test_state_norm_walks_nested_states():

@@ -32,15 +32,18 @@ class RNNLayer(nn.Module):
         self.rnn = (nn.LSTM if self.lstm else nn.GRU)(size, size, batch_first=True)
 
     def initial_state(self, batch_size: int, device=None) -> tuple[torch.Tensor, ...]:
-        zeros = torch.zeros(1, batch_size, self.rnn.hidden_size, device=device)
+        """Batch-first (B, 1, size) like every policy state, so per-row tools (reset, state norms) see rows."""
+        zeros = torch.zeros(batch_size, 1, self.rnn.hidden_size, device=device)
         return (zeros, zeros.clone()) if self.lstm else (zeros,)
 
     def _call(self, x, state):
+        """torch's RNNs hold their state as (1, B, size): transposed in and out."""
+        state = tuple(s.transpose(0, 1).contiguous() for s in state)
         y, out = self.rnn(x, state if self.lstm else state[0])
-        return y, (out if self.lstm else (out,))
+        return y, tuple(s.transpose(0, 1) for s in (out if self.lstm else (out,)))
 
     def forward(self, x: torch.Tensor, starts: torch.Tensor, state: tuple[torch.Tensor, ...]):
-        keep = (~starts[:, 0]).to(x.dtype)[None, :, None]
+        keep = (~starts[:, 0]).to(x.dtype)[:, None, None]
         state = tuple(s * keep for s in state)  # rows starting at column 0 begin from zeros
         if x.shape[1] == 1 or not bool(starts[:, 1:].any()):
             return self._call(x, state)
@@ -50,7 +53,7 @@ class RNNLayer(nn.Module):
 
     def _steps(self, x, starts, state):
         """One kernel call per step; the state of rows that start at a step is zeroed before it."""
-        keep = (~starts).to(x.dtype).T[:, None, :, None]  # (T, 1, B, 1)
+        keep = (~starts).to(x.dtype).T[:, :, None, None]  # (T, B, 1, 1)
         outputs = []
         for t in range(x.shape[1]):
             y, state = self._call(x[:, t:t + 1], state if t == 0 else tuple(s * keep[t] for s in state))
@@ -70,14 +73,14 @@ class RNNLayer(nn.Module):
         padded = x.new_zeros(len(begins), int(lengths.max()), x.shape[-1])
         padded[run, offset] = x.reshape(batch * steps, -1)
         row = begins // steps
-        carried = (begins % steps == 0).to(x.dtype)[None, :, None]
-        initial = tuple(s[:, row] * carried for s in state)
+        carried = (begins % steps == 0).to(x.dtype)[:, None, None]
+        initial = tuple(s[row] * carried for s in state)
         packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, final = self._call(packed, initial)
         out, _ = pad_packed_sequence(out, batch_first=True)
         y = out[run, offset].reshape(batch, steps, -1)
         last = run.reshape(batch, steps)[:, -1]  # each row's last run carries on
-        return y, tuple(s[:, last] for s in final)
+        return y, tuple(s[last] for s in final)
 
 
 RNN_LAYERS = ("gru", "lstm")
