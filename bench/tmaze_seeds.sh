@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train and evaluate one T-Maze config over several seeds (default 0 1 2), two runs at a time.
 #   bash bench/tmaze_seeds.sh configs/tmaze/rmdt.yaml [seeds...] [-- extra overrides]
-# Runs land in runs/results/{config name}__{seed}; summarise with python bench/tmaze_table.py.
+# Runs land in runs/results/{config name}__{seed} (TAG=name to name them otherwise); a run whose
+# evaluation is already there is skipped (delete its folder to redo it). Summarise with bench/tmaze_table.py.
 set -euo pipefail
 config=$1; shift
 seeds=(); overrides=()
@@ -15,6 +16,7 @@ python=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 run_one() {
   local seed=$1 dir=runs/results/${tag}__$1
+  if [ -f "$dir/eval/results.json" ]; then echo "$dir already evaluated: skipped"; return; fi
   $python train.py "$config" seed="$seed" "${overrides[@]}" --run-dir "$dir" > "$dir.train.log" 2>&1
   $python evaluate.py "$dir" --out "$dir/eval/results.json" > "$dir.eval.log" 2>&1
   echo "$dir done"
