@@ -9,6 +9,7 @@ disk, so an interrupted table resumes. Writes ``results.json`` (every run's raw 
 return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
 the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
 references; then POPGym's mean normalised score over its tasks per model) and ``scores.png``.
+``--collect`` trains nothing and tabulates the runs already evaluated (a partial table).
 ``--quick`` runs a tiny setting (small data, a few steps, one seed) that only checks the pipeline.
 """
 from __future__ import annotations
@@ -40,14 +41,17 @@ def quick_data(config) -> str:
     return "data.recipe_args={" + ", ".join(f"{k}: {v}" for k, v in args.items()) + "}"
 
 
-def run_one(task: str, model: str, seed: int, out: Path, quick: bool) -> dict:
-    """Trains and evaluates one (task, model, seed) unless its report exists; returns the result row."""
+def run_one(task: str, model: str, seed: int, out: Path, quick: bool, train_missing: bool = True) -> dict | None:
+    """Trains and evaluates one (task, model, seed) unless its report exists; returns the result row
+    (None for a missing run when ``train_missing`` is off)."""
     from rmdt.config import load_config
     from rmdt.evaluation import evaluate_checkpoint
     from rmdt.training import train
 
     run = out / "runs" / f"{task.replace('/', '_')}_{model}__{seed}"
     report = run / "eval" / "results.json"
+    if not report.is_file() and not train_missing:
+        return None
     if not report.is_file():
         overrides = [f"seed={seed}", *VARIANTS.get(model, (None, []))[1]]
         if quick:
@@ -121,12 +125,18 @@ def main(argv=None) -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--quick", action="store_true", help="tiny data and training: checks the pipeline only")
+    parser.add_argument("--collect", action="store_true",
+                        help="train nothing: the table of the runs already evaluated (the seeds column says how many)")
     args = parser.parse_args(argv)
     from rmdt.atomic import write_text
 
     out = Path(args.out)
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    rows = [run_one(task, model, seed, out, args.quick) for task in args.tasks for model in args.models for seed in seeds]
+    rows = [run_one(task, model, seed, out, args.quick, not args.collect)
+            for task in args.tasks for model in args.models for seed in seeds]
+    rows = [row for row in rows if row is not None]
+    if not rows:
+        raise SystemExit(f"no evaluated runs in {out / 'runs'} for these tasks, models and seeds")
     write_text(out / "results.json", json.dumps(rows, indent=1))
     markdown = table(rows)
     write_text(out / "table.md", markdown)

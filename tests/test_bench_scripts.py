@@ -92,3 +92,19 @@ def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_pa
     assert all(np.isfinite(values)) and 0 <= success <= 1
     bench.main([str(tmp_path), "--length", "10", "--episodes", "8", "--every", "1", "--plot", str(tmp_path / "d.png")])
     assert f"| {tmp_path.name} | " in capsys.readouterr().out and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_path, capsys):
+    import pytest
+
+    bench = load("memory_suites")
+    with pytest.raises(SystemExit, match="no evaluated runs"):
+        bench.main(["--collect", "--out", str(tmp_path), "--tasks", "popgym/count_recall_easy"])
+    report = tmp_path / "runs" / "popgym_count_recall_easy_ffm__1" / "eval" / "results.json"
+    report.parent.mkdir(parents=True)
+    row = {"mean_return": 0.5, "normalised_score": 75.0, "ref_min_score": -1.0, "ref_max_score": 1.0}
+    report.write_text(json.dumps({"results": [row]}))
+    bench.main(["--collect", "--out", str(tmp_path), "--tasks", "popgym/count_recall_easy"])
+    assert "| popgym/count_recall_easy | ffm | 1 | 0.50 (0.50 to 0.50) | 75.00 (75.00 to 75.00) |" in capsys.readouterr().out
+    assert [r["model"] for r in json.loads((tmp_path / "results.json").read_text())] == ["ffm"]
+    assert not (tmp_path / "runs" / "popgym_count_recall_easy_rmdt__0").exists()  # nothing trained
