@@ -100,7 +100,7 @@ def plot(rows: list[dict], path: Path) -> None:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks)), 4.6))
     width = 0.8 / len(models)
     for m, model in enumerate(models):
         for t, task in enumerate(tasks):
@@ -113,7 +113,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.axhline(100, color="grey", lw=0.8, ls="--")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel("normalised score (0 random, 100 oracle)")
-    ax.legend(fontsize=8, ncol=4)
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     save_png(fig, path)
 

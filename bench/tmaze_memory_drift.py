@@ -94,8 +94,8 @@ def main(argv=None) -> None:
     parser.add_argument("--every", type=int, default=10, help="print every n-th boundary")
     parser.add_argument("--plot", help="PNG of separation against corridor step per run")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
-    curves = {Path(run).name: drift(run, args.length, args.episodes, args.seed) for run in args.runs}
+    with torch.no_grad():
+        curves = {Path(run).name: drift(run, args.length, args.episodes, args.seed) for run in args.runs}
     boundaries = max(len(v) for v, _ in curves.values())
     shown = sorted({*range(0, boundaries, args.every), boundaries - 1})
     print("| run | success | " + " | ".join(f"seg {b + 1}" for b in shown) + " |")
