@@ -23,7 +23,7 @@ import argparse
 import re
 from collections import deque
 
-from rmdt.recipes import add_root_argument, oracle_play, show_dataset
+from rmdt.recipes import oracle_play, show_dataset
 
 DEFAULTS = dict(env_id="MiniGrid-MemoryS13Random-v0", episodes=1000, random_share=0.1, seed=0)
 SIZES = ("MiniGrid-MemoryS9-v0", "MiniGrid-MemoryS13Random-v0", "MiniGrid-MemoryS17Random-v0")
@@ -124,11 +124,7 @@ def build(env_id: str = DEFAULTS["env_id"], episodes: int = DEFAULTS["episodes"]
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env-id", default=DEFAULTS["env_id"], help=f"a MiniGrid-Memory id ({', '.join(SIZES)})")
-    parser.add_argument("--episodes", type=int, default=DEFAULTS["episodes"], help="number of episodes")
-    parser.add_argument("--random-share", type=float, default=DEFAULTS["random_share"],
-                        help="probability of a uniformly random action instead of the oracle's at each step")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of environments and random actions")
-    add_root_argument(parser)
+    oracle_play.add_play_arguments(parser, DEFAULTS)
     args = parser.parse_args(argv)
     name = build(args.env_id, args.episodes, args.random_share, args.seed, args.root, progress=True)
     show_dataset(name, args.root)

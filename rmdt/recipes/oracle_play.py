@@ -10,6 +10,8 @@ from typing import Callable
 
 import numpy as np
 
+from rmdt.recipes import add_root_argument
+
 REFERENCE_EPISODES = 100  # episodes behind each reference return (ref_min_score, ref_max_score)
 
 
@@ -94,3 +96,12 @@ def build(name: str, make_env: Callable, make_act: Callable, env_id: str, episod
     finally:
         env.close()
     return name
+
+
+def add_play_arguments(parser, defaults: dict) -> None:
+    """The options every oracle recipe's command line shares: --episodes, --random-share, --seed, --root."""
+    parser.add_argument("--episodes", type=int, default=defaults["episodes"], help="number of episodes")
+    parser.add_argument("--random-share", type=float, default=defaults["random_share"],
+                        help="probability of a uniformly random action instead of the oracle's at each step")
+    parser.add_argument("--seed", type=int, default=defaults["seed"], help="seed of environments and random actions")
+    add_root_argument(parser)

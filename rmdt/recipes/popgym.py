@@ -42,7 +42,7 @@ from collections import deque
 
 import numpy as np
 
-from rmdt.recipes import add_root_argument, oracle_play, show_dataset
+from rmdt.recipes import oracle_play, show_dataset
 
 DEFAULTS = dict(episodes=1000, random_share=0.1, seed=0)
 LEVELS = ("Easy", "Medium", "Hard")
@@ -202,11 +202,7 @@ def build(task: str = "RepeatFirstEasy", episodes: int = DEFAULTS["episodes"],
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="RepeatFirstEasy", help=f"one of {', '.join(TASKS)} (or its popgym id)")
-    parser.add_argument("--episodes", type=int, default=DEFAULTS["episodes"], help="number of episodes")
-    parser.add_argument("--random-share", type=float, default=DEFAULTS["random_share"],
-                        help="probability of a uniformly random action instead of the oracle's at each step")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of environments and random actions")
-    add_root_argument(parser)
+    oracle_play.add_play_arguments(parser, DEFAULTS)
     args = parser.parse_args(argv)
     name = build(args.task, args.episodes, args.random_share, args.seed, args.root, progress=True)
     show_dataset(name, args.root)
