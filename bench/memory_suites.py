@@ -4,8 +4,9 @@ oracle data by the same trainer and evaluated by the same gymnasium evaluator.
     python bench/memory_suites.py [--out runs/memory_suites] [--seeds 0 1 2] [--tasks ...] [--models ...] [--quick]
 
 For each task (``configs/popgym/<task>_<model>.yaml``, ``configs/minigrid/memory_<model>.yaml``;
-``rmdt_replay`` is the rmdt config with ``model.memory_replay=3``), model and seed it trains (``seed=S``) and evaluates, skipping runs whose evaluation is already on
-disk, so an interrupted table resumes. Writes ``results.json`` (every run's raw and normalised
+``rmdt_replay`` is the rmdt config with ``model.memory_replay=3``), model and seed it trains
+(``seed=S``) and evaluates, skipping runs whose evaluation is already on disk, so an interrupted
+table resumes. Writes ``results.json`` (every run's raw and normalised
 return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
 the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
 references; then POPGym's mean normalised score over its tasks per model) and ``scores.png``.
@@ -50,9 +51,9 @@ def run_one(task: str, model: str, seed: int, out: Path, quick: bool, train_miss
 
     run = out / "runs" / f"{task.replace('/', '_')}_{model}__{seed}"
     report = run / "eval" / "results.json"
-    if not report.is_file() and not train_missing:
-        return None
     if not report.is_file():
+        if not train_missing:
+            return None
         overrides = [f"seed={seed}", *VARIANTS.get(model, (None, []))[1]]
         if quick:
             overrides += [*QUICK, quick_data(load_config(config_path(task, model)))]
