@@ -8,6 +8,7 @@ from clue_task import clue_batch
 
 from rmdt.data.segments import Batch
 from rmdt.models import RMDTConfig, RMDTModel
+from rmdt.models import hidden_cache
 from rmdt.models.rmdt import segment_mask
 
 K, N, OBS = 4, 3, 3  # context length, segments per window, observation size
@@ -460,3 +461,23 @@ def test_memory_augmentations_act_in_training_only(augmentation):
     assert any(not torch.allclose(out[:, K:], reference[:, K:]) for out in outputs)
     for out in outputs:  # the first segment reads the initial memory whatever the replay
         torch.testing.assert_close(out[:, :K], reference[:, :K])
+
+
+@pytest.mark.parametrize("overrides", [dict(), dict(memory_update="mrv"), dict(memory_update="gated"),
+                                       dict(cache_len=5)], ids=["replace", "mrv", "gated", "cache"])
+def test_write_only_segment_writes_the_same_memory(overrides):
+    """A memory replay computes only the write tokens of the final block; the memory it writes must
+    equal the full segment's, padding and hidden-state cache included."""
+    model = make_model(memory_tokens=2, **overrides)
+    batch = make_batch(model.config, lengths=[2 * K, K + 2, 3])
+    steps = model._embed_steps(batch.returns_to_go, batch.observations, batch.actions)[:, :K].flatten(1, 2)
+    memory = torch.randn(3, 2, model.config.d_model)
+    cache = None
+    if model.config.cache_len:  # a cache with real entries: the one the first segment leaves
+        cache = hidden_cache.empty(3, len(model.blocks), 5, model.config.d_model, steps)
+        cache = model._segment(steps, memory, batch.mask[:, :K], cache)[2]
+    with torch.no_grad():
+        full = model._segment(steps, memory, batch.mask[:, K:2 * K], cache)[1]
+        write = model._segment(steps, memory, batch.mask[:, K:2 * K], cache, write_only=True)
+    torch.testing.assert_close(write, full, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(write, memory)

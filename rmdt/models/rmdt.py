@@ -220,28 +220,35 @@ class RMDTModel(PreTrainedModel, Policy):
         return write
 
     def _run(self, x: torch.Tensor, mask, cache: list[KVCache | None], slots: torch.Tensor | None = None,
-             inputs: list | None = None):
+             inputs: list | None = None, last: int | None = None):
         """All blocks and the final LayerNorm; returns outputs and the extended per-layer cache
-        (and appends each block's input to ``inputs`` if given: what the hidden-state cache keeps)."""
+        (and appends each block's input to ``inputs`` if given: what the hidden-state cache keeps).
+        ``last``: the final block computes only the last ``last`` tokens' outputs."""
         new_cache = []
-        for block, past in zip(self.blocks, cache):
+        for i, (block, past) in enumerate(zip(self.blocks, cache)):
             if inputs is not None:
                 inputs.append(x)
-            x, kv = block(x, mask, past, slots)
+            x, kv = block(x, mask, past, slots, last=last if i == len(self.blocks) - 1 else None)
             new_cache.append(kv)
         return self.ln_f(x), new_cache
 
     # ---- training: a whole window ----
-    def _segment(self, tokens: torch.Tensor, memory: torch.Tensor, step_mask: torch.Tensor, cache=None):
+    def _segment(self, tokens: torch.Tensor, memory: torch.Tensor, step_mask: torch.Tensor, cache=None,
+                 write_only: bool = False):
         """One segment: (B, 3K, d) tokens -> (B, 3K, d) outputs, the candidate next memory and the
-        hidden-state cache after it (``cache``: (hidden (B, layers, C, d), valid (B, C)) or None)."""
+        hidden-state cache after it (``cache``: (hidden (B, layers, C, d), valid (B, C)) or None).
+        ``write_only`` returns the candidate memory alone, sparing the final block's other outputs
+        (what a memory replay needs)."""
         M, K = self.config.memory_tokens, self.config.context_len
         x = torch.cat([memory, tokens, memory], dim=1) + self.position(0, 2 * M + 3 * K)
         mask, past, inputs = segment_mask(step_mask, M), [None] * len(self.blocks), None
         if cache is not None:
             past = hidden_cache.cache_keys_values(self.blocks, cache[0], self.cache_position)
-            mask, inputs = hidden_cache.with_cache_columns(mask, cache[1], M, K), []
-        x, _ = self._run(self.drop(x), mask, past, inputs=inputs)
+            mask = hidden_cache.with_cache_columns(mask, cache[1], M, K)
+            inputs = None if write_only else []
+        x, _ = self._run(self.drop(x), mask, past, inputs=inputs, last=M if write_only else None)
+        if write_only:
+            return self._update_memory(memory, x)
         if cache is not None:
             segment = torch.stack([h[:, M:M + 3 * K] for h in inputs], dim=1)
             cache = hidden_cache.roll(*cache, segment, step_mask.repeat_interleave(3, dim=1))
@@ -283,7 +290,7 @@ class RMDTModel(PreTrainedModel, Policy):
                 # Time-warp augmentation: the segment is written again, so later segments learn to
                 # read a memory that has been updated more often than a window allows.
                 for _ in range(int(torch.randint(self.config.memory_replay + 1, ()))):  # CPU RNG: no device sync
-                    new_memory = segment(steps[:, s], new_memory, step_mask, cache)[1]
+                    new_memory = segment(steps[:, s], new_memory, step_mask, cache, write_only=True)
             if self.training and self.config.memory_noise:
                 # Perturbed memories teach attractors with wide basins, which slow drift cannot leave.
                 new_memory = new_memory + self.config.memory_noise * torch.randn_like(new_memory)
