@@ -108,3 +108,20 @@ def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_p
     assert "| popgym/count_recall_easy | ffm | 1 | 0.50 (0.50 to 0.50) | 75.00 (75.00 to 75.00) |" in capsys.readouterr().out
     assert [r["model"] for r in json.loads((tmp_path / "results.json").read_text())] == ["ffm"]
     assert not (tmp_path / "runs" / "popgym_count_recall_easy_rmdt__0").exists()  # nothing trained
+
+
+def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsys):
+    """Every oracle T-Maze episode ends with its one turn: the late-turn group counts exactly one step
+    per episode that fits in a window, and no turn is early."""
+    from rmdt.config import load_config
+    from rmdt.data import load_config_data
+    from rmdt.training import train
+
+    config = load_config(BENCH.parent / "configs" / "tmaze" / "quickstart.yaml", tiny)
+    train(config, run_dir=tmp_path / "run")
+    groups = load("decision_accuracy").accuracy_groups(str(tmp_path / "run"), last=1, turns=(1, 3))
+    lengths = load_config_data(config.data).episode_lengths
+    assert groups["late turns"][0] == int((lengths <= 12).sum()) > 0
+    assert "early turns" not in groups and "late others" not in groups
+    assert groups["early others"][0] == int(lengths[lengths <= 12].sum()) - groups["late turns"][0]
+    assert all(0 <= accuracy <= 1 for _, accuracy in groups.values())
