@@ -481,3 +481,19 @@ def test_write_only_segment_writes_the_same_memory(overrides):
         write = model._segment(steps, memory, batch.mask[:, K:2 * K], cache, write_only=True)
     torch.testing.assert_close(write, full, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(write, memory)
+
+
+@pytest.mark.parametrize("overrides", [dict(memory_tokens=2), dict(memory_tokens=2, memory_update="mrv"),
+                                       dict(memory_tokens=2, cache_len=5), dict(memory_tokens=0)],
+                         ids=["replace", "mrv", "cache", "dt"])
+def test_training_forward_computes_the_same_predictions_and_memory(overrides):
+    """In training the final block runs only the observation and write tokens; without dropout its
+    predictions and memory must be the eval-mode forward's, which runs every token."""
+    model = make_model(**overrides)
+    batch = make_batch(model.config, lengths=[3 * K, 2 * K - 1, 4])
+    with torch.no_grad():
+        full = run(model, batch)
+        model.train()
+        read = run(model, batch)
+    torch.testing.assert_close(read.action_preds, full.action_preds, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(read.memory, full.memory, rtol=1e-5, atol=1e-6)

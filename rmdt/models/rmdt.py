@@ -220,25 +220,27 @@ class RMDTModel(PreTrainedModel, Policy):
         return write
 
     def _run(self, x: torch.Tensor, mask, cache: list[KVCache | None], slots: torch.Tensor | None = None,
-             inputs: list | None = None, last: int | None = None):
+             inputs: list | None = None, rows: slice | torch.Tensor | None = None):
         """All blocks and the final LayerNorm; returns outputs and the extended per-layer cache
         (and appends each block's input to ``inputs`` if given: what the hidden-state cache keeps).
-        ``last``: the final block computes only the last ``last`` tokens' outputs."""
+        ``rows``: the token positions whose outputs the final block computes (None: all)."""
         new_cache = []
         for i, (block, past) in enumerate(zip(self.blocks, cache)):
             if inputs is not None:
                 inputs.append(x)
-            x, kv = block(x, mask, past, slots, last=last if i == len(self.blocks) - 1 else None)
+            x, kv = block(x, mask, past, slots, rows=rows if i == len(self.blocks) - 1 else None)
             new_cache.append(kv)
         return self.ln_f(x), new_cache
 
     # ---- training: a whole window ----
     def _segment(self, tokens: torch.Tensor, memory: torch.Tensor, step_mask: torch.Tensor, cache=None,
                  write_only: bool = False):
-        """One segment: (B, 3K, d) tokens -> (B, 3K, d) outputs, the candidate next memory and the
-        hidden-state cache after it (``cache``: (hidden (B, layers, C, d), valid (B, C)) or None).
-        ``write_only`` returns the candidate memory alone, sparing the final block's other outputs
-        (what a memory replay needs)."""
+        """One segment: (B, 3K, d) tokens -> (B, K, d) outputs of its observation tokens, the
+        candidate next memory and the hidden-state cache after it (``cache``: (hidden (B, layers, C,
+        d), valid (B, C)) or None). ``write_only`` returns the candidate memory alone (what a memory
+        replay needs). In training the final block computes only the outputs that are read (the
+        observation and write tokens); in eval mode it computes all, so attention capture sees
+        whole maps."""
         M, K = self.config.memory_tokens, self.config.context_len
         x = torch.cat([memory, tokens, memory], dim=1) + self.position(0, 2 * M + 3 * K)
         mask, past, inputs = segment_mask(step_mask, M), [None] * len(self.blocks), None
@@ -246,14 +248,21 @@ class RMDTModel(PreTrainedModel, Policy):
             past = hidden_cache.cache_keys_values(self.blocks, cache[0], self.cache_position)
             mask = hidden_cache.with_cache_columns(mask, cache[1], M, K)
             inputs = None if write_only else []
-        x, _ = self._run(self.drop(x), mask, past, inputs=inputs, last=M if write_only else None)
+        rows = (slice(M + 3 * K, None) if write_only else
+                self._read_rows(x.device) if self.training else None)
+        x, _ = self._run(self.drop(x), mask, past, inputs=inputs, rows=rows)
         if write_only:
             return self._update_memory(memory, x)
         if cache is not None:
             segment = torch.stack([h[:, M:M + 3 * K] for h in inputs], dim=1)
             cache = hidden_cache.roll(*cache, segment, step_mask.repeat_interleave(3, dim=1))
-        write = x[:, M + 3 * K:]
-        return x[:, M:M + 3 * K], (self._update_memory(memory, write) if M else memory), cache
+        obs, write = (x[:, :K], x[:, K:]) if rows is not None else (x[:, M + 1:M + 3 * K:3], x[:, M + 3 * K:])
+        return obs, (self._update_memory(memory, write) if M else memory), cache
+
+    def _read_rows(self, device) -> torch.Tensor:
+        """Positions of a segment's observation tokens, then its write tokens."""
+        M, K = self.config.memory_tokens, self.config.context_len
+        return torch.cat([M + 1 + 3 * torch.arange(K, device=device), M + 3 * K + torch.arange(M, device=device)])
 
     def forward(self, returns_to_go: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
                 mask: torch.Tensor | None = None, memory: torch.Tensor | None = None) -> RMDTOutput:
@@ -285,7 +294,7 @@ class RMDTModel(PreTrainedModel, Policy):
                 memory = memory.detach()  # truncated backpropagation through memory
             step_mask = mask[:, s * K:(s + 1) * K]
             out, new_memory, new_cache = segment(steps[:, s], memory, step_mask, cache)
-            preds.append(self._head(out[:, 1::3]))  # observation tokens
+            preds.append(self._head(out))
             if self.training and self.config.memory_replay and M and s < L // K - 1:
                 # Time-warp augmentation: the segment is written again, so later segments learn to
                 # read a memory that has been updated more often than a window allows.

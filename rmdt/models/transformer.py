@@ -104,14 +104,14 @@ class Block(nn.Module):
         self.mlp = MLP(d_model, dropout) if feed_forward else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
-                slots: torch.Tensor | None = None, last: int | None = None) -> tuple[torch.Tensor, KVCache]:
-        """``last``: compute only the outputs of the last ``last`` tokens (every token still gives
-        its keys/values), for callers that read nothing else of the final block."""
+                slots: torch.Tensor | None = None, rows: slice | torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
+        """``rows`` (a slice or index of token positions): compute only those tokens' outputs (every
+        token still gives its keys/values), for callers that read nothing else of the final block."""
         h = self.ln_1(x)
-        if last is None:
+        if rows is None:
             a, cache = self.attn(h, mask, past, slots=slots)
         else:
-            x = x[:, -last:]
-            a, cache = self.attn(h[:, -last:], None if mask is None else mask[..., -last:, :], past, context=h)
+            x = x[:, rows]
+            a, cache = self.attn(h[:, rows], None if mask is None else mask[..., rows, :], past, context=h)
         x = x + a
         return (x if self.mlp is None else x + self.mlp(self.ln_2(x))), cache
