@@ -64,6 +64,7 @@ class ModelConfig:
     mrv_heads: int | None = None  # rmdt: heads of the Memory Retention Valve (null: n_heads)
     obs_encoder: str = "mlp"  # observation encoder: "mlp" for vectors (image encoders register more)
     memory_update: str = "replace"  # "replace": write outputs become memory; "mrv": Memory Retention Valve;
+    #                                   "mrv_residual": LayerNorm(write outputs + valve output);
     #                                   "gated": m + z * (write - m) with a learned gate z per channel
     gate_bias_init: float = -3.0  # initial gate bias of the "gated" update (z starts near 0.05: memory kept)
     memory_replay: int = 0  # training only: each segment but the last writes memory 1 + U{0..this} times

@@ -66,9 +66,10 @@ def perturbed(batch: Batch, name: str, steps, num_actions=None, seed: int = 7) -
 
 ACTION_KINDS = [dict(num_actions=5), dict(act_dim=2)]
 MEMORY_KINDS = [dict(memory_tokens=2, memory_update="replace"), dict(memory_tokens=2, memory_update="mrv"),
+                dict(memory_tokens=2, memory_update="mrv_residual"),
                 dict(memory_tokens=2, memory_update="gated"), dict(memory_tokens=0),
                 dict(memory_tokens=2, cache_len=5), dict(memory_tokens=0, cache_len=2 * 3 * K)]
-MEMORY_IDS = ["replace", "mrv", "gated", "dt", "cache", "trxl"]
+MEMORY_IDS = ["replace", "mrv", "mrv_residual", "gated", "dt", "cache", "trxl"]
 
 
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
@@ -497,3 +498,18 @@ def test_training_forward_computes_the_same_predictions_and_memory(overrides):
         read = run(model, batch)
     torch.testing.assert_close(read.action_preds, full.action_preds, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(read.memory, full.memory, rtol=1e-5, atol=1e-6)
+
+
+def test_residual_valve_keeps_memory_slots_apart():
+    """At initialisation the valve's softmax is uniform, so "mrv" writes M near-copies of one vector
+    (the README's MRV diagnosis); "mrv_residual" adds the write outputs back and its slots differ."""
+    def slot_cosine(update):
+        model = make_model(memory_tokens=4, memory_update=update)
+        with torch.no_grad():
+            memory = run(model, make_batch(model.config)).memory
+        unit = torch.nn.functional.normalize(memory, dim=-1)
+        cosine = unit @ unit.transpose(1, 2)
+        return cosine[:, ~torch.eye(4, dtype=torch.bool)].mean().item()
+
+    assert slot_cosine("mrv") > 0.99
+    assert slot_cosine("mrv_residual") < 0.9

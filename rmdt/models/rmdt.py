@@ -4,7 +4,9 @@ A window of N*K steps is cut into N segments of K (return-to-go, observation, ac
 segment is one transformer pass over ``[read M ; (R, o, a) x K ; write M]``: the read slots hold
 the incoming memory, the write slots hold it again (as in the reference) and their final outputs
 become the next segment's memory, directly ("replace"), through the Memory Retention Valve
-("mrv") or through a learned gate that mixes them into the old memory ("gated"). With M = 0 the segments are independent and the model is a Decision Transformer.
+("mrv"; "mrv_residual" adds the write outputs back to the valve's output) or through a learned
+gate that mixes them into the old memory ("gated"). With M = 0 the segments are independent and the
+model is a Decision Transformer.
 ``cache_len`` C > 0 adds RATE's hidden-state cache (rmdt.models.hidden_cache): trajectory tokens
 also attend to the detached hidden states of the last C trajectory tokens before their segment
 (M = 0 with a cache is Transformer-XL).
@@ -37,7 +39,7 @@ from rmdt.models.policy import Policy, action_loss
 from rmdt.models.policy_config import PolicyConfigChecks
 from rmdt.models.transformer import Attention, Block, KVCache
 
-MEMORY_UPDATES = ("replace", "mrv", "gated")
+MEMORY_UPDATES = ("replace", "mrv", "mrv_residual", "gated")
 POSITION_EMBEDDINGS = ("learned", "sinusoidal")
 
 
@@ -60,7 +62,8 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
     feed_forward: bool = True  # False: attention-only blocks (the reference's skip_dec_ffn)
     mrv_heads: int | None = None  # heads of the Memory Retention Valve; None: n_heads
     obs_encoder: str = "mlp"  # name in rmdt.models.embeddings.OBS_ENCODERS
-    memory_update: str = "replace"  # "replace": write outputs are the next memory; "mrv": Memory Retention Valve; "gated": m + z * (write - m)
+    memory_update: str = "replace"  # "replace": write outputs are the next memory; "mrv": Memory Retention Valve;
+    #                                   "mrv_residual": LN(write + valve); "gated": m + z * (write - m)
     grad_segments: int | None = None  # memory is detached every this many segments; None: gradient crosses all
     gate_bias_init: float = -3.0  # "gated" update: initial gate bias (sigmoid(-3) = 0.05 of the write gets in)
     memory_replay: int = 0  # training only: each segment but the last updates the memory 1 + U{0..this} times
@@ -174,7 +177,7 @@ class RMDTModel(PreTrainedModel, Policy):
         self.ln_f = nn.LayerNorm(d)
         # Memory Retention Valve: queries = previous memory, keys/values = ReLU(write outputs).
         self.mrv = (Attention(d, config.mrv_heads or config.n_heads, config.dropout, config.attn_dropout)
-                    if M and config.memory_update == "mrv" else None)
+                    if M and config.memory_update.startswith("mrv") else None)
         # The valve's output is normalised to the scale of every other memory (write outputs leave
         # ln_f); unnormalised it starts ~100x smaller than the memory it replaces and training stalls.
         self.mrv_norm = nn.LayerNorm(d) if self.mrv is not None else None
@@ -213,7 +216,10 @@ class RMDTModel(PreTrainedModel, Policy):
 
     def _update_memory(self, memory: torch.Tensor, write: torch.Tensor) -> torch.Tensor:
         if self.mrv is not None:
-            return self.mrv_norm(self.mrv(memory, context=F.relu(write))[0])
+            kept = self.mrv(memory, context=F.relu(write))[0]
+            # residual: the write outputs pass as with "replace" and the valve learns a correction,
+            # so the next segment never starts from M copies of one averaged vector (README, MRV)
+            return self.mrv_norm(kept + write if self.config.memory_update == "mrv_residual" else kept)
         if self.gate is not None:
             z = torch.sigmoid(self.gate(torch.cat([memory, write], dim=-1)))
             return memory + z * (write - memory)
