@@ -40,7 +40,7 @@ def plot(lengths, rates, path) -> None:
     from rmdt.plotting import pyplot, save_png
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 5))
     for i, (name, by_length) in enumerate(rates.items()):
         xs = [n for n in lengths if by_length[n]]
         ax.plot(xs, [np.mean(by_length[n]) for n in xs], "o-", color=f"C{i}", label=name, markersize=3)
@@ -48,7 +48,7 @@ def plot(lengths, rates, path) -> None:
     ax.set_xscale("log")
     ax.set(xlabel="corridor length", ylabel="success rate (mean over seeds, min-max band)", ylim=(0.4, 1.02))
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.14))  # below: the bands stay readable
     fig.tight_layout()
     save_png(fig, path)
 
