@@ -8,8 +8,9 @@ so a run's overall action accuracy hides whether it was learned. This runs each 
 own training data, every episode that fits in one window (from its first step, as training sees
 it), and prints the accuracy of the greedy action against the data's action in four groups: the
 last ``--last`` steps of an episode or the earlier ones, and turns (``--turns``: MiniGrid's left
-and right are 0 1, the default; T-Maze's up and down are 1 3) or other actions. A late-turn accuracy near 0.5 with the others high
-says the training budget did not learn the cue-to-turn association, whatever the memory.
+and right are 0 1, the default; T-Maze's up and down are 1 3) or other actions. A late-turn
+accuracy near 0.5 with the others high says the training budget did not learn the cue-to-turn
+association, whatever the memory.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import argparse
 import numpy as np
 import torch
 
+
 def accuracy_groups(run: str, last: int, turns, batch_size: int = 256) -> dict[str, tuple[int, float]]:
     """{group: (steps, accuracy)} of the run's greedy actions on its training episodes."""
     from rmdt.config import load_config
@@ -25,10 +27,10 @@ def accuracy_groups(run: str, last: int, turns, batch_size: int = 256) -> dict[s
     from rmdt.data.segments import SegmentSampler
     from rmdt.evaluation import checkpoint_policy
 
-    _, policy, _ = checkpoint_policy(run, "cpu")
     config = load_config(f"{run}/config.yaml")
     if config.model.kind != "rmdt":
         raise SystemExit(f"{run}: model.kind {config.model.kind!r}; this check runs segment models (rmdt, dt)")
+    _, policy, _ = checkpoint_policy(run, "cpu")
     trajectories = load_config_data(config.data)
     d = config.data
     sampler = SegmentSampler(trajectories, d.context_len, d.num_segments, "episode", d.discount, d.return_scale)
@@ -51,12 +53,12 @@ def accuracy_groups(run: str, last: int, turns, batch_size: int = 256) -> dict[s
             for name, parts in hits.items() if sum(map(len, parts))}
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders (with final/ and config.yaml)")
     parser.add_argument("--last", type=int, default=4, help="steps at an episode's end that count as late")
     parser.add_argument("--turns", type=int, nargs="+", default=[0, 1], help="the actions that count as turns")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     groups = ("late turns", "late others", "early turns", "early others")
     print("| run | " + " | ".join(groups) + " |\n|---|" + "---|" * len(groups))
     for run in args.runs:

@@ -110,7 +110,7 @@ def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_p
     assert not (tmp_path / "runs" / "popgym_count_recall_easy_rmdt__0").exists()  # nothing trained
 
 
-def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsys):
+def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path):
     """Every oracle T-Maze episode ends with its one turn: the late-turn group counts exactly one step
     per episode that fits in a window, and no turn is early."""
     from rmdt.config import load_config
@@ -121,7 +121,8 @@ def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsy
     train(config, run_dir=tmp_path / "run")
     groups = load("decision_accuracy").accuracy_groups(str(tmp_path / "run"), last=1, turns=(1, 3))
     lengths = load_config_data(config.data).episode_lengths
-    assert groups["late turns"][0] == int((lengths <= 12).sum()) > 0
+    fits = lengths <= config.data.context_len * config.data.num_segments  # episodes within one window
+    assert groups["late turns"][0] == int(fits.sum()) > 0
     assert "early turns" not in groups and "late others" not in groups
-    assert groups["early others"][0] == int(lengths[lengths <= 12].sum()) - groups["late turns"][0]
+    assert groups["early others"][0] == int(lengths[fits].sum()) - groups["late turns"][0]
     assert all(0 <= accuracy <= 1 for _, accuracy in groups.values())

@@ -7,8 +7,7 @@ import torch
 from clue_task import clue_batch
 
 from rmdt.data.segments import Batch
-from rmdt.models import RMDTConfig, RMDTModel
-from rmdt.models import hidden_cache
+from rmdt.models import RMDTConfig, RMDTModel, hidden_cache
 from rmdt.models.rmdt import segment_mask
 
 K, N, OBS = 4, 3, 3  # context length, segments per window, observation size
