@@ -23,7 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 POPGYM_TASKS = ("repeat_first_easy", "repeat_previous_easy", "autoencode_easy", "count_recall_easy",
-                "position_only_cartpole_easy")
+                "position_only_cartpole_easy", "higher_lower_easy", "battleship_easy", "mine_sweeper_easy",
+                "labyrinth_escape_easy")
 TASKS = tuple(f"popgym/{t}" for t in POPGYM_TASKS) + ("minigrid/memory",)
 MODELS = ("rmdt", "rmdt_replay", "dt", "dt_nk", "ffm", "linear_attention", "lru", "gru", "lstm")
 # rows that are another row's config with overrides: RMDT with memory replay (does the time-warp
