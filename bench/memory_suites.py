@@ -9,7 +9,8 @@ For each task (``configs/popgym/<task>_<model>.yaml``, ``configs/minigrid/memory
 table resumes. Writes ``results.json`` (every run's raw and normalised
 return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
 the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
-references; then POPGym's mean normalised score over its tasks per model) and ``scores.png``.
+references; then the normalised scores as a task x model grid with POPGym's mean over its tasks per
+model, the aggregate the POPGym and memoroid papers report) and ``scores.png``.
 ``--collect`` trains nothing and tabulates the runs already evaluated (a partial table).
 ``--quick`` runs a tiny setting (small data, a few steps, one seed) that only checks the pipeline.
 """
@@ -67,6 +68,21 @@ def run_one(task: str, model: str, seed: int, out: Path, quick: bool, train_miss
             "ref_max": row.get("ref_max_score")}
 
 
+def merged(paths, have: set, tasks, models, seeds) -> list[dict]:
+    """Rows of earlier results.json files for the selected tasks, models and seeds not in ``have``."""
+    rows = {}
+    for path in paths:
+        try:
+            found = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"--merge {path}: cannot read a results.json ({error})")
+        for row in found:
+            key = (row["task"], row["model"], row["seed"])
+            if key not in have and row["task"] in tasks and row["model"] in models and row["seed"] in seeds:
+                rows[key] = row
+    return list(rows.values())
+
+
 def spread(values) -> str:
     values = np.asarray([v for v in values if v is not None], float)
     if not len(values):
@@ -75,24 +91,33 @@ def spread(values) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: one line per task and model, then POPGym's mean normalised score per model."""
+    """Markdown: one line per task and model (raw and normalised), then the normalised scores as a task x
+    model grid whose last line is POPGym's mean over its tasks per model (each task's mean over seeds)."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
+    cell = {(t, m): [r for r in rows if r["task"] == t and r["model"] == m] for t in tasks for m in models}
     lines = ["| task | model | seeds | return | normalised | oracle | random |", "|---|---|---|---|---|---|---|"]
+    for (task, model), runs in cell.items():
+        if runs:
+            lines.append(f"| {task} | {model} | {len(runs)} | {spread(r['return'] for r in runs)} | "
+                         f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | {runs[0]['ref_min']:.3f} |")
+    lines += ["", "| normalised, mean (min-max) over seeds | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     for task in tasks:
-        for model in models:
-            runs = [r for r in rows if r["task"] == task and r["model"] == model]
-            if runs:
-                lines.append(f"| {task} | {model} | {len(runs)} | {spread(r['return'] for r in runs)} | "
-                             f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | {runs[0]['ref_min']:.3f} |")
+        lines.append(f"| {task} | " + " | ".join(grid_cell([r["normalised"] for r in cell[task, m]]) for m in models) + " |")
     popgym = [t for t in tasks if t.startswith("popgym/")]
     if popgym:
-        lines += ["", "| model | POPGym mean normalised score (over tasks; each task's mean over seeds) |", "|---|---|"]
-        for model in models:
-            per_task = [np.mean([r["normalised"] for r in rows if r["task"] == t and r["model"] == model])
-                        for t in popgym if any(r["task"] == t and r["model"] == model for r in rows)]
-            lines.append(f"| {model} | {np.mean(per_task):.1f} ({len(per_task)} tasks) |")
+        means = [[np.mean([r["normalised"] for r in cell[t, m]]) for t in popgym if cell[t, m]] for m in models]
+        lines.append("| POPGym mean over tasks | " + " | ".join(
+            f"{np.mean(m):.1f} ({len(m)} tasks)" if m else "-" for m in means) + " |")
     return "\n".join(lines) + "\n"
+
+
+def grid_cell(scores: list) -> str:
+    scores = [s for s in scores if s is not None]
+    if not scores:
+        return "-"
+    low, high = min(scores), max(scores)
+    return f"{np.mean(scores):.1f}" + (f" ({low:.1f}-{high:.1f})" if high - low >= 0.05 else "")
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -129,6 +154,9 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny data and training: checks the pipeline only")
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: the table of the runs already evaluated (the seeds column says how many)")
+    parser.add_argument("--merge", nargs="+", default=[], metavar="RESULTS_JSON",
+                        help="results.json of runs made elsewhere (another machine, an earlier round): their rows "
+                             "for these tasks, models and seeds join the table; a run evaluated here wins")
     args = parser.parse_args(argv)
     from rmdt.atomic import write_text
 
@@ -137,6 +165,7 @@ def main(argv=None) -> None:
     rows = [run_one(task, model, seed, out, args.quick, not args.collect)
             for task in args.tasks for model in args.models for seed in seeds]
     rows = [row for row in rows if row is not None]
+    rows += merged(args.merge, {(r["task"], r["model"], r["seed"]) for r in rows}, args.tasks, args.models, seeds)
     if not rows:
         raise SystemExit(f"no evaluated runs in {out / 'runs'} for these tasks, models and seeds")
     write_text(out / "results.json", json.dumps(rows, indent=1))

@@ -59,7 +59,10 @@ def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
                                   ("popgym/b", "gru", 0, -0.5, 0.0), ("minigrid/memory", "gru", 0, 0.4, 30.0)]]
     lines = bench.table(rows).splitlines()
     assert lines[2] == "| popgym/a | gru | 2 | 0.62 (0.25 to 1.00) | 75.00 (50.00 to 100.00) | 1.000 | -0.500 |"
-    assert lines[-1] == "| gru | 37.5 (2 tasks) |"  # mean of the tasks' means (75, 0); MiniGrid left out
+    grid = lines[lines.index("") + 1:]
+    assert grid[0] == "| normalised, mean (min-max) over seeds | gru |"
+    assert grid[2:] == ["| popgym/a | 75.0 (50.0-100.0) |", "| popgym/b | 0.0 |", "| minigrid/memory | 30.0 |",
+                        "| POPGym mean over tasks | 37.5 (2 tasks) |"]  # mean of the tasks' means; MiniGrid left out
     bench.plot(rows, tmp_path / "scores.png")
     assert (tmp_path / "scores.png").stat().st_size > 0
 
@@ -108,6 +111,27 @@ def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_p
     assert "| popgym/count_recall_easy | ffm | 1 | 0.50 (0.50 to 0.50) | 75.00 (75.00 to 75.00) |" in capsys.readouterr().out
     assert [r["model"] for r in json.loads((tmp_path / "results.json").read_text())] == ["ffm"]
     assert not (tmp_path / "runs" / "popgym_count_recall_easy_rmdt__0").exists()  # nothing trained
+
+
+def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_path, capsys):
+    import pytest
+
+    bench = load("memory_suites")
+    report = tmp_path / "runs" / "popgym_count_recall_easy_ffm__1" / "eval" / "results.json"
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"results": [{"mean_return": 0.5, "normalised_score": 75.0, "ref_min_score": -1.0,
+                                               "ref_max_score": 1.0}]}))
+    row = dict(task="popgym/count_recall_easy", model="ffm", seed=1, ref_min=-1.0, ref_max=1.0,
+               **{"return": -1.0, "normalised": 0.0})
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps([row, {**row, "model": "gru", "seed": 0}, {**row, "model": "gru", "seed": 7},
+                                   {**row, "task": "popgym/repeat_first_easy"}]))
+    bench.main(["--collect", "--out", str(tmp_path), "--tasks", "popgym/count_recall_easy", "--merge", str(earlier)])
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["model"], r["seed"], r["normalised"]) for r in rows] == [("ffm", 1, 75.0), ("gru", 0, 0.0)]
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="bad.json"):
+        bench.main(["--collect", "--out", str(tmp_path), "--merge", str(tmp_path / "bad.json")])
 
 
 def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path):
