@@ -108,7 +108,7 @@ def table(rows: list[dict]) -> str:
     if popgym:
         means = [[np.mean([r["normalised"] for r in cell[t, m]]) for t in popgym if cell[t, m]] for m in models]
         lines.append("| POPGym mean over tasks | " + " | ".join(
-            f"{np.mean(m):.1f} ({len(m)} tasks)" if m else "-" for m in means) + " |")
+            f"{np.mean(m):.1f} ({len(m)} task{'s' * (len(m) > 1)})" if m else "-" for m in means) + " |")
     return "\n".join(lines) + "\n"
 
 
