@@ -101,7 +101,7 @@ def table(rows: list[dict]) -> str:
         if runs:
             lines.append(f"| {task} | {model} | {len(runs)} | {spread(r['return'] for r in runs)} | "
                          f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | {runs[0]['ref_min']:.3f} |")
-    lines += ["", "| normalised, mean (min-max) over seeds | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    lines += ["", "| normalised, mean (min to max) over seeds | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(grid_cell([r["normalised"] for r in cell[task, m]]) for m in models) + " |")
     popgym = [t for t in tasks if t.startswith("popgym/")]
@@ -117,7 +117,7 @@ def grid_cell(scores: list) -> str:
     if not scores:
         return "-"
     low, high = min(scores), max(scores)
-    return f"{np.mean(scores):.1f}" + (f" ({low:.1f}-{high:.1f})" if high - low >= 0.05 else "")
+    return f"{np.mean(scores):.1f}" + (f" ({low:.1f} to {high:.1f})" if high - low >= 0.05 else "")
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -60,8 +60,8 @@ def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
     lines = bench.table(rows).splitlines()
     assert lines[2] == "| popgym/a | gru | 2 | 0.62 (0.25 to 1.00) | 75.00 (50.00 to 100.00) | 1.000 | -0.500 |"
     grid = lines[lines.index("") + 1:]
-    assert grid[0] == "| normalised, mean (min-max) over seeds | gru |"
-    assert grid[2:] == ["| popgym/a | 75.0 (50.0-100.0) |", "| popgym/b | 0.0 |", "| minigrid/memory | 30.0 |",
+    assert grid[0] == "| normalised, mean (min to max) over seeds | gru |"
+    assert grid[2:] == ["| popgym/a | 75.0 (50.0 to 100.0) |", "| popgym/b | 0.0 |", "| minigrid/memory | 30.0 |",
                         "| POPGym mean over tasks | 37.5 (2 tasks) |"]  # mean of the tasks' means; MiniGrid left out
     bench.plot(rows, tmp_path / "scores.png")
     assert (tmp_path / "scores.png").stat().st_size > 0
