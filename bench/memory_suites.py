@@ -94,7 +94,7 @@ def table(rows: list[dict]) -> str:
     """Markdown: one line per task and model (raw and normalised), then the normalised scores as a task x
     model grid whose last line is POPGym's mean over its tasks per model (each task's mean over seeds)."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    models = list(dict.fromkeys(r["model"] for r in rows))
+    models = sorted({r["model"] for r in rows}, key=lambda m: (MODELS + (m,)).index(m))
     cell = {(t, m): [r for r in rows if r["task"] == t and r["model"] == m] for t in tasks for m in models}
     lines = ["| task | model | seeds | return | normalised | oracle | random |", "|---|---|---|---|---|---|---|"]
     for (task, model), runs in cell.items():
@@ -116,8 +116,8 @@ def grid_cell(scores: list) -> str:
     scores = [s for s in scores if s is not None]
     if not scores:
         return "-"
-    low, high = min(scores), max(scores)
-    return f"{np.mean(scores):.1f}" + (f" ({low:.1f} to {high:.1f})" if high - low >= 0.05 else "")
+    low, high = f"{min(scores):.1f}", f"{max(scores):.1f}"
+    return f"{np.mean(scores):.1f}" + (f" ({low} to {high})" if low != high else "")
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -56,13 +56,15 @@ def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
     bench = load("memory_suites")
     rows = [dict(task=t, model=m, seed=s, **{"return": r, "normalised": n, "ref_min": -0.5, "ref_max": 1.0})
             for t, m, s, r, n in [("popgym/a", "gru", 0, 1.0, 100.0), ("popgym/a", "gru", 1, 0.25, 50.0),
-                                  ("popgym/b", "gru", 0, -0.5, 0.0), ("minigrid/memory", "gru", 0, 0.4, 30.0)]]
+                                  ("popgym/b", "gru", 0, -0.5, 0.0), ("minigrid/memory", "gru", 0, 0.4, 30.0),
+                                  ("popgym/b", "rmdt", 0, 0.5, 66.66), ("popgym/b", "rmdt", 1, 0.5, 66.69)]]
     lines = bench.table(rows).splitlines()
     assert lines[2] == "| popgym/a | gru | 2 | 0.62 (0.25 to 1.00) | 75.00 (50.00 to 100.00) | 1.000 | -0.500 |"
     grid = lines[lines.index("") + 1:]
-    assert grid[0] == "| normalised, mean (min to max) over seeds | gru |"
-    assert grid[2:] == ["| popgym/a | 75.0 (50.0 to 100.0) |", "| popgym/b | 0.0 |", "| minigrid/memory | 30.0 |",
-                        "| POPGym mean over tasks | 37.5 (2 tasks) |"]  # mean of the tasks' means; MiniGrid left out
+    assert grid[0] == "| normalised, mean (min to max) over seeds | rmdt | gru |"  # models in MODELS order
+    assert grid[2:] == ["| popgym/a | - | 75.0 (50.0 to 100.0) |", "| popgym/b | 66.7 | 0.0 |",
+                        "| minigrid/memory | - | 30.0 |",  # the mean of the tasks' means; MiniGrid left out:
+                        "| POPGym mean over tasks | 66.7 (1 task) | 37.5 (2 tasks) |"]
     bench.plot(rows, tmp_path / "scores.png")
     assert (tmp_path / "scores.png").stat().st_size > 0
 
