@@ -114,6 +114,27 @@ def test_rnn_packed_runs_equal_the_step_loop(layer):
     torch.testing.assert_close(grad_p, grad_s, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("scan", ["parallel", "sequential"])
+@pytest.mark.parametrize("layer", RNN_LAYERS)
+def test_rnn_layers_run_in_float32_under_cpu_bf16_autocast(layer, scan):
+    """bf16 mixed precision on a CPU: GRU/LSTM give the float32 result (oneDNN has no bf16 LSTM on
+    CPUs without bf16 instructions, where this raised) and gradients reach the parameters."""
+    batch = make_tape(make_model(layer), batch=4)
+    starts = torch.rand(4, T, generator=torch.Generator().manual_seed(3)) < 0.2
+    model = make_model(layer, scan=scan)
+    reference, _ = model(batch.returns_to_go, batch.observations, batch.actions, starts)
+    memory = model.blocks[0].memory
+    x, state = torch.randn(4, T, 16), memory.initial_state(4)
+    plain, _ = memory(x, starts, state)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, _ = memory(x, starts, state)
+        out, _ = model(batch.returns_to_go, batch.observations, batch.actions, starts)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, plain)
+    torch.testing.assert_close(out.float(), reference, rtol=0.1, atol=0.1)
+    out.float().square().sum().backward()
+    assert all(p.grad is not None for p in memory.parameters())
+
+
 @pytest.mark.parametrize("layer", LAYERS)
 def test_no_gradient_crosses_an_episode_start(layer):
     model = make_model(layer)

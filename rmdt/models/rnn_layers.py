@@ -37,9 +37,15 @@ class RNNLayer(nn.Module):
         return (zeros, zeros.clone()) if self.lstm else (zeros,)
 
     def _call(self, x, state):
-        """torch's RNNs hold their state as (1, B, size): transposed in and out."""
+        """torch's RNNs hold their state as (1, B, size): transposed in and out. Under CPU autocast the
+        kernel runs in float32: oneDNN has no bf16 LSTM on CPUs without bf16 instructions (it raises)."""
         state = tuple(s.transpose(0, 1).contiguous() for s in state)
-        y, out = self.rnn(x, state if self.lstm else state[0])
+        if x.data.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                x, state = x.float(), tuple(s.float() for s in state)
+                y, out = self.rnn(x, state if self.lstm else state[0])
+        else:
+            y, out = self.rnn(x, state if self.lstm else state[0])
         return y, tuple(s.transpose(0, 1) for s in (out if self.lstm else (out,)))
 
     def forward(self, x: torch.Tensor, starts: torch.Tensor, state: tuple[torch.Tensor, ...]):
