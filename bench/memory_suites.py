@@ -140,7 +140,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.axhline(100, color="grey", lw=0.8, ls="--")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel("normalised score (0 random, 100 oracle)")
-    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    ax.legend(fontsize=8, ncol=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
     fig.tight_layout()
     save_png(fig, path)
 
