@@ -12,6 +12,8 @@ every padded segment) is one plain call in every mode, the fastest of all.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -40,11 +42,10 @@ class RNNLayer(nn.Module):
         """torch's RNNs hold their state as (1, B, size): transposed in and out. Under CPU autocast the
         kernel runs in float32: oneDNN has no bf16 LSTM on CPUs without bf16 instructions (it raises)."""
         state = tuple(s.transpose(0, 1).contiguous() for s in state)
-        if x.data.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            with torch.autocast("cpu", enabled=False):
-                x, state = x.float(), tuple(s.float() for s in state)
-                y, out = self.rnn(x, state if self.lstm else state[0])
-        else:
+        cpu_mixed = x.data.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        if cpu_mixed:
+            x, state = x.float(), tuple(s.float() for s in state)
+        with torch.autocast("cpu", enabled=False) if cpu_mixed else nullcontext():
             y, out = self.rnn(x, state if self.lstm else state[0])
         return y, tuple(s.transpose(0, 1) for s in (out if self.lstm else (out,)))
 
