@@ -1,40 +1,37 @@
 """Run configuration: typed dataclasses (the comment on each field is its documentation), YAML files
-under ``configs/`` and dotted command-line overrides such as ``training.steps=2000``.
+under ``configs/`` composed with a model preset, and dotted command-line overrides such as
+``training.steps=2000`` or ``model=ffm``.
 
 A key that no dataclass knows is an error naming it (with the closest known key), so a typo never
-silently trains with a default.
+silently trains with a default. The model section belongs to its kind (rmdt.models.registry) and the
+evaluation's ``env_args`` to its environment (rmdt.envs): this module names neither.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from rmdt import config_upgrade
 from rmdt.atomic import write_text
+from rmdt.envs.registry import ENVS, env_settings_class
+from rmdt.errors import ConfigError
+from rmdt.models.registry import MODELS, check_model_section, model_section
+from rmdt.presets import ATOMIC_KEYS, PRESETS
+from rmdt.suggest import did_you_mean
+from rmdt.typed import build, check_type, merge, parse_override
 
-
-RECURRENT_KINDS = ("ffm", "linear_attention", "lru", "gru", "lstm")  # rmdt.models.recurrent: memoroids, then RNNs
-MODEL_KINDS = ("rmdt", *RECURRENT_KINDS)
-
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the file or key. ``keys``: the dotted keys at fault,
-    so ``load_config`` can say whether the file or a command-line override set them."""
-
-    def __init__(self, message: str, *keys: str):
-        super().__init__(message)
-        self.keys = keys
+__all__ = ["Config", "ConfigError", "DataConfig", "EvaluationConfig", "TrainingConfig", "evaluation_config",
+           "evaluation_overrides", "load_config", "override_evaluation", "check_type", "parse_override"]
 
 
 @dataclass
 class DataConfig:
-    recipe: str | None = "tmaze"  # build the dataset with rmdt.recipes.<recipe> (reused if on disk); null: use `dataset`
+    recipe: str | None = None  # build the dataset with the recipe of this environment (rmdt.envs; reused if on disk); null: use `dataset`
     recipe_args: dict = field(default_factory=dict)  # keyword arguments of that recipe's build()
     dataset: str | None = None  # Minari dataset id or directory, D4RL-layout .hdf5 file, or frame store (Atari)
     root: str | None = None  # Minari datasets directory (default: read $MINARI_DATASETS_PATH then ~/.minari/datasets, build into the first)
@@ -48,34 +45,6 @@ class DataConfig:
     batching: str = "segments"  # "segments": padded windows of N*K steps; "tape": whole episodes end to end (recurrent models)
     tape_len: int = 180  # steps per tape (batch row) when batching is "tape"
     prefetch: int = 2  # threads building the batches of the next steps during the current one (0: none)
-
-
-@dataclass
-class ModelConfig:
-    kind: str = "rmdt"  # model family: "rmdt" (a DT is rmdt with memory_tokens 0), a memoroid ("ffm", "linear_attention", "lru") or an RNN ("gru", "lstm")
-    memory_tokens: int = 8  # M: memory tokens read and written per segment; 0 gives a plain DT
-    cache_len: int = 0  # C: trajectory tokens also attend to the detached hidden states of the last C tokens before their segment (RATE's mem_len; 0: no cache)
-    d_model: int = 64  # width of every token embedding
-    n_layers: int = 2  # transformer blocks
-    n_heads: int = 4  # attention heads (d_model must be divisible by it)
-    dropout: float = 0.0  # dropout on embeddings and residual branches
-    attn_dropout: float = 0.0  # rmdt: dropout on attention weights (slow on CPU: see README, Measured)
-    feed_forward: bool = True  # rmdt: false leaves the blocks' MLP out (RATE's skip_dec_ffn)
-    mrv_heads: int | None = None  # rmdt: heads of the Memory Retention Valve (null: n_heads)
-    obs_encoder: str = "mlp"  # observation encoder: "mlp" for vectors (image encoders register more)
-    memory_update: str = "replace"  # "replace": write outputs become memory; "mrv": Memory Retention Valve;
-    #                                   "mrv_residual": LayerNorm(write outputs + valve output);
-    #                                   "gated": m + z * (write - m) with a learned gate z per channel
-    gate_bias_init: float = -3.0  # initial gate bias of the "gated" update (z starts near 0.05: memory kept)
-    memory_replay: int = 0  # training only: each segment but the last writes memory 1 + U{0..this} times
-    memory_noise: float = 0.0  # training only: std of Gaussian noise added to the memory after each segment
-    grad_segments: int | None = None  # segments the gradient crosses through memory; null: all of them
-    position_embedding: str = "learned"  # "learned" or "sinusoidal" positions within a segment
-    dt_context: str = "segments"  # DT rollouts (memory_tokens 0): "segments" (fresh context every K steps, as trained) or "sliding" (the last K steps, as the DT paper plays)
-    memory_size: int = 32  # memoroids: FFM traces m; LRU complex state size; linear attention key size per head
-    context_size: int = 4  # FFM contexts c (state of m * c complex numbers)
-    horizon: int = 1024  # FFM initialisation: longest expected episode (sets decays and periods)
-    scan: str = "auto"  # recurrent models: "auto" (faster for the device), "parallel" (GRU/LSTM: packed runs between resets) or "sequential"
 
 
 @dataclass
@@ -103,7 +72,7 @@ class TrainingConfig:
 
 @dataclass
 class EvaluationConfig:
-    env: str = "tmaze"  # environment to evaluate in: a name in rmdt.evaluation.ENV_EVALUATORS
+    env: str | None = None  # environment to evaluate in: a name registered in rmdt.envs (required)
     episodes: int = 100  # episodes per evaluated setting (e.g. per T-Maze corridor length)
     num_envs: int | None = None  # environments stepped at once (null: all episodes at once)
     seed: int = 12345  # evaluation seed (unseen by training)
@@ -111,10 +80,12 @@ class EvaluationConfig:
     #                   (each evaluated, reported side by side) or null: the env's default (Atari: the DT paper's)
     sample_actions: bool = False  # sample actions from the policy (seeded by `seed`) instead of the most likely
     periodic_episodes: int | None = None  # episodes per setting every training.eval_every steps (null: episodes)
-    env_args: dict = field(default_factory=dict)  # the env's own settings: its `Settings` in
-    #                   rmdt/evaluation/<env>.py; a mapping in YAML, that typed dataclass once loaded
+    env_args: typing.Any = field(default_factory=dict)  # the env's own settings: its `Settings` in
+    #                   rmdt/envs/<env>/settings.py; a mapping in YAML, that typed dataclass once loaded
 
     def __post_init__(self) -> None:
+        if self.env is None:
+            raise ConfigError(f"evaluation.env must be set (an environment: {', '.join(ENVS)})", "evaluation.env")
         self.env_args = env_settings(self.env, self.env_args)
         targets = self.target_returns()
         if not targets or any(isinstance(t, bool) or not isinstance(t, (int, float, type(None))) for t in targets):
@@ -128,152 +99,40 @@ class EvaluationConfig:
         """``target_return`` as a list: each entry is one evaluation (None: the env's default)."""
         return list(self.target_return) if isinstance(self.target_return, list) else [self.target_return]
 
+    @staticmethod
+    def unknown_key_hint(key: str) -> str | None:
+        """The hint for ``evaluation.KEY`` when KEY is an env setting written outside ``env_args``."""
+        owners = [env for env in ENVS if key in _setting_names(env)]
+        old = config_upgrade.flat_evaluation_owner(key)
+        if old is not None and not owners:
+            owners, key = [old[0]], old[1]
+        if owners:
+            return f" (env settings live in env_args: did you mean evaluation.env_args.{key}? env {', '.join(owners)})"
+        return None
 
-# Settings of the flat EvaluationConfig written before `env_args` (checkpoints and config.yaml files):
-# old key -> (env it belonged to, its name in that env's Settings). Every old file holds all of them.
-FLAT_EVALUATION_KEYS = {
-    "corridor_lengths": ("tmaze", "corridor_lengths"), "periodic_lengths": ("tmaze", "periodic_lengths"),
-    "game": ("atari", "game"), "sticky_actions": ("atari", "sticky_actions"), "max_steps": ("atari", "max_steps"),
-    "maze_size": ("memory_maze", "maze_size"), "episode_steps": ("memory_maze", "max_steps"),
-    "gif": ("memory_maze", "gif"),
-}
+
+def _setting_names(env: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(env_settings_class(env))]
 
 
 def env_settings(env: str, values):
     """The typed ``Settings`` of ``env`` built from ``values`` (a mapping, or such a Settings itself);
     ConfigError naming the key on an unknown env, a typo, a setting of another env or a bad value."""
-    from rmdt.evaluation import ENV_EVALUATORS, env_evaluator
-
-    if env not in ENV_EVALUATORS:
-        raise ConfigError(f"evaluation.env {env!r} is unknown{_suggest(env, ENV_EVALUATORS, '')}")
-    settings = env_evaluator(env).Settings
+    if env not in ENVS:
+        raise ConfigError(f"evaluation.env {env!r} is unknown{did_you_mean(env, ENVS)}", "evaluation.env")
+    settings = env_settings_class(env)
     if isinstance(values, settings):
         return values
     if dataclasses.is_dataclass(values):
         raise ConfigError(f"evaluation.env_args hold {type(values).__module__}.{type(values).__name__}, "
                           f"not the settings of env {env!r}")
-    names = [f.name for f in dataclasses.fields(settings)]
+    names = _setting_names(env)
     for key in values if isinstance(values, dict) and not set(values) <= set(names) else ():
-        owners = [other for other in ENV_EVALUATORS if other != env and key in _field_names(other)]
-        if key not in names and owners:
+        owners = [other for other in ENVS if other != env and key in _setting_names(other)]
+        if owners:
             raise ConfigError(f"evaluation.env_args.{key} is a setting of env {owners[0]!r}, not of {env!r} "
                               f"(known for {env}: {', '.join(names)})")
-    return _build(settings, values, "evaluation.env_args.")
-
-
-def _field_names(env: str) -> list[str]:
-    from rmdt.evaluation import env_evaluator
-
-    return [f.name for f in dataclasses.fields(env_evaluator(env).Settings)]
-
-
-def _suggest(key: str, known, prefix: str) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    return f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(known)})"
-
-
-def _upgrade_flat_evaluation(values):
-    """A flat evaluation dict written before ``env_args`` (it holds every old key) in today's shape:
-    the chosen env's settings move to ``env_args``, the other envs' (unused then too) are dropped."""
-    if not isinstance(values, dict) or "env_args" in values or not set(FLAT_EVALUATION_KEYS) <= set(values):
-        return values
-    env = values.get("env", "tmaze")
-    upgraded = {key: value for key, value in values.items() if key not in FLAT_EVALUATION_KEYS}
-    upgraded["env_args"] = {new: values[old] for old, (owner, new) in FLAT_EVALUATION_KEYS.items() if owner == env}
-    return upgraded
-
-
-def _misplaced_evaluation_key(key: str) -> str | None:
-    """The hint for ``evaluation.KEY`` when KEY is an env setting written outside ``env_args``."""
-    from rmdt.evaluation import ENV_EVALUATORS
-
-    owners = [env for env in ENV_EVALUATORS if key in _field_names(env)]
-    if key in FLAT_EVALUATION_KEYS and not owners:
-        owners, key = [FLAT_EVALUATION_KEYS[key][0]], FLAT_EVALUATION_KEYS[key][1]
-    if owners:
-        return f" (env settings live in env_args: did you mean evaluation.env_args.{key}? env {', '.join(owners)})"
-    return None
-
-
-@dataclass
-class Config:
-    name: str = "tmaze_rmdt"  # run name prefix: runs/{name}__{seed}__{time}
-    seed: int = 0  # seed of model initialisation and of the window sampler
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-
-def _check_type(value, annotation, key: str):
-    """Returns ``value`` converted to the field's type, or raises ConfigError naming ``key``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_type(value, option, key)
-            except ConfigError as error:
-                errors.append(error)
-        raise errors[0]
-    expected = origin or annotation
-    if expected is float and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:  # YAML 1.1 reads 3e-4 (no dot) as a string
-            return float(value)
-        except ValueError:
-            pass
-    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-        raise ConfigError(f"{key} must be {getattr(expected, '__name__', expected)}, got {value!r}", key)
-    return value
-
-
-def _build(cls, values: dict, prefix: str):
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}", prefix.rstrip("."))
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        if key not in names:
-            hint = cls is EvaluationConfig and _misplaced_evaluation_key(key) or _suggest(key, names, prefix)
-            raise ConfigError(f"unknown config key {prefix}{key}{hint}", prefix + key)
-        if dataclasses.is_dataclass(hints[key]):
-            kwargs[key] = _build(hints[key], value or {}, f"{prefix}{key}.")
-        else:
-            kwargs[key] = _check_type(value, hints[key], prefix + key)
-    return cls(**kwargs)
-
-
-def _merge(base: dict, update: dict) -> dict:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "recipe_args":
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def parse_override(text: str) -> dict:
-    """``"training.steps=2000"`` -> ``{"training": {"steps": 2000}}`` (the value is read as YAML)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value")
-    dotted, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw else None
-    for part in reversed(dotted.strip().split(".")):
-        value = {part: value}
-    return value
+    return build(settings, values, "evaluation.env_args.")
 
 
 def _nest_evaluation(values: dict) -> dict:
@@ -300,8 +159,6 @@ def evaluation_overrides(texts: typing.Sequence[str]) -> dict:
     Names that no env knows fail here with a did-you-mean; `override_evaluation` checks the rest
     against the checkpoint's env.
     """
-    from rmdt.evaluation import ENV_EVALUATORS
-
     values: dict = {}
     for text in texts:
         if "=" not in text:
@@ -310,18 +167,17 @@ def evaluation_overrides(texts: typing.Sequence[str]) -> dict:
         values[key.strip()] = yaml.safe_load(raw) if raw else None
     nested = _nest_evaluation(values)
     common = [f.name for f in dataclasses.fields(EvaluationConfig) if f.name != "env_args"]
-    known = common + sorted({name for env in ENV_EVALUATORS for name in _field_names(env)} - set(common))
+    known = common + sorted({name for env in ENVS for name in _setting_names(env)} - set(common))
     for key in nested["env_args"]:
         if key not in known:
-            raise ConfigError(f"unknown evaluation setting {key}{_suggest(key, known, '')}")
+            raise ConfigError(f"unknown evaluation setting {key}{did_you_mean(key, known)}")
     return nested
 
 
 def evaluation_config(values: dict) -> EvaluationConfig:
     """An EvaluationConfig from its dict: today's shape, env settings also given flat (the rule of
-    ``_nest_evaluation``), or the flat dict of checkpoints written before ``env_args`` existed
-    (converted: the chosen env's settings kept, the other envs' dropped)."""
-    return _build(EvaluationConfig, _nest_evaluation(_upgrade_flat_evaluation(values)), "evaluation.")
+    ``_nest_evaluation``), or the flat dict of checkpoints written before ``env_args`` existed."""
+    return build(EvaluationConfig, _nest_evaluation(config_upgrade.upgrade_evaluation(values)), "evaluation.")
 
 
 def override_evaluation(evaluation: EvaluationConfig, overrides: dict) -> EvaluationConfig:
@@ -336,9 +192,55 @@ def override_evaluation(evaluation: EvaluationConfig, overrides: dict) -> Evalua
     return evaluation_config(values)
 
 
+@dataclass
+class Config:
+    name: str = "run"  # run name prefix: runs/{name}__{seed}__{time}; "{model}" is replaced by the preset's name
+    seed: int = 0  # seed of model initialisation and of the window sampler
+    data: DataConfig = field(default_factory=DataConfig)
+    model: typing.Any = None  # {kind: ..., <that kind's fields>} (rmdt.models.registry), or a preset name
+    training: TrainingConfig = field(default_factory=lambda: TrainingConfig())
+    evaluation: EvaluationConfig | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _preset_name(model) -> str | None:
+    """The preset a model section names: ``model: NAME`` or ``model: {preset: NAME, ...}``."""
+    if isinstance(model, str):
+        return model
+    return model.get("preset") if isinstance(model, dict) else None
+
+
+def compose(values: dict) -> dict:
+    """A run config mapping with its model preset applied underneath it (the preset's values first,
+    the file and the command line over them), ``{model}`` in the name filled, ``preset`` dropped."""
+    name = _preset_name(values.get("model"))
+    if name is None:
+        return values
+    if name not in PRESETS:
+        raise ConfigError(f"model preset {name!r} is unknown{did_you_mean(name, PRESETS)}", "model")
+    own = dict(values)
+    own["model"] = {k: v for k, v in values["model"].items() if k != "preset"} if isinstance(values["model"], dict) \
+        else {}
+    composed = PRESETS[name].apply(own, dataclasses.asdict(DataConfig()))
+    if isinstance(composed.get("name"), str):
+        composed["name"] = composed["name"].replace("{model}", name)
+    return composed
+
+
+def _model_override(tree: dict) -> dict:
+    """``model=NAME`` on the command line picks a preset (keeping the file's other model fields)."""
+    return {**tree, "model": {"preset": tree["model"]}} if isinstance(tree.get("model"), str) else tree
+
+
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file, then ``key=value`` overrides, checked against the dataclasses and
-    for usable values. An error names the key and where it was set: the file or the override."""
+    """The YAML file, then ``key=value`` overrides, composed with the model preset they name, over the
+    dataclass defaults, checked for usable values. An error names the key and where it was set: the file
+    or the override."""
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -348,21 +250,33 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML ({error})") from error
-    if isinstance(values, dict) and "evaluation" in values:  # a config.yaml written before env_args
-        values["evaluation"] = _upgrade_flat_evaluation(values["evaluation"])
     parsed = []
-    for text in overrides:
-        try:
-            parsed.append((text, parse_override(text)))
-        except yaml.YAMLError as error:
-            raise ConfigError(f"override {text!r}: the value is not valid YAML ({error})") from None
-        values = _merge(values, parsed[-1][1])
     try:
-        config = _build(Config, values, "")
+        values = config_upgrade.upgrade_run_config(values, lambda kind: MODELS[kind].fields if kind in MODELS else ())
+        if isinstance(values, dict) and isinstance(values.get("model"), str):
+            values = {**values, "model": {"preset": values["model"]}}
+        for text in overrides:
+            try:
+                parsed.append((text, _model_override(parse_override(text))))
+            except yaml.YAMLError as error:
+                raise ConfigError(f"override {text!r}: the value is not valid YAML ({error})") from None
+            values = merge(values, parsed[-1][1], atomic=ATOMIC_KEYS)
+        config = _build_config(compose(values))
         validate(config)
     except ConfigError as error:
         raise ConfigError(f"{_origin(error.keys, parsed, path)}{error}", *error.keys) from None
     return config
+
+
+def _build_config(values) -> Config:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config must be a mapping, got {values!r}")
+    sections = {"model": model_section(values.get("model")),
+                "evaluation": build(EvaluationConfig, values.get("evaluation") or {}, "evaluation.")}
+    types_ = {"name": str, "seed": int, "data": DataConfig, "training": TrainingConfig}
+    rest = build(Config, {k: v for k, v in values.items() if k not in sections}, "", types_={**types_, **{
+        key: typing.Any for key in sections}})
+    return dataclasses.replace(rest, **sections)
 
 
 def _origin(keys: tuple[str, ...], overrides: list[tuple[str, dict]], path: Path | None) -> str:
@@ -384,6 +298,7 @@ def _origin(keys: tuple[str, ...], overrides: list[tuple[str, dict]], path: Path
 def validate(config: Config) -> None:
     """Checks values that are well typed but unusable, before any data is loaded or folder made."""
     d, m, t = config.data, config.model, config.training
+    model = MODELS[m.kind].model_class
     world = int(os.environ.get("WORLD_SIZE", "1"))  # processes under `accelerate launch` / torchrun
     checks = [
         (d.recipe is not None or d.dataset is not None, ("data.recipe", "data.dataset"),
@@ -396,12 +311,11 @@ def validate(config: Config) -> None:
         (d.return_scale > 0, ("data.return_scale",), f"data.return_scale must be > 0, got {d.return_scale}"),
         (d.num_actions is None or d.num_actions >= 1, ("data.num_actions",),
          f"data.num_actions must be null or >= 1, got {d.num_actions}"),
-        (m.memory_tokens >= 0, ("model.memory_tokens",), f"model.memory_tokens must be >= 0, got {m.memory_tokens}"),
-        (m.kind in MODEL_KINDS, ("model.kind",), f"model.kind must be one of {', '.join(MODEL_KINDS)}, got {m.kind!r}"),
         (d.batching in ("segments", "tape"), ("data.batching",),
          f"data.batching must be 'segments' or 'tape', got {d.batching!r}"),
-        (d.batching == "segments" or m.kind != "rmdt", ("data.batching", "model.kind"),
-         f"data.batching 'tape' needs a recurrent model.kind ({', '.join(RECURRENT_KINDS)}), not rmdt"),
+        (d.batching not in ("segments", "tape") or d.batching in model.batchings, ("data.batching", "model.kind"),
+         f"data.batching {d.batching!r} needs a model kind that trains on it "
+         f"({', '.join(k for k, e in MODELS.items() if d.batching in e.model_class.batchings)}), not {m.kind!r}"),
         (d.tape_len >= 1, ("data.tape_len",), f"data.tape_len must be >= 1, got {d.tape_len}"),
         (d.prefetch >= 0, ("data.prefetch",), f"data.prefetch must be >= 0 (0: no prefetch), got {d.prefetch}"),
         (t.steps >= 1, ("training.steps",), f"training.steps must be >= 1, got {t.steps}"),
@@ -426,8 +340,9 @@ def validate(config: Config) -> None:
         (t.keep_checkpoints >= 0, ("training.keep_checkpoints",),
          f"training.keep_checkpoints must be >= 0 (0 keeps all), got {t.keep_checkpoints}"),
         (t.eval_every >= 0, ("training.eval_every",), f"training.eval_every must be >= 0 (0: never), got {t.eval_every}"),
-        (not t.checkpoint_segments or m.kind == "rmdt", ("training.checkpoint_segments",),
-         f"training.checkpoint_segments needs model.kind rmdt (segments), got {m.kind!r}"),
+        (not t.checkpoint_segments or model.checkpointable_segments, ("training.checkpoint_segments",),
+         f"training.checkpoint_segments needs a model kind that recomputes segments "
+         f"({', '.join(k for k, e in MODELS.items() if e.model_class.checkpointable_segments)}), got {m.kind!r}"),
     ]
     for ok, keys, message in checks:
         if not ok:
@@ -441,7 +356,7 @@ def validate(config: Config) -> None:
             parse_schedule(d.num_segments_schedule, d.num_segments)
         except ValueError as error:
             raise ConfigError(str(error), "data.num_segments_schedule") from None
-    _check_model(config)
+    check_model_section(config.model, {"context_len": d.context_len, "return_scale": d.return_scale})
     validate_run_settings(t)
 
 
@@ -449,39 +364,17 @@ def _check_recipe(name: str, arguments: dict) -> None:
     """The recipe exists and its ``build`` takes these arguments (before it runs for an hour)."""
     import inspect
 
-    from rmdt.data.recipes import load_recipe, unknown_recipe
-
-    message = unknown_recipe(name)
-    if message:
-        raise ConfigError(f"data.recipe: {message}", "data.recipe")
-    parameters = [p for p in inspect.signature(load_recipe(name).build).parameters if p != "root"]
-    for key in arguments:
-        if key not in parameters:
-            close = difflib.get_close_matches(key, parameters, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(parameters)})"
-            raise ConfigError(f"data.recipe_args: recipe {name} has no argument {key!r}{hint}", "data.recipe_args")
-
-
-def _check_model(config: Config) -> None:
-    """Runs the model config's own field checks (encoder and memory-update names, d_model divisible by
-    n_heads, ...) on placeholder data shapes, naming the run-config key of a bad field."""
-    from rmdt.models.embeddings import OBS_ENCODERS
-    from rmdt.models.factory import policy_config
-    from rmdt.models.memoroid import SCANS
-    from rmdt.models.policy_config import FieldError
-    from rmdt.models.rmdt import MEMORY_UPDATES, POSITION_EMBEDDINGS
+    from rmdt.envs.registry import load_recipe
 
     try:
-        policy_config(config, obs_shape=[1], num_actions=2)
-    except FieldError as error:
-        key = {"context_len": "data.context_len", "return_scale": "data.return_scale", "layer": "model.kind"}.get(
-            error.field, f"model.{error.field}")
-        names = {"obs_encoder": OBS_ENCODERS, "memory_update": MEMORY_UPDATES,
-                 "position_embedding": POSITION_EMBEDDINGS, "scan": SCANS}.get(error.field, ())
-        close = difflib.get_close_matches(str(error.value), list(names), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        also = ("model.n_heads",) if error.field == "d_model" else ()
-        raise ConfigError(f"{key} must be {error.what}, got {error.value!r}{hint}", key, *also) from None
+        recipe = load_recipe(name)
+    except (KeyError, ValueError) as error:
+        raise ConfigError(f"data.recipe: {error}", "data.recipe") from None
+    parameters = [p for p in inspect.signature(recipe.build).parameters if p != "root"]
+    for key in arguments:
+        if key not in parameters:
+            raise ConfigError(f"data.recipe_args: recipe {name} has no argument {key!r}{did_you_mean(key, parameters)}",
+                              "data.recipe_args")
 
 
 TRACKERS = ("tensorboard", "wandb", "mlflow", "aim")
@@ -496,7 +389,6 @@ def validate_run_settings(t: TrainingConfig) -> None:
                           "training.collective_timeout_s")
     for name in t.trackers:
         if name not in TRACKERS:
-            close = difflib.get_close_matches(str(name), TRACKERS, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            hint = did_you_mean(name, TRACKERS, list_known=False)
             raise ConfigError(f"training.trackers: unknown tracker {name!r}{hint} (known: {', '.join(TRACKERS)})",
                               "training.trackers")

@@ -22,6 +22,8 @@ class Policy:
     """
 
     discrete: bool  # True: act returns logits over actions; False: it returns actions in [-1, 1]
+    batchings: tuple[str, ...] = ("segments",)  # data.batching values ``loss`` trains on ("tape": whole episodes)
+    checkpointable_segments: bool = False  # True: ``checkpoint_segments = True`` recomputes segments in backward
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Scalar training loss over the real (unmasked) steps and detached metric tensors.

@@ -12,18 +12,19 @@ every row is a start too, so a window that begins mid-episode starts from an emp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
 from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, ReturnEmbedding, build_obs_encoder
 from rmdt.models.memoroid import SCANS, Element
-from rmdt.models.memoroid_layers import FFM, LAYERS, LRU, LinearAttention
+from rmdt.models.memoroid_layers import FFM, LRU, LinearAttention
 from rmdt.models.policy import Policy, action_loss
 from rmdt.models.policy_config import PolicyConfigChecks
-from rmdt.models.rnn_layers import RNN_LAYERS, RNNLayer
+from rmdt.models.rnn_layers import RNNLayer
 
 
 class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
@@ -52,23 +53,32 @@ class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
     def _validate(self) -> None:
         super()._validate()
         require, is_int = self.require, self.is_int
-        require(self.layer in LAYERS or self.layer in RNN_LAYERS, "layer", f"one of {[*LAYERS, *RNN_LAYERS]}")
+        require(self.layer in MEMORY_LAYERS, "layer", f"one of {list(MEMORY_LAYERS)}", MEMORY_LAYERS)
         for name in ("n_layers", "memory_size", "context_size", "n_heads", "horizon"):
             require(is_int(getattr(self, name), 1), name, "an integer >= 1")
         require(is_int(self.d_model, 1) and (self.layer != "linear_attention" or self.d_model % self.n_heads == 0),
                 "d_model", f"a positive integer (divisible by n_heads={self.n_heads} for linear attention)")
-        require(self.scan in SCANS, "scan", f"one of {list(SCANS)}")
+        require(self.scan in SCANS, "scan", f"one of {list(SCANS)}", SCANS)
 
 
-def build_layer(config: RecurrentConfig) -> nn.Module:
-    d, kind = config.d_model, config.layer
-    if kind == "ffm":
-        return FFM(d, config.memory_size, config.context_size, config.horizon, config.scan)
-    if kind in RNN_LAYERS:
-        return RNNLayer(d, kind, config.scan)
-    if kind == "linear_attention":
-        return LinearAttention(d, config.n_heads, config.memory_size, config.scan)
-    return LRU(d, config.memory_size, scan_mode=config.scan)
+@dataclass(frozen=True)
+class MemoryLayer:
+    """A recurrent memory layer: how to build it from the config, and the config fields it reads."""
+
+    build: Callable[[RecurrentConfig], nn.Module]
+    fields: tuple[str, ...]  # RecurrentConfig fields of this layer beyond COMMON_FIELDS
+
+
+COMMON_FIELDS = ("d_model", "n_layers", "dropout", "obs_encoder", "scan", "initializer_range")
+MEMORY_LAYERS = {
+    "ffm": MemoryLayer(lambda c: FFM(c.d_model, c.memory_size, c.context_size, c.horizon, c.scan),
+                       ("memory_size", "context_size", "horizon")),
+    "linear_attention": MemoryLayer(lambda c: LinearAttention(c.d_model, c.n_heads, c.memory_size, c.scan),
+                                    ("n_heads", "memory_size")),
+    "lru": MemoryLayer(lambda c: LRU(c.d_model, c.memory_size, scan_mode=c.scan), ("memory_size",)),
+    "gru": MemoryLayer(lambda c: RNNLayer(c.d_model, "gru", c.scan), ()),
+    "lstm": MemoryLayer(lambda c: RNNLayer(c.d_model, "lstm", c.scan), ()),
+}
 
 
 class Block(nn.Module):
@@ -78,7 +88,7 @@ class Block(nn.Module):
         super().__init__()
         d = config.d_model
         self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.memory = build_layer(config)
+        self.memory = MEMORY_LAYERS[config.layer].build(config)
         self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
         self.drop = nn.Dropout(config.dropout)
 
@@ -101,6 +111,7 @@ class RecurrentModel(PreTrainedModel, Policy):
     """Return-conditioned memoroid policy: step embeddings -> resettable scans -> actions."""
 
     config_class = RecurrentConfig
+    batchings = ("segments", "tape")
     base_model_prefix = "recurrent"
     main_input_name = "observations"
     _no_split_modules = ["Block"]
@@ -187,5 +198,3 @@ class RecurrentModel(PreTrainedModel, Policy):
         return RecurrentState(layers=state.layers, first=state.first | done)
 
 
-AutoConfig.register("rmdt_recurrent", RecurrentConfig, exist_ok=True)
-AutoModel.register(RecurrentConfig, RecurrentModel, exist_ok=True)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
 from rmdt.models import hidden_cache
@@ -90,14 +90,14 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
                 "mrv_heads", f"None or a positive integer dividing d_model={self.d_model}")
         require(is_int(self.d_model, 1) and self.d_model % self.n_heads == 0, "d_model",
                 f"a positive integer divisible by n_heads={self.n_heads}")
-        require(self.memory_update in MEMORY_UPDATES, "memory_update", f"one of {list(MEMORY_UPDATES)}")
+        require(self.memory_update in MEMORY_UPDATES, "memory_update", f"one of {list(MEMORY_UPDATES)}", MEMORY_UPDATES)
         require(self.grad_segments is None or is_int(self.grad_segments, 1), "grad_segments",
                 "None or an integer >= 1")
         require(is_int(self.memory_replay, 0), "memory_replay", "an integer >= 0")
         require(isinstance(self.memory_noise, (int, float)) and self.memory_noise >= 0, "memory_noise", ">= 0")
         require(isinstance(self.gate_bias_init, (int, float)), "gate_bias_init", "a number")
         require(self.position_embedding in POSITION_EMBEDDINGS, "position_embedding",
-                f"one of {list(POSITION_EMBEDDINGS)}")
+                f"one of {list(POSITION_EMBEDDINGS)}", POSITION_EMBEDDINGS)
         require(self.dt_context == "segments" or self.dt_context == "sliding" and self.memory_tokens == 0,
                 "dt_context", "'segments', or 'sliding' with memory_tokens 0 (memory needs whole segments)")
         require(self.dt_context == "segments" or self.cache_len == 0, "dt_context",
@@ -155,6 +155,7 @@ class RMDTModel(PreTrainedModel, Policy):
     """RMDT: segment-recurrent memory tokens around a GPT-style decision transformer."""
 
     config_class = RMDTConfig
+    checkpointable_segments = True
     base_model_prefix = "rmdt"
     main_input_name = "observations"
     _no_split_modules = ["Block"]
@@ -516,7 +517,3 @@ class RMDTModel(PreTrainedModel, Policy):
         rollouts are unchanged.
         """
         self.memory_hook, self.hook_cache = hook, cache
-
-
-AutoConfig.register("rmdt", RMDTConfig, exist_ok=True)
-AutoModel.register(RMDTConfig, RMDTModel, exist_ok=True)
