@@ -1,6 +1,6 @@
 """Evaluate a checkpoint: python evaluate.py CHECKPOINT_DIR [KEY=VALUE ...] [--episodes N] [--seed S] [--out FILE.json]
                                             [--target-return R ...] [--lengths L ...] [--probe-memory]
-                                            [--export-attention DIR]
+                                            [--export-attention DIR] [--import MODULE]
 
 CHECKPOINT_DIR is a run directory (its final/ is used) or a save_pretrained directory. The
 environment and its settings come from the checkpoint (the run's `evaluation` config); KEY=VALUE
@@ -15,6 +15,8 @@ writes attention maps.
 import argparse
 import json
 import sys
+
+from rmdt.plugins import add_import_argument, import_plugins
 
 
 def main(argv=None) -> int:
@@ -42,11 +44,13 @@ def main(argv=None) -> int:
     parser.add_argument("--attention-segments", type=int, default=64,
                         help="segments kept per exported episode, from its start (default 64)")
     parser.add_argument("--per-head", action="store_true", help="with --export-attention: heatmaps of every head too")
+    add_import_argument(parser)
     args = parser.parse_intermixed_args(argv)  # KEY=VALUE settings may also follow the flags
     from rmdt.config import evaluation_overrides
     from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
 
     try:
+        import_plugins(args.imports)
         overrides = evaluation_overrides(args.settings)
         overrides.update({key: value for key, value in (("episodes", args.episodes), ("seed", args.seed))
                           if value is not None})

@@ -1,4 +1,5 @@
-"""Train a policy: python train.py CONFIG [section.key=value ...] [--run-dir DIR] [--resume]
+"""Train a policy: python train.py CONFIG [section.key=value | model=PRESET ...] [--run-dir DIR] [--resume]
+                                  [--import MODULE]
 
 The run directory holds config.yaml (resolved), train.log, tensorboard/, checkpoints/ and final/
 (a save_pretrained directory that evaluate.py reads). Under `accelerate launch` it runs on every
@@ -12,6 +13,7 @@ import sys
 
 from rmdt.config import ConfigError, load_config
 from rmdt.data import DataError
+from rmdt.plugins import add_import_argument, import_plugins
 
 
 def error_line(error: BaseException, every_process: bool = False) -> int:
@@ -24,15 +26,18 @@ def error_line(error: BaseException, every_process: bool = False) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="YAML file, e.g. configs/tmaze/rmdt.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.steps=2000")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.steps=2000, or model=PRESET "
+                                                     "(a preset of rmdt.presets, e.g. model=ffm)")
     parser.add_argument("--run-dir", help="run directory (default runs/{name}__{seed}__{time})")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last intact checkpoint")
-    args = parser.parse_args(argv)
+    add_import_argument(parser)
+    args = parser.parse_intermixed_args(argv)  # overrides may also follow the flags
     if args.resume and not args.run_dir:
         parser.error("--resume needs --run-dir")
     try:
+        import_plugins(args.imports)
         config = load_config(args.config, args.overrides)
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, ValueError) as error:
         return error_line(error)
     from rmdt.training import train
     from rmdt.training.checkpoint import CheckpointError

@@ -1,3 +1,4 @@
+import dataclasses
 import importlib.util
 import json
 import re
@@ -5,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from rmdt.config import Config, ConfigError, evaluation_config, load_config, override_evaluation
+from rmdt.config import Config, ConfigError, DataConfig, evaluation_config, load_config, override_evaluation
 from rmdt.evaluation import ENV_EVALUATORS, env_evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 QUICKSTART = ROOT / "configs" / "tmaze" / "quickstart.yaml"
+NAMED = "model: dt\ndata: {recipe: tmaze}\nevaluation: {env: tmaze}\n"  # what a config must name
 # The whole `evaluation` of a checkpoint's config.json written before env_args existed (flat, every env's keys)
 OLD_FLAT_EVALUATION = {
     "env": "memory_maze", "target_return": 4.0, "corridor_lengths": [9, 30, 90, 150, 300, 600, 900],
@@ -37,8 +39,12 @@ def test_overrides_apply_with_yaml_types(tmp_path):
     assert load_config(tmp_path / "c.yaml") == config  # the resolved config round-trips
 
 
-def test_defaults_without_file():
-    assert load_config() == Config()
+def test_without_file_the_model_and_the_environment_must_be_named():
+    with pytest.raises(ConfigError, match=r"model.kind must be set \(a model kind: rmdt, ffm, .*\), or name a preset"):
+        load_config()
+    config = load_config(None, ["model=dt", "evaluation.env=tmaze", "data.recipe=tmaze"])
+    assert config.model.kind == "rmdt" and config.model.memory_tokens == 0 and config.evaluation.env == "tmaze"
+    assert config.data == dataclasses.replace(DataConfig(), recipe="tmaze")
 
 
 @pytest.mark.parametrize("override, match", [
@@ -53,7 +59,7 @@ def test_defaults_without_file():
 ])
 def test_bad_values_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
-        load_config(None, [override])
+        load_config(QUICKSTART, [override])
 
 
 def test_bad_file_is_named(tmp_path):
@@ -110,7 +116,7 @@ def test_bad_evaluation_settings_name_the_key(override, match):
 ])
 def test_bad_settings_of_each_env_are_refused(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        load_config(None, overrides)
+        load_config(QUICKSTART, overrides)
 
 
 def test_bad_evaluation_settings_fail_before_any_data_is_built(monkeypatch, capsys, tmp_path):
@@ -220,29 +226,29 @@ def test_unusable_values_fail_in_load_config_naming_the_override(override, match
 def test_batch_size_must_split_over_the_processes_of_a_launch(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ConfigError, match=r"divisible by processes \(3\) x training\.grad_accum \(1\)"):
-        load_config(None, ["training.batch_size=64"])
-    assert load_config(None, ["training.batch_size=63"]).training.batch_size == 63
+        load_config(QUICKSTART, ["training.batch_size=64"])
+    assert load_config(QUICKSTART, ["training.batch_size=63"]).training.batch_size == 63
 
 
 def test_errors_name_the_file_or_the_override_that_set_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("training:\n  steps: abc\n  lr: 0.001\n")
+    bad.write_text(NAMED + "training:\n  steps: abc\n  lr: 0.001\n")
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: training\.steps must be int, got 'abc'"):
         load_config(bad)
     assert load_config(bad, ["training.steps=5"]).training.steps == 5  # an override can repair the file
     good = tmp_path / "good.yaml"
-    good.write_text("training:\n  lr: 0.001\n")
+    good.write_text(NAMED + "training:\n  lr: 0.001\n")
     with pytest.raises(ConfigError, match=r"^override training\.steps=abc: training\.steps must be int, got 'abc'"):
         load_config(good, ["model.d_model=32", "training.steps=abc"])
     with pytest.raises(ConfigError, match=r"^override training\.lr=0: training\.lr must be > 0"):
         load_config(good, ["training.lr=0"])
-    good.write_text("training:\n  lr: 0\n")
+    good.write_text(NAMED + "training:\n  lr: 0\n")
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(good))}: training\.lr must be > 0"):
         load_config(good, ["training.steps=10"])
     with pytest.raises(ConfigError, match=r"^override model\.n_heads=3: model\.d_model must be .*n_heads=3"):
-        load_config(None, ["model.n_heads=3"])  # a check of two keys blames the override that set either
+        load_config(QUICKSTART, ["model.n_heads=3"])  # a check of two keys blames the override that set either
     with pytest.raises(ConfigError, match=r"^override 'training\.steps=\[1': the value is not valid YAML"):
-        load_config(None, ["training.steps=[1"])
+        load_config(QUICKSTART, ["training.steps=[1"])
 
 
 def test_the_recipe_and_its_arguments_are_checked_before_any_build():

@@ -1,5 +1,6 @@
 """The input pipeline: prefetched batches are the sampler's batches, and frame-store batches carry
 unique frames + an index that gather to exactly the stacks models saw before."""
+from pathlib import Path
 import numpy as np
 import pytest
 import torch
@@ -10,6 +11,8 @@ from rmdt.data.frame_store import FrameStacks, FrameStoreWriter, load_frame_stor
 from rmdt.data.prefetch import PrefetchingSampler
 from rmdt.training import train
 from training_helpers import CONFIG, params
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "tmaze" / "quickstart.yaml"
 
 
 @pytest.fixture
@@ -63,8 +66,8 @@ def test_prefetched_batches_are_the_samplers_in_order_after_jumps_and_size_chang
         assert_same_batches(ahead.batch(step, size), plain.batch(step, size))
     assert ahead.trajectories is data  # the wrapped sampler's attributes show through
     ahead.close()
-    built = build_sampler(load_config(None, ["data.prefetch=3"]).data, data, 5)
-    bare = build_sampler(load_config(None, ["data.prefetch=0"]).data, data, 5)
+    built = build_sampler(load_config(QUICKSTART, ["data.prefetch=3"]).data, data, 5)
+    bare = build_sampler(load_config(QUICKSTART, ["data.prefetch=0"]).data, data, 5)
     assert isinstance(built, PrefetchingSampler) and built.workers == 3 and isinstance(bare, SegmentSampler)
     assert_same_batches(built.batch(4, 8), bare.batch(4, 8))
     with pytest.raises(ValueError, match="workers"):
@@ -92,7 +95,7 @@ def test_loader_benchmark_measures(monkeypatch):
     sampler = SegmentSampler(data, 4, 2, "uniform", seed=0)
     for make in (lambda: sampler, lambda: PrefetchingSampler(sampler, 1), lambda: bench.ProcessSampler(sampler, 1)):
         assert bench.loader_rate(make, batch_size=4, seconds=0.05) > 0
-    config = load_config(None, ["model.obs_encoder=nature_cnn", "model.d_model=16", "model.n_layers=1",
+    config = load_config(QUICKSTART, ["model.obs_encoder=nature_cnn", "model.d_model=16", "model.n_layers=1",
                                 "model.n_heads=2", "data.context_len=4", "data.num_segments=2"])
     from rmdt.models.factory import build_policy
 

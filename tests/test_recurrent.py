@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rmdt.config import RECURRENT_KINDS, ConfigError, load_config
+from rmdt.config import ConfigError, load_config
+from rmdt.models.registry import MODELS
 from rmdt.data.segments import Batch
 from rmdt.models import RecurrentConfig, RecurrentModel
 from rmdt.models.memoroid_layers import LAYERS as MEMOROIDS
@@ -228,13 +229,16 @@ def tiny(tmp_path_factory):
 
 
 def test_configs_dispatch_and_refuse_tapes_for_rmdt(tiny):
-    for name in RECURRENT_KINDS:
+    tape_kinds = [kind for kind, entry in MODELS.items() if "tape" in entry.model_class.batchings]
+    assert tape_kinds == ["ffm", "linear_attention", "lru", "gru", "lstm"]
+    for name in tape_kinds:
         config = load_config(ROOT / "configs" / "tmaze" / f"{name}.yaml")
         assert config.model.kind == name and config.data.batching == "tape"
-    with pytest.raises(ConfigError, match="needs a recurrent model.kind"):
+    with pytest.raises(ConfigError, match="data.batching 'tape' needs a model kind that trains on it "
+                                          r"\(ffm, linear_attention, lru, gru, lstm\), not 'rmdt'"):
         load_config(ROOT / "configs" / "tmaze" / "rmdt.yaml", ["data.batching=tape"])
-    with pytest.raises(ConfigError, match="model.kind must be one of"):
-        load_config(None, ["model.kind=rnn"])
+    with pytest.raises(ConfigError, match="model.kind 'rnn' is unknown"):
+        load_config(ROOT / "configs" / "tmaze" / "gru.yaml", ["model.kind=rnn"])
 
 
 @pytest.mark.parametrize("kind", RNN_LAYERS)

@@ -10,6 +10,9 @@ from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.memoroid_layers import FFM, LRU
 from rmdt.models.transformer import Attention
 from rmdt.training.trainer import LossForward
+from pathlib import Path
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "tmaze" / "quickstart.yaml"
 
 K, N = 4, 3
 
@@ -110,9 +113,9 @@ def test_config_options_are_checked():
         make_model(attn_dropout=1.0)
     with pytest.raises(ValueError, match="RMDTConfig.mrv_heads"):
         make_model(mrv_heads=3)
-    with pytest.raises(ConfigError, match="checkpoint_segments needs model.kind rmdt"):
-        load_config(None, ["model.kind=ffm", "training.checkpoint_segments=true"])
-    assert load_config(None, ["training.checkpoint_segments=true", "training.compile=true"]).training.compile
+    with pytest.raises(ConfigError, match=r"checkpoint_segments needs a model kind that recomputes segments \(rmdt\), got .ffm."):
+        load_config(QUICKSTART, ["model.kind=ffm", "training.checkpoint_segments=true"])
+    assert load_config(QUICKSTART, ["training.checkpoint_segments=true", "training.compile=true"]).training.compile
 
 
 @pytest.mark.parametrize("layer", [FFM(8, memory_size=4, context_size=2, horizon=50), LRU(8, state_size=6)])

@@ -99,8 +99,11 @@ def register_model(kind: str, config_class, model_class, fields: typing.Sequence
 def model_section(values, prefix: str = "model.") -> typing.Any:
     """The typed model section of a run config from its mapping: the kind's fields with its defaults,
     checked by the kind's config class. A field of another kind is refused naming that kind."""
+    if values is None:
+        values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix}kind must be set: the model section is a mapping, got {values!r}", prefix + "kind")
+        raise ConfigError(f"{prefix.rstrip('.')} must be a mapping {{kind: ..., <its fields>}} or a preset name, "
+                          f"got {values!r}", prefix + "kind")
     kind = values.get("kind")
     if kind is None:
         raise ConfigError(f"{prefix}kind must be set (a model kind: {', '.join(MODELS)}), or name a preset with "
