@@ -11,29 +11,21 @@
 4. Rows/s of the DQN-Replay importer on a checkpoint of real Breakout frames.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sampler import measure  # noqa: E402
-
-from rmdt.data import SegmentSampler, Trajectories  # noqa: E402
-from rmdt.data.frame_store import FrameStoreWriter, StackedFrames, load_frame_store  # noqa: E402
+from rmdt.data import SegmentSampler, Trajectories
+from rmdt.data.frame_store import StackedFrames
+from rmdt.data.synthetic import random_frame_store
+from rmdt.data.throughput import windows_per_second
 
 
 def write_store(path: Path, steps: int, episode_len: int = 1000) -> Trajectories:
-    rng = np.random.default_rng(0)
-    with FrameStoreWriter(path, (84, 84), num_actions=4) as writer:
-        for first in range(0, steps, episode_len):
-            n = min(episode_len, steps - first)
-            writer.add_episode(rng.integers(0, 4, n), rng.choice([0.0, 1.0], n),
-                               rng.integers(0, 256, (n, 84, 84), dtype=np.uint8))
-        writer.finish()
-    return load_frame_store(path)
+    """A store of random frames, ``steps`` in all, in episodes of ``episode_len`` (the last one shorter)."""
+    return random_frame_store(path, [min(episode_len, steps - first) for first in range(0, steps, episode_len)])
 
 
 def store_figures(steps: int, seconds: float = 5.0) -> None:
@@ -48,7 +40,7 @@ def store_figures(steps: int, seconds: float = 5.0) -> None:
                               num_actions=4)
         print(f"{'frames':<22}{'windows/s':>12}{'steps/s':>12}{'MB/s of states':>16}")
         for name, data in (("memory-mapped store", on_disk), ("in RAM", in_ram)):
-            rate = measure(SegmentSampler(data, 30, 3, "uniform"), batch_size=128, seconds=seconds)
+            rate = windows_per_second(SegmentSampler(data, 30, 3, "uniform"), batch_size=128, seconds=seconds)
             print(f"{name:<22}{rate:>12,.0f}{rate * 90:>12,.0f}{rate * 90 * 4 * 84 * 84 / 2**20:>16,.0f}")
 
 

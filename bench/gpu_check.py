@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from rmdt.atomic import write_text  # noqa: E402
 from rmdt.config import MODEL_KINDS, load_config  # noqa: E402
 from rmdt.data import Trajectories, build_sampler  # noqa: E402
-from rmdt.data.frame_store import FrameStoreWriter, load_frame_store  # noqa: E402
+from rmdt.data.synthetic import random_frame_store, tmaze_oracle  # noqa: E402
 
 FIRST_TOL = {"bf16": 0.03, "fp16": 0.01}  # relative gap of the first step's loss to fp32
 TAIL_TOL = 0.15  # relative gap of the mean loss over the last quarter of the steps to fp32 (+ 0.02 absolute)
@@ -63,35 +63,6 @@ TINY = ["data.context_len=4", "data.num_segments=2", "data.tape_len=8", "model.d
         "model.n_heads=2", "model.memory_size=4", "model.context_size=2", "training.batch_size=4",
         "training.warmup_steps=1"]
 DISTINCT_BATCHES = 8  # batches held on the device and cycled (Atari batches are ~0.3 GB each)
-
-
-def tmaze_data(episodes: int, max_length: int, seed: int = 0) -> Trajectories:
-    """T-Maze oracle episodes (corridor lengths uniform in [1, max_length]) straight into memory."""
-    from rmdt.envs.tmaze import TMazeEnv, oracle_actions
-
-    rng = np.random.default_rng(seed)
-    triples = []
-    for i, length in enumerate(rng.integers(1, max_length + 1, size=episodes)):
-        env = TMazeEnv(corridor_length=int(length))
-        obs, info = env.reset(seed=seed * 100_003 + i)
-        actions, observations, rewards = oracle_actions(int(length), info["clue"]), [obs], []
-        for action in actions:
-            obs, reward, *_ = env.step(int(action))
-            observations.append(obs), rewards.append(reward)
-        triples.append((np.stack(observations[:-1]), actions, np.asarray(rewards, np.float32)))
-    return Trajectories.from_episodes(triples, source="tmaze-oracle (memory)", num_actions=4)
-
-
-def atari_data(directory: Path, episodes: int, length: int, seed: int = 0) -> Trajectories:
-    """A frame store of random 84x84 frames, rewards and 4 actions, in rmdt's on-disk format."""
-    rng = np.random.default_rng(seed)
-    with FrameStoreWriter(directory / "store", (84, 84), num_actions=4) as writer:
-        for _ in range(episodes):
-            n = int(rng.integers(length // 2, length + 1))
-            writer.add_episode(rng.integers(0, 4, n), rng.choice([0.0, 1.0], n, p=[0.9, 0.1]),
-                               rng.integers(0, 256, (n, 84, 84), dtype=np.uint8))
-        writer.finish()
-    return load_frame_store(directory / "store")
 
 
 def config_for(env: str, kind: str, tiny: bool, extra: list[str] = ()):
@@ -325,9 +296,11 @@ def main(argv=None) -> int:
             "compile_backend": backend}
     rows, data = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        data["tmaze"] = tmaze_data(40 if args.tiny else 2000, 10 if args.tiny else 88)
-        if "atari" in args.envs:
-            data["atari"] = atari_data(Path(tmp), 3 if args.tiny else 24, 40 if args.tiny else 400)
+        data["tmaze"] = tmaze_oracle(40 if args.tiny else 2000, 10 if args.tiny else 88)
+        if "atari" in args.envs:  # episodes of 20-40 (tiny) or 200-400 steps
+            length = 40 if args.tiny else 400
+            lengths = np.random.default_rng(0).integers(length // 2, length + 1, size=3 if args.tiny else 24)
+            data["atari"] = random_frame_store(Path(tmp) / "store", lengths)
         plan = [(env, kind, p, False) for env in args.envs for kind in models for p in precisions]
         if not args.no_compile:  # most wanted first, while the budget lasts (tiny: RMDT only)
             plan += [(env, kind, compile_precision, True) for kind in (models[:1] if args.tiny else models)

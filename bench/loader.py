@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,14 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_check import atari_data, tmaze_data  # noqa: E402
-
-from rmdt.atomic import write_text  # noqa: E402
-from rmdt.config import load_config  # noqa: E402
-from rmdt.data import SegmentSampler, Trajectories  # noqa: E402
-from rmdt.data.prefetch import PrefetchingSampler  # noqa: E402
-from rmdt.models.factory import build_policy  # noqa: E402
+from rmdt.atomic import write_text
+from rmdt.config import load_config
+from rmdt.data import SegmentSampler, Trajectories
+from rmdt.data.prefetch import PrefetchingSampler
+from rmdt.data.synthetic import random_frame_store, tmaze_oracle
+from rmdt.data.throughput import windows_per_second
+from rmdt.models.factory import build_policy
 
 _WORKER_SAMPLER = None  # the sampler a pool process draws from (set by its initializer, inherited by fork)
 
@@ -87,6 +85,12 @@ class HostStacks:
         return self.view[index]
 
 
+def atari_store(directory: Path, episodes: int, length: int) -> Trajectories:
+    """A frame store of random frames, episodes of ``length / 2`` to ``length`` steps."""
+    lengths = np.random.default_rng(0).integers(length // 2, length + 1, size=episodes)
+    return random_frame_store(directory / "store", lengths)
+
+
 def memory_maze_data(episodes: int, length: int, seed: int = 0) -> Trajectories:
     rng = np.random.default_rng(seed)
     return Trajectories.from_episodes(
@@ -96,16 +100,9 @@ def memory_maze_data(episodes: int, length: int, seed: int = 0) -> Trajectories:
 
 
 def loader_rate(make, batch_size: int, seconds: float, consume: float = 0.0) -> float:
-    """Windows/s of ``batch(step)`` for consecutive steps (the first batch, a warm-up, not counted);
-    ``consume`` seconds of sleep after each batch stand for an accelerator's step (no CPU used)."""
+    """``windows_per_second`` of the loader ``make()`` builds, closed afterwards (threads, processes)."""
     loader = make()
-    loader.batch(0, batch_size)
-    step, start = 1, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        loader.batch(step, batch_size)
-        time.sleep(consume)
-        step += 1
-    rate = (step - 1) * batch_size / (time.perf_counter() - start)
+    rate = windows_per_second(loader, batch_size, seconds, consume)
     if hasattr(loader, "close"):
         loader.close()
     return rate
@@ -151,9 +148,9 @@ def main(argv=None) -> None:
     report = {"loader": [], "consumer": [], "step": []}
     with tempfile.TemporaryDirectory() as tmp:
         datasets = [  # name, trajectories, window starts, batch size (loader), model overrides, batch (step)
-            ("T-Maze", tmaze_data(200 if args.tiny else 6000, 88), "episode", 64,
+            ("T-Maze", tmaze_oracle(200 if args.tiny else 6000, 88), "episode", 64,
              ["model.memory_tokens=8", "model.d_model=64", "model.n_layers=2"], 64),
-            ("Atari", atari_data(Path(tmp), 4 if args.tiny else 20, 200 if args.tiny else 1000), "uniform", 128,
+            ("Atari", atari_store(Path(tmp), 4 if args.tiny else 20, 200 if args.tiny else 1000), "uniform", 128,
              ["model.obs_encoder=nature_cnn", "model.memory_tokens=15", "model.d_model=64", "model.n_layers=2"], 8),
             ("Memory Maze", memory_maze_data(3 if args.tiny else 16, 300 if args.tiny else 1000), "uniform", 128,
              ["model.obs_encoder=nature_cnn", "model.memory_tokens=15", "model.d_model=64", "model.n_layers=2"], 8),
