@@ -22,7 +22,6 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
-	$(PY) bench/sampler.py
 	$(PY) bench/loader.py
 	$(PY) bench/rmdt_throughput.py
 	$(PY) bench/speed.py $(if $(REFERENCE),--reference $(REFERENCE))  # REFERENCE=/tmp/rate_ref: an exported RATE repository

@@ -1,11 +1,16 @@
-"""Input pipeline: loader windows/s with 0, 1 and 2 prefetch workers, against what a training step eats.
+"""Input pipeline: the sampler alone, loader windows/s with 0, 1 and 2 prefetch workers, and what a
+training step eats.
 
     python bench/loader.py [--seconds 3] [--repeats 3] [--json loader.json]
+    python bench/loader.py --sampler-only      # part 0 alone
 
 Three datasets made on the spot: T-Maze oracle episodes (4-dim vectors, windows from episode starts),
 a synthetic Atari frame store (random 84x84 frames in rmdt's store format, windows anywhere; batches
 carry unique frames + an index) and Memory Maze-shaped episodes (64x64x3 uint8 frames in memory).
 
+0. Sampler: windows/s of ``SegmentSampler`` (batches of 64 windows of 3 segments of 30 steps) on
+   the T-Maze episodes, from episode starts and from anywhere, and on a synthetic D4RL-like set of
+   1000-step episodes with 17-dim observations (1M steps) from anywhere.
 1. Loader: windows/s of ``sampler.batch(step)`` called back to back, as the trainer calls it, with
    no prefetch, 1 and 2 prefetch threads (``data.prefetch``), and 2 worker processes (a process pool
    whose batches come back pickled), for comparison; for Atari also the stacks built on the host,
@@ -108,6 +113,27 @@ def loader_rate(make, batch_size: int, seconds: float, consume: float = 0.0) -> 
     return rate
 
 
+def locomotion_data(episodes: int, seed: int = 0) -> Trajectories:
+    """D4RL-locomotion-shaped episodes: 1000 steps of 17-dim observations and 6-dim actions."""
+    rng = np.random.default_rng(seed)
+    return Trajectories.from_episodes(
+        [(rng.normal(size=(1000, 17)).astype(np.float32), rng.uniform(-1, 1, (1000, 6)).astype(np.float32),
+          rng.normal(size=1000).astype(np.float32)) for _ in range(episodes)], source="locomotion-shaped (memory)")
+
+
+def sampler_rates(tmaze: Trajectories, locomotion: Trajectories, seconds: float) -> list[dict]:
+    """Part 0: windows/s of the sampler alone, by data and window starts; prints its table."""
+    rows = []
+    print(f"{'data':<32}{'starts':<10}{'windows/s':>12}{'us/window':>12}")
+    for name, data, starts in ((f"T-Maze {tmaze.num_episodes} episodes", tmaze, "episode"),
+                               (f"T-Maze {tmaze.num_episodes} episodes", tmaze, "uniform"),
+                               (f"{locomotion.num_steps:,} steps, obs 17, act 6", locomotion, "uniform")):
+        rate = windows_per_second(SegmentSampler(data, 30, 3, starts), 64, seconds)
+        rows.append({"data": name, "starts": starts, "batch": 64, "windows_per_s": rate})
+        print(f"{name:<32}{starts:<10}{rate:>12,.0f}{1e6 / rate:>12.1f}", flush=True)
+    return rows
+
+
 def step_times(policy, sampler, batch_size: int, steps: int, repeats: int) -> dict[str, list[float]]:
     """Seconds per optimizer step in each mode, modes alternating over ``repeats`` rounds."""
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-4)
@@ -142,13 +168,21 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the training-step comparison")
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps per mode and round")
     parser.add_argument("--tiny", action="store_true", help="small data and few steps (the test)")
+    parser.add_argument("--sampler-only", action="store_true", help="part 0 only: the sampler alone")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    report = {"loader": [], "consumer": [], "step": []}
+    tmaze = tmaze_oracle(200 if args.tiny else 6000, 88)
+    report = {"sampler": sampler_rates(tmaze, locomotion_data(10 if args.tiny else 1000), args.seconds),
+              "loader": [], "consumer": [], "step": []}
+    if args.sampler_only:
+        if args.json:
+            write_text(args.json, json.dumps(report, indent=1))
+        return
+    print()
     with tempfile.TemporaryDirectory() as tmp:
         datasets = [  # name, trajectories, window starts, batch size (loader), model overrides, batch (step)
-            ("T-Maze", tmaze_oracle(200 if args.tiny else 6000, 88), "episode", 64,
+            ("T-Maze", tmaze, "episode", 64,
              ["model.memory_tokens=8", "model.d_model=64", "model.n_layers=2"], 64),
             ("Atari", atari_store(Path(tmp), 4 if args.tiny else 20, 200 if args.tiny else 1000), "uniform", 128,
              ["model.obs_encoder=nature_cnn", "model.memory_tokens=15", "model.d_model=64", "model.n_layers=2"], 8),

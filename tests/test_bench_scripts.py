@@ -32,10 +32,16 @@ def test_table_averages_seeds_per_model(tmp_path, capsys):
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_sampler_benchmark_measures():
-    data = Trajectories.from_episodes([(np.zeros((40, 3), np.float32), np.zeros(40, np.int64),
-                                        np.zeros(40, np.float32))] * 5, num_actions=2)
-    assert load("sampler").measure(SegmentSampler(data, 4, 3), batch_size=8, seconds=0.05) > 0
+def test_loader_benchmark_sampler_only_measures_every_data_and_start(tmp_path, capsys):
+    out = tmp_path / "loader.json"
+    load("loader").main(["--sampler-only", "--tiny", "--seconds", "0.05", "--json", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["data", "starts", "windows/s", "us/window"] and len(lines) == 4
+    report = json.loads(out.read_text())
+    assert [(r["data"], r["starts"]) for r in report["sampler"]] == [
+        ("T-Maze 200 episodes", "episode"), ("T-Maze 200 episodes", "uniform"),
+        ("10,000 steps, obs 17, act 6", "uniform")]
+    assert all(r["windows_per_s"] > 0 for r in report["sampler"]) and report["loader"] == []
 
 
 def test_speed_benchmark_quick_mode(tmp_path, capsys):
