@@ -23,5 +23,5 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/loader.py
-	$(PY) bench/rmdt_throughput.py
+	$(PY) bench/speed.py --throughput
 	$(PY) bench/speed.py $(if $(REFERENCE),--reference $(REFERENCE))  # REFERENCE=/tmp/rate_ref: an exported RATE repository

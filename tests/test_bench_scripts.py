@@ -49,6 +49,7 @@ def test_speed_benchmark_quick_mode(tmp_path, capsys):
     out = tmp_path / "speed.json"
     report = load("speed").main(["--quick", "--threads", "1", "--out", str(out)])
     text = capsys.readouterr().out
+    assert "| rmdt mrv, dropout 0.2 | 4,196 |" in text  # configs/tmaze/rate.yaml's model at --quick's sizes
     assert "| dropout 0.2 / dropout 0, rmdt mrv |" in text and "| checkpoint_segments on / off |" in text
     assert "| DT: rmdt / Hugging Face, attention dropout 0.1 |" in text
     assert json.loads(out.read_text())["best_s"] == report["best_s"]
@@ -56,6 +57,20 @@ def test_speed_benchmark_quick_mode(tmp_path, capsys):
     assert report["matmul_flops"]["rmdt mrv, dropout 0.2"] > 0 and report["matmul_limit_gflops"]["square 1024"] > 0
     memory = report["memory"]["rmdt mrv, dropout 0.2"]
     assert memory["peak_gb"] >= memory["rss_before_gb"] > 0
+
+
+def test_speed_benchmark_throughput_mode_reads_the_rate_config(tmp_path, capsys):
+    """--throughput: RATE's T-Maze model of configs/tmaze/rate.yaml (--set overrides it), per precision."""
+    out = tmp_path / "throughput.json"
+    report = load("speed").main(["--quick", "--throughput", "--batches", "1", "--precision", "no",
+                                 "--set", "model.memory_update=replace", "--out", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("1 threads; rmdt replace, dropout 0.2, 2 layers, d_model 16, ")
+    assert lines[1].startswith("[  no] training ") and lines[2].startswith("[  no] evaluation ")
+    assert "ms/step of 4 envs" in lines[2]  # evaluation.episodes, made tiny by --quick
+    row = json.loads(out.read_text())["precision"]["no"]
+    assert row == report["precision"]["no"] and row["train_s_per_batch"] > 0 and row["eval_env_steps_per_s"] > 0
+    assert report["tokens_per_batch"] == 4 * 3 * (3 * 4 + 2 * 2)  # batch x N x (3K + 2 memory tokens)
 
 
 def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
