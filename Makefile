@@ -22,6 +22,6 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
-	$(PY) bench/loader.py
-	$(PY) bench/speed.py --throughput
-	$(PY) bench/speed.py $(if $(REFERENCE),--reference $(REFERENCE))  # REFERENCE=/tmp/rate_ref: an exported RATE repository
+	$(PY) bench/perf/loader.py
+	$(PY) bench/perf/speed.py --throughput
+	$(PY) bench/perf/speed.py $(if $(REFERENCE),--reference $(REFERENCE))  # REFERENCE=/tmp/rate_ref: an exported RATE repository

@@ -42,13 +42,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rmdt.atomic import write_text
+from rmdt.config import MODEL_KINDS, load_config
+from rmdt.data import build_sampler
+from rmdt.data.synthetic import random_frame_store, tmaze_oracle
 
-from rmdt.atomic import write_text  # noqa: E402
-from rmdt.config import MODEL_KINDS, load_config  # noqa: E402
-from rmdt.data import Trajectories, build_sampler  # noqa: E402
-from rmdt.data.synthetic import random_frame_store, tmaze_oracle  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FIRST_TOL = {"bf16": 0.03, "fp16": 0.01}  # relative gap of the first step's loss to fp32
 TAIL_TOL = 0.15  # relative gap of the mean loss over the last quarter of the steps to fp32 (+ 0.02 absolute)
@@ -155,7 +154,7 @@ def act_rate(policy, trajectories, device, accelerator, envs: int, steps: int) -
 
 def device_batches(config, trajectories, device, count: int) -> list:
     """Batches 0..count-1 of the run's sampler, on the device: step times measure the model, not the
-    loader (bench/loader.py measures that)."""
+    loader (bench/perf/loader.py measures that)."""
     sampler = build_sampler(dataclasses.replace(config.data, prefetch=0), trajectories, config.seed)
     return [sampler.batch(s, config.training.batch_size).to(device) for s in range(count)]
 
@@ -190,11 +189,11 @@ def train_row(config, trajectories, batches: list, precision: str, device, steps
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     warmup = min(3, steps - 1)
     losses = []
+    started = time.perf_counter()
     for s in range(steps):
         if s == warmup:
             sync(device)
             row["warmup_seconds"] = time.perf_counter() - started
-        if s in (0, warmup):
             started = time.perf_counter()
         with accelerator.autocast():
             loss, _ = model(batches[s % len(batches)])

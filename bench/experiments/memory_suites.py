@@ -1,7 +1,8 @@
 """One table of every model on every memory task: POPGym and MiniGrid-Memory, trained on the same
 oracle data by the same trainer and evaluated by the same gymnasium evaluator.
 
-    python bench/memory_suites.py [--out runs/memory_suites] [--seeds 0 1 2] [--tasks ...] [--models ...] [--quick]
+    python bench/experiments/memory_suites.py [--out runs/memory_suites] [--seeds 0 1 2] [--tasks ...] \
+        [--models ...] [--quick]
 
 For each task (``configs/popgym/<task>_<model>.yaml``, ``configs/minigrid/memory_<model>.yaml``;
 ``rmdt_replay`` is the rmdt config with ``model.memory_replay=3``), model and seed it trains
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POPGYM_TASKS = ("repeat_first_easy", "repeat_previous_easy", "autoencode_easy", "count_recall_easy",
                 "position_only_cartpole_easy", "higher_lower_easy", "battleship_easy", "mine_sweeper_easy",
                 "labyrinth_escape_easy")
@@ -100,10 +101,13 @@ def table(rows: list[dict]) -> str:
     for (task, model), runs in cell.items():
         if runs:
             lines.append(f"| {task} | {model} | {len(runs)} | {spread(r['return'] for r in runs)} | "
-                         f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | {runs[0]['ref_min']:.3f} |")
-    lines += ["", "| normalised, mean (min to max) over seeds | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+                         f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | "
+                         f"{runs[0]['ref_min']:.3f} |")
+    lines += ["", "| normalised, mean (min to max) over seeds | " + " | ".join(models) + " |",
+              "|---" * (len(models) + 1) + "|"]
     for task in tasks:
-        lines.append(f"| {task} | " + " | ".join(grid_cell([r["normalised"] for r in cell[task, m]]) for m in models) + " |")
+        cells = [grid_cell([r["normalised"] for r in cell[task, m]]) for m in models]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
     popgym = [t for t in tasks if t.startswith("popgym/")]
     if popgym:
         means = [[np.mean([r["normalised"] for r in cell[t, m]]) for t in popgym if cell[t, m]] for m in models]
@@ -147,7 +151,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/memory_suites", help="folder for runs, results.json, table.md, scores.png")
+    parser.add_argument("--out", default="runs/memory_suites",
+                        help="folder for runs, results.json, table.md, scores.png")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; --quick: 0)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)

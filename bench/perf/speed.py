@@ -2,10 +2,10 @@
 segments and torch.compile: one table with ratios, JSON beside it. ``--throughput``: RMDT's training
 and evaluation throughput at that setting, per CPU autocast precision.
 
-    python bench/speed.py --reference /tmp/rate_ref [--threads 2] [--repeats 3] [--out runs/bench/speed.json]
-    python bench/speed.py --throughput [--threads 1] [--precision no bf16] [--batches 3]
-    python bench/speed.py --quick [--throughput]   # tiny sizes, no reference, no compile: seconds (the tests)
-    python bench/speed.py --set model.memory_update=replace ...   # overrides of the RATE config
+    python bench/perf/speed.py --reference /tmp/rate_ref [--threads 2] [--repeats 3] [--out runs/bench/speed.json]
+    python bench/perf/speed.py --throughput [--threads 1] [--precision no bf16] [--batches 3]
+    python bench/perf/speed.py --quick [--throughput]   # tiny sizes, no reference, no compile: seconds (the tests)
+    python bench/perf/speed.py --set model.memory_update=replace ...   # overrides of the RATE config
 
 RATE's T-Maze setting is read from ``configs/tmaze/rate.yaml`` (its model, K, N and batch size;
 the T-Maze oracle data of its recipe arguments, fewer episodes: timing needs a few batches' worth),
@@ -52,7 +52,7 @@ from rmdt.data.synthetic import tmaze_oracle
 from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.factory import build_policy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RATE_CONFIG = ROOT / "configs" / "tmaze" / "rate.yaml"
 FFM_CONFIG = ROOT / "configs" / "tmaze" / "ffm.yaml"
 QUICK = ["data.context_len=4", "data.recipe_args={episodes: 64, min_length: 1, max_length: 10, seed: 0}",

@@ -1,8 +1,8 @@
 """Input pipeline: the sampler alone, loader windows/s with 0, 1 and 2 prefetch workers, and what a
 training step eats.
 
-    python bench/loader.py [--seconds 3] [--repeats 3] [--json loader.json]
-    python bench/loader.py --sampler-only      # part 0 alone
+    python bench/perf/loader.py [--seconds 3] [--repeats 3] [--json loader.json]
+    python bench/perf/loader.py --sampler-only      # part 0 alone
 
 Three datasets made on the spot: T-Maze oracle episodes (4-dim vectors, windows from episode starts),
 a synthetic Atari frame store (random 84x84 frames in rmdt's store format, windows anywhere; batches
@@ -19,7 +19,7 @@ carry unique frames + an index) and Memory Maze-shaped episodes (64x64x3 uint8 f
    batch inline takes (a GPU step leaves the CPU free like this). Inline, a step costs sampler +
    sleep; prefetch hides the sampler when a step costs the sleep alone ("sampler time hidden":
    the share of the inline row's extra time over the sleep that prefetch removes).
-3. Training step on this CPU (one torch thread, fp32, a small RMDT per dataset), per step: the same
+3. Training step on the CPU (one torch thread, fp32, a small RMDT per dataset), per step: the same
    pre-built batch every step (no loader cost at all), the sampler inline (``data.prefetch=0``) and
    2 prefetch threads. Modes alternate in rounds (rotating their order) so they see the same
    machine load; medians.
