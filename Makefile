@@ -30,7 +30,6 @@ docs: $(VENV)/.installed
 	$(PY) -m mkdocs build --strict --site-dir site
 
 bench: $(VENV)/.installed
-	$(PY) bench/sampler.py
-	$(PY) bench/loader.py
-	$(PY) bench/rmdt_throughput.py
-	$(PY) bench/speed.py $(if $(REFERENCE),--reference $(REFERENCE))  # REFERENCE=/tmp/rate_ref: an exported RATE repository
+	$(PY) bench/perf/loader.py
+	$(PY) bench/perf/speed.py --throughput
+	$(PY) bench/perf/speed.py $(if $(REFERENCE),--reference $(REFERENCE))  # REFERENCE=/tmp/rate_ref: an exported RATE repository

@@ -6,7 +6,7 @@
 GPU time is lent for minutes, so this script must run the first time: data is made on the spot in
 memory (T-Maze oracle episodes from rmdt's own env, a synthetic Atari frame store of random 84x84
 frames in rmdt's store format), nothing is downloaded, and minari / ale_py are never imported.
-For RMDT, DT and every kind of ``MODEL_KINDS`` on both datasets, at the sizes of the repository's
+For RMDT, DT and every registered model kind (``rmdt.models.registry.MODELS``) on both datasets, at the sizes of the repository's
 configs (``configs/tmaze/*.yaml``, ``configs/atari/breakout_*.yaml``), it trains a few dozen steps
 through Accelerate (mixed precision and, for fp16, its gradient scaler) on the same batches from
 the same initial weights in each precision, and reports:
@@ -42,13 +42,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rmdt.atomic import write_text
+from rmdt.config import load_config
+from rmdt.models.registry import MODELS
+from rmdt.data import build_sampler
+from rmdt.data.synthetic import random_frame_store, tmaze_oracle
 
-from rmdt.atomic import write_text  # noqa: E402
-from rmdt.config import MODEL_KINDS, load_config  # noqa: E402
-from rmdt.data import Trajectories, build_sampler  # noqa: E402
-from rmdt.data.frame_store import FrameStoreWriter, load_frame_store  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 FIRST_TOL = {"bf16": 0.03, "fp16": 0.01}  # relative gap of the first step's loss to fp32
 TAIL_TOL = 0.15  # relative gap of the mean loss over the last quarter of the steps to fp32 (+ 0.02 absolute)
@@ -65,35 +65,6 @@ TINY = ["data.context_len=4", "data.num_segments=2", "data.tape_len=8", "model.d
 DISTINCT_BATCHES = 8  # batches held on the device and cycled (Atari batches are ~0.3 GB each)
 
 
-def tmaze_data(episodes: int, max_length: int, seed: int = 0) -> Trajectories:
-    """T-Maze oracle episodes (corridor lengths uniform in [1, max_length]) straight into memory."""
-    from rmdt.envs.tmaze import TMazeEnv, oracle_actions
-
-    rng = np.random.default_rng(seed)
-    triples = []
-    for i, length in enumerate(rng.integers(1, max_length + 1, size=episodes)):
-        env = TMazeEnv(corridor_length=int(length))
-        obs, info = env.reset(seed=seed * 100_003 + i)
-        actions, observations, rewards = oracle_actions(int(length), info["clue"]), [obs], []
-        for action in actions:
-            obs, reward, *_ = env.step(int(action))
-            observations.append(obs), rewards.append(reward)
-        triples.append((np.stack(observations[:-1]), actions, np.asarray(rewards, np.float32)))
-    return Trajectories.from_episodes(triples, source="tmaze-oracle (memory)", num_actions=4)
-
-
-def atari_data(directory: Path, episodes: int, length: int, seed: int = 0) -> Trajectories:
-    """A frame store of random 84x84 frames, rewards and 4 actions, in rmdt's on-disk format."""
-    rng = np.random.default_rng(seed)
-    with FrameStoreWriter(directory / "store", (84, 84), num_actions=4) as writer:
-        for _ in range(episodes):
-            n = int(rng.integers(length // 2, length + 1))
-            writer.add_episode(rng.integers(0, 4, n), rng.choice([0.0, 1.0], n, p=[0.9, 0.1]),
-                               rng.integers(0, 256, (n, 84, 84), dtype=np.uint8))
-        writer.finish()
-    return load_frame_store(directory / "store")
-
-
 def config_for(env: str, kind: str, tiny: bool, extra: list[str] = ()):
     """The repository's config of that (env, model), else its rmdt config (DT: no memory; recurrent
     kinds: the env's FFM config with the kind swapped), made tiny if asked."""
@@ -104,10 +75,12 @@ def config_for(env: str, kind: str, tiny: bool, extra: list[str] = ()):
     if not path.is_file():
         path = ROOT / "configs" / folder / f"{prefix}{'rmdt' if kind in ('rmdt', 'dt') else 'ffm'}.yaml"
         overrides = ["model.memory_tokens=0"] if kind == "dt" else [f"model.kind={kind}"]
+    fields = MODELS["rmdt" if kind == "dt" else kind].fields
     # A short warm-up, so that a few dozen steps move the weights and precisions can drift apart.
-    overrides += TINY if tiny else ["training.warmup_steps=5"]
+    overrides += [o for o in TINY if not o.startswith("model.") or o.split("=")[0][6:] in fields] if tiny \
+        else ["training.warmup_steps=5"]
     config = load_config(path, overrides + list(extra) + ["data.recipe=null", "data.dataset=memory"])
-    if tiny:
+    if tiny and "memory_tokens" in fields:
         config.model.memory_tokens = min(config.model.memory_tokens, 2)
     return config
 
@@ -184,7 +157,7 @@ def act_rate(policy, trajectories, device, accelerator, envs: int, steps: int) -
 
 def device_batches(config, trajectories, device, count: int) -> list:
     """Batches 0..count-1 of the run's sampler, on the device: step times measure the model, not the
-    loader (bench/loader.py measures that)."""
+    loader (bench/perf/loader.py measures that)."""
     sampler = build_sampler(dataclasses.replace(config.data, prefetch=0), trajectories, config.seed)
     return [sampler.batch(s, config.training.batch_size).to(device) for s in range(count)]
 
@@ -219,11 +192,11 @@ def train_row(config, trajectories, batches: list, precision: str, device, steps
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     warmup = min(3, steps - 1)
     losses = []
+    started = time.perf_counter()
     for s in range(steps):
         if s == warmup:
             sync(device)
             row["warmup_seconds"] = time.perf_counter() - started
-        if s in (0, warmup):
             started = time.perf_counter()
         with accelerator.autocast():
             loss, _ = model(batches[s % len(batches)])
@@ -293,7 +266,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny models and data, a few steps (the CPU test)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per row (default 40, tiny 4)")
     parser.add_argument("--envs", nargs="+", default=["tmaze", "atari"], choices=["tmaze", "atari"])
-    parser.add_argument("--models", nargs="+", default=None, help="model kinds (default: dt and every MODEL_KINDS)")
+    parser.add_argument("--models", nargs="+", default=None, help="model kinds (default: dt and every registered kind)")
     parser.add_argument("--precisions", nargs="+", default=None, choices=["fp32", "bf16", "fp16"],
                         help="default fp32 bf16 fp16 (CPU: fp32 bf16: Accelerate has no fp16 autocast on CPUs)")
     parser.add_argument("--compile-precision", default=None,
@@ -312,7 +285,7 @@ def main(argv=None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 rows are measured as fp32, against the FP32 peak
         torch.backends.cudnn.allow_tf32 = False
     steps = max(2, args.steps or (4 if args.tiny else 40))
-    models = args.models or ["rmdt", "dt", *[k for k in MODEL_KINDS if k != "rmdt"]]
+    models = args.models or ["rmdt", "dt", *[k for k in MODELS if k != "rmdt"]]
     precisions = args.precisions or (["fp32", "bf16"] if device.type == "cpu" else ["fp32", "bf16", "fp16"])
     compile_precision = args.compile_precision or ("fp32" if device.type == "cpu" else "bf16")
     backend = args.compile_backend or ("eager" if args.tiny else "inductor")
@@ -325,9 +298,11 @@ def main(argv=None) -> int:
             "compile_backend": backend}
     rows, data = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        data["tmaze"] = tmaze_data(40 if args.tiny else 2000, 10 if args.tiny else 88)
-        if "atari" in args.envs:
-            data["atari"] = atari_data(Path(tmp), 3 if args.tiny else 24, 40 if args.tiny else 400)
+        data["tmaze"] = tmaze_oracle(40 if args.tiny else 2000, 10 if args.tiny else 88)
+        if "atari" in args.envs:  # episodes of 20-40 (tiny) or 200-400 steps
+            length = 40 if args.tiny else 400
+            lengths = np.random.default_rng(0).integers(length // 2, length + 1, size=3 if args.tiny else 24)
+            data["atari"] = random_frame_store(Path(tmp) / "store", lengths)
         plan = [(env, kind, p, False) for env in args.envs for kind in models for p in precisions]
         if not args.no_compile:  # most wanted first, while the budget lasts (tiny: RMDT only)
             plan += [(env, kind, compile_precision, True) for kind in (models[:1] if args.tiny else models)

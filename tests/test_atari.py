@@ -183,15 +183,3 @@ def test_the_rate_configs_load(name):
     assert (d.context_len, d.num_segments, m.n_layers, m.n_heads, m.d_model, m.obs_encoder) == \
         (30, 3, 6, 8, 128, "nature_cnn")
     assert m.memory_tokens == (15 if "rmdt" in name else 0) and config.evaluation.env == "atari"
-
-
-def test_the_store_benchmark_runs(capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_atari", CONFIGS.parents[1] / "bench" / "atari.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    bench.store_figures(2500, seconds=0.05)
-    rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("store: 2,500 steps") and rows[2].startswith("memory-mapped store")
-    assert float(rows[2].split()[2].replace(",", "")) > 0

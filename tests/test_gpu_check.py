@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rmdt.config import MODEL_KINDS
+import pytest
+
+from rmdt.models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.py"
@@ -14,6 +16,7 @@ NO_OPTIONAL = ("import runpy, sys; sys.modules['minari'] = None; sys.modules['al
                "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
+@pytest.mark.slow
 def test_tiny_cpu_run_covers_every_model_and_precision_without_minari_or_ale(tmp_path):
     out = tmp_path / "gpu_check.json"
     done = subprocess.run([sys.executable, "-c", NO_OPTIONAL, str(SCRIPT), "--device", "cpu", "--tiny",
@@ -24,7 +27,7 @@ def test_tiny_cpu_run_covers_every_model_and_precision_without_minari_or_ale(tmp
     rows = report["rows"]
     assert not [r for r in rows if "error" in r or r["problems"]]
     eager = {(r["env"], r["model"], r["precision"]) for r in rows if not r["compile"]}
-    assert eager == {(e, k, p) for e in ("tmaze", "atari") for k in ("dt", *MODEL_KINDS) for p in ("fp32", "bf16")}
+    assert eager == {(e, k, p) for e in ("tmaze", "atari") for k in ("dt", *MODELS) for p in ("fp32", "bf16")}
     assert {(r["env"], r["model"]) for r in rows if r["compile"]} == {("tmaze", "rmdt"), ("atari", "rmdt")}
     for row in rows:
         assert len(row["losses"]) == report["steps"] and row["step_ms"] > 0 and row["flops_per_step"] > 0

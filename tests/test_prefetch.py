@@ -79,26 +79,3 @@ def test_prefetch_on_and_off_train_bit_identical_parameters(tiny, tmp_path):  # 
     on = params(train(load_config(CONFIG, tiny + ["data.prefetch=2"]), run_dir=tmp_path / "on").policy)
     for key in off:
         assert torch.equal(off[key], on[key]), key
-
-
-def test_loader_benchmark_measures(monkeypatch):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "loader.py"
-    spec = importlib.util.spec_from_file_location("bench_loader", path)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_loader", bench)  # its pool workers unpickle functions from it
-    spec.loader.exec_module(bench)
-    data = bench.memory_maze_data(episodes=2, length=40)
-    sampler = SegmentSampler(data, 4, 2, "uniform", seed=0)
-    for make in (lambda: sampler, lambda: PrefetchingSampler(sampler, 1), lambda: bench.ProcessSampler(sampler, 1)):
-        assert bench.loader_rate(make, batch_size=4, seconds=0.05) > 0
-    config = load_config(QUICKSTART, ["model.obs_encoder=nature_cnn", "model.d_model=16", "model.n_layers=1",
-                                "model.n_heads=2", "data.context_len=4", "data.num_segments=2"])
-    from rmdt.models.factory import build_policy
-
-    times = bench.step_times(build_policy(config, data), sampler, batch_size=2, steps=1, repeats=2)
-    assert set(times) == {"pre-built batch", "sampler inline", "prefetch 2 threads"}
-    assert all(len(v) == 2 and min(v) > 0 for v in times.values())

@@ -8,7 +8,7 @@ step ``s`` is still ``sampler.batch(s, batch_size)``, which depends only on ``(s
 changes when a batch is built, never what it holds, so resumed and multi-process runs stay exact.
 
 Threads, not processes: the samplers spend their time in numpy gathers and memory-mapped reads,
-which release the GIL, and a thread hands its batch over without pickling it (bench/loader.py
+which release the GIL, and a thread hands its batch over without pickling it (bench/perf/loader.py
 measures both).
 """
 from __future__ import annotations

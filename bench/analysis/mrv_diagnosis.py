@@ -6,7 +6,8 @@ the mean spread within a clue), and, for the valve, how strongly the new memory 
 memory versus on the write outputs (Jacobian norms estimated with random projections) and how alike
 its M new memory slots are (mean pairwise cosine; 1 = every slot holds the same vector).
 
-    OMP_NUM_THREADS=1 python bench/mrv_diagnosis.py configs/tmaze/rmdt.yaml model.memory_update=mrv model.memory_replay=0
+    OMP_NUM_THREADS=1 python bench/analysis/mrv_diagnosis.py configs/tmaze/rmdt.yaml \
+        model.memory_update=mrv model.memory_replay=0
 """
 from __future__ import annotations
 
@@ -75,14 +76,15 @@ def main(argv=None) -> None:
     probe = sampler.batch(10**6, 256)  # a fixed batch no training step draws
     probe = probe[probe.mask[:, K:].any(dim=1)]  # corridors whose junction lies beyond segment 1
     print("step  loss    dL/dmemory  |grad valve|  clue separation  |J_old|  |J_write|  slot cosine")
+    loss_value, valve_grad = float("nan"), 0.0  # no step trained yet
     for step in range(args.steps + 1):
         if step % args.every == 0:
             model.eval()
             sep, mem_grad = clue_separation(model, probe, K), memory_gradient(model, probe, K)
             jac = valve_jacobians(model, probe) if model.mrv is not None else (float("nan"),) * 3
             model.train()
-            print(f"{step:4d}  {loss_value if step else float('nan'):.4f}  {mem_grad:10.2e}  {valve_grad if step else 0:12.2e}"
-                  f"  {sep:15.3f}  {jac[0]:7.3f}  {jac[1]:9.3f}  {jac[2]:11.5f}", flush=True)
+            print(f"{step:4d}  {loss_value:.4f}  {mem_grad:10.2e}  {valve_grad:12.2e}  {sep:15.3f}"
+                  f"  {jac[0]:7.3f}  {jac[1]:9.3f}  {jac[2]:11.5f}", flush=True)
         if step == args.steps:
             break
         loss, _ = model.loss(sampler.batch(step, config.training.batch_size))

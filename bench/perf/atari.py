@@ -1,6 +1,7 @@
 """Atari throughput: training windows from a frame store, and evaluation env steps.
 
-    python bench/atari.py [--steps 50000]
+    python bench/perf/atari.py [--steps 50000]
+    python bench/perf/atari.py --quick      # tiny sizes, every part: seconds (the tests)
 
 1. Windows/s of the RATE setting (K=30, N=3, batch 128, uniform starts) from a store of random
    84x84 frames on disk (memory-mapped; warm page cache), against the same frames held in RAM.
@@ -11,29 +12,21 @@
 4. Rows/s of the DQN-Replay importer on a checkpoint of real Breakout frames.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sampler import measure  # noqa: E402
-
-from rmdt.data import SegmentSampler, Trajectories  # noqa: E402
-from rmdt.data.frame_store import FrameStoreWriter, StackedFrames, load_frame_store  # noqa: E402
+from rmdt.data import SegmentSampler, Trajectories
+from rmdt.data.frame_store import StackedFrames
+from rmdt.data.synthetic import random_frame_store
+from rmdt.data.throughput import windows_per_second
 
 
 def write_store(path: Path, steps: int, episode_len: int = 1000) -> Trajectories:
-    rng = np.random.default_rng(0)
-    with FrameStoreWriter(path, (84, 84), num_actions=4) as writer:
-        for first in range(0, steps, episode_len):
-            n = min(episode_len, steps - first)
-            writer.add_episode(rng.integers(0, 4, n), rng.choice([0.0, 1.0], n),
-                               rng.integers(0, 256, (n, 84, 84), dtype=np.uint8))
-        writer.finish()
-    return load_frame_store(path)
+    """A store of random frames, ``steps`` in all, in episodes of ``episode_len`` (the last one shorter)."""
+    return random_frame_store(path, [min(episode_len, steps - first) for first in range(0, steps, episode_len)])
 
 
 def store_figures(steps: int, seconds: float = 5.0) -> None:
@@ -48,7 +41,7 @@ def store_figures(steps: int, seconds: float = 5.0) -> None:
                               num_actions=4)
         print(f"{'frames':<22}{'windows/s':>12}{'steps/s':>12}{'MB/s of states':>16}")
         for name, data in (("memory-mapped store", on_disk), ("in RAM", in_ram)):
-            rate = measure(SegmentSampler(data, 30, 3, "uniform"), batch_size=128, seconds=seconds)
+            rate = windows_per_second(SegmentSampler(data, 30, 3, "uniform"), batch_size=128, seconds=seconds)
             print(f"{name:<22}{rate:>12,.0f}{rate * 90:>12,.0f}{rate * 90 * 4 * 84 * 84 / 2**20:>16,.0f}")
 
 
@@ -61,7 +54,7 @@ def env_rate(env, steps: int = 300) -> float:
     return steps * n / (time.perf_counter() - start)
 
 
-def env_figures(repeats: int = 5) -> None:
+def env_figures(repeats: int = 5, sizes=(1, 8, 32), steps: int = 200) -> None:
     import ale_py
     import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
@@ -69,12 +62,12 @@ def env_figures(repeats: int = 5) -> None:
     from rmdt.envs.atari import AtariEnvs
 
     print(f"\n{'Breakout, random actions':<40}{'env steps/s':>12}{'build+reset s':>15}")
-    for n in (1, 8, 32):
+    for n in sizes:
         start = time.perf_counter()
         env = AtariEnvs("Breakout", n, max_steps=10**6)
         env.reset(seed=0)
         setup = time.perf_counter() - start
-        rate = np.median([env_rate(env, 200) for _ in range(3)])
+        rate = np.median([env_rate(env, steps) for _ in range(3)])
         print(f"{'AtariEnvs (ale_py vector), ' + str(n) + ' games':<40}{rate:>12,.0f}{setup:>15.1f}")
         env.close()
     # The two 8-game envs alternate, so both see the same load on a shared machine.
@@ -84,7 +77,7 @@ def env_figures(repeats: int = 5) -> None:
     sync.reset(seed=0)
     ours = AtariEnvs("Breakout", 8, max_steps=10**6)
     ours.reset(seed=0)
-    pairs = np.array([(env_rate(ours, 200), env_rate(sync, 200)) for _ in range(repeats)])
+    pairs = np.array([(env_rate(ours, steps), env_rate(sync, steps)) for _ in range(repeats)])
     print(f"8 games, {repeats} alternating runs: AtariEnvs {np.median(pairs[:, 0]):,.0f} vs gymnasium "
           f"AtariPreprocessing + SyncVectorEnv {np.median(pairs[:, 1]):,.0f} env steps/s "
           f"(ratio {np.median(pairs[:, 0] / pairs[:, 1]):.2f}, range {np.min(pairs[:, 0] / pairs[:, 1]):.2f}-"
@@ -100,7 +93,7 @@ def rate_policy():
     from rmdt.config import load_config
     from rmdt.models.factory import build_policy
 
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "atari" / "breakout_rmdt.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "atari" / "breakout_rmdt.yaml")
     shape = Trajectories.from_episodes([(np.zeros((2, 4, 84, 84), np.uint8), np.zeros(2, np.int64),
                                          np.zeros(2, np.float32))], num_actions=4)
     torch.manual_seed(0)
@@ -184,9 +177,17 @@ def replay_figures(rows: int = 20_000) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=50_000, help="steps in the synthetic store")
+    parser.add_argument("--steps", type=int, default=None, help="steps in the synthetic store (default 50000)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and short timings: checks every part runs")
     args = parser.parse_args(argv)
-    store_figures(args.steps)
+    if args.quick:
+        store_figures(args.steps or 2500, seconds=0.05)
+        env_figures(repeats=1, sizes=(1, 2), steps=5)
+        rollout_figures(games=2, steps=3)
+        train_figures(steps=400, batch_size=2, repeats=1)
+        replay_figures(rows=2000)
+        return
+    store_figures(args.steps or 50_000)
     env_figures()
     rollout_figures()
     train_figures()

@@ -1,11 +1,16 @@
-"""Input pipeline: loader windows/s with 0, 1 and 2 prefetch workers, against what a training step eats.
+"""Input pipeline: the sampler alone, loader windows/s with 0, 1 and 2 prefetch workers, and what a
+training step eats.
 
-    python bench/loader.py [--seconds 3] [--repeats 3] [--json loader.json]
+    python bench/perf/loader.py [--seconds 3] [--repeats 3] [--json loader.json]
+    python bench/perf/loader.py --sampler-only      # part 0 alone
 
 Three datasets made on the spot: T-Maze oracle episodes (4-dim vectors, windows from episode starts),
 a synthetic Atari frame store (random 84x84 frames in rmdt's store format, windows anywhere; batches
 carry unique frames + an index) and Memory Maze-shaped episodes (64x64x3 uint8 frames in memory).
 
+0. Sampler: windows/s of ``SegmentSampler`` (batches of 64 windows of 3 segments of 30 steps) on
+   the T-Maze episodes, from episode starts and from anywhere, and on a synthetic D4RL-like set of
+   1000-step episodes with 17-dim observations (1M steps) from anywhere.
 1. Loader: windows/s of ``sampler.batch(step)`` called back to back, as the trainer calls it, with
    no prefetch, 1 and 2 prefetch threads (``data.prefetch``), and 2 worker processes (a process pool
    whose batches come back pickled), for comparison; for Atari also the stacks built on the host,
@@ -14,7 +19,7 @@ carry unique frames + an index) and Memory Maze-shaped episodes (64x64x3 uint8 f
    batch inline takes (a GPU step leaves the CPU free like this). Inline, a step costs sampler +
    sleep; prefetch hides the sampler when a step costs the sleep alone ("sampler time hidden":
    the share of the inline row's extra time over the sleep that prefetch removes).
-3. Training step on this CPU (one torch thread, fp32, a small RMDT per dataset), per step: the same
+3. Training step on the CPU (one torch thread, fp32, a small RMDT per dataset), per step: the same
    pre-built batch every step (no loader cost at all), the sampler inline (``data.prefetch=0``) and
    2 prefetch threads. Modes alternate in rounds (rotating their order) so they see the same
    machine load; medians.
@@ -25,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,16 +38,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_check import atari_data, tmaze_data  # noqa: E402
-
-from rmdt.atomic import write_text  # noqa: E402
-from rmdt.config import load_config  # noqa: E402
-from rmdt.data import SegmentSampler, Trajectories  # noqa: E402
-from rmdt.data.prefetch import PrefetchingSampler  # noqa: E402
-from rmdt.models.factory import build_policy  # noqa: E402
+from rmdt.atomic import write_text
+from rmdt.config import load_config
+from rmdt.data import SegmentSampler, Trajectories
+from rmdt.data.prefetch import PrefetchingSampler
+from rmdt.data.synthetic import random_frame_store, tmaze_oracle
+from rmdt.data.throughput import windows_per_second
+from rmdt.models.factory import build_policy
 
 _WORKER_SAMPLER = None  # the sampler a pool process draws from (set by its initializer, inherited by fork)
+
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "tmaze" / "quickstart.yaml"  # the model base
 
 
 def _init_worker(sampler) -> None:
@@ -87,6 +93,12 @@ class HostStacks:
         return self.view[index]
 
 
+def atari_store(directory: Path, episodes: int, length: int) -> Trajectories:
+    """A frame store of random frames, episodes of ``length / 2`` to ``length`` steps."""
+    lengths = np.random.default_rng(0).integers(length // 2, length + 1, size=episodes)
+    return random_frame_store(directory / "store", lengths)
+
+
 def memory_maze_data(episodes: int, length: int, seed: int = 0) -> Trajectories:
     rng = np.random.default_rng(seed)
     return Trajectories.from_episodes(
@@ -96,19 +108,33 @@ def memory_maze_data(episodes: int, length: int, seed: int = 0) -> Trajectories:
 
 
 def loader_rate(make, batch_size: int, seconds: float, consume: float = 0.0) -> float:
-    """Windows/s of ``batch(step)`` for consecutive steps (the first batch, a warm-up, not counted);
-    ``consume`` seconds of sleep after each batch stand for an accelerator's step (no CPU used)."""
+    """``windows_per_second`` of the loader ``make()`` builds, closed afterwards (threads, processes)."""
     loader = make()
-    loader.batch(0, batch_size)
-    step, start = 1, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        loader.batch(step, batch_size)
-        time.sleep(consume)
-        step += 1
-    rate = (step - 1) * batch_size / (time.perf_counter() - start)
+    rate = windows_per_second(loader, batch_size, seconds, consume)
     if hasattr(loader, "close"):
         loader.close()
     return rate
+
+
+def locomotion_data(episodes: int, seed: int = 0) -> Trajectories:
+    """D4RL-locomotion-shaped episodes: 1000 steps of 17-dim observations and 6-dim actions."""
+    rng = np.random.default_rng(seed)
+    return Trajectories.from_episodes(
+        [(rng.normal(size=(1000, 17)).astype(np.float32), rng.uniform(-1, 1, (1000, 6)).astype(np.float32),
+          rng.normal(size=1000).astype(np.float32)) for _ in range(episodes)], source="locomotion-shaped (memory)")
+
+
+def sampler_rates(tmaze: Trajectories, locomotion: Trajectories, seconds: float) -> list[dict]:
+    """Part 0: windows/s of the sampler alone, by data and window starts; prints its table."""
+    rows = []
+    print(f"{'data':<32}{'starts':<10}{'windows/s':>12}{'us/window':>12}")
+    for name, data, starts in ((f"T-Maze {tmaze.num_episodes} episodes", tmaze, "episode"),
+                               (f"T-Maze {tmaze.num_episodes} episodes", tmaze, "uniform"),
+                               (f"{locomotion.num_steps:,} steps, obs 17, act 6", locomotion, "uniform")):
+        rate = windows_per_second(SegmentSampler(data, 30, 3, starts), 64, seconds)
+        rows.append({"data": name, "starts": starts, "batch": 64, "windows_per_s": rate})
+        print(f"{name:<32}{starts:<10}{rate:>12,.0f}{1e6 / rate:>12.1f}", flush=True)
+    return rows
 
 
 def step_times(policy, sampler, batch_size: int, steps: int, repeats: int) -> dict[str, list[float]]:
@@ -145,15 +171,23 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the training-step comparison")
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps per mode and round")
     parser.add_argument("--tiny", action="store_true", help="small data and few steps (the test)")
+    parser.add_argument("--sampler-only", action="store_true", help="part 0 only: the sampler alone")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    report = {"loader": [], "consumer": [], "step": []}
+    tmaze = tmaze_oracle(200 if args.tiny else 6000, 88)
+    report = {"sampler": sampler_rates(tmaze, locomotion_data(10 if args.tiny else 1000), args.seconds),
+              "loader": [], "consumer": [], "step": []}
+    if args.sampler_only:
+        if args.json:
+            write_text(args.json, json.dumps(report, indent=1))
+        return
+    print()
     with tempfile.TemporaryDirectory() as tmp:
         datasets = [  # name, trajectories, window starts, batch size (loader), model overrides, batch (step)
-            ("T-Maze", tmaze_data(200 if args.tiny else 6000, 88), "episode", 64,
+            ("T-Maze", tmaze, "episode", 64,
              ["model.memory_tokens=8", "model.d_model=64", "model.n_layers=2"], 64),
-            ("Atari", atari_data(Path(tmp), 4 if args.tiny else 20, 200 if args.tiny else 1000), "uniform", 128,
+            ("Atari", atari_store(Path(tmp), 4 if args.tiny else 20, 200 if args.tiny else 1000), "uniform", 128,
              ["model.obs_encoder=nature_cnn", "model.memory_tokens=15", "model.d_model=64", "model.n_layers=2"], 8),
             ("Memory Maze", memory_maze_data(3 if args.tiny else 16, 300 if args.tiny else 1000), "uniform", 128,
              ["model.obs_encoder=nature_cnn", "model.memory_tokens=15", "model.d_model=64", "model.n_layers=2"], 8),
@@ -178,7 +212,7 @@ def main(argv=None) -> None:
                 rate = loader_rate(makers[loader], batch_size, args.seconds, consume=inline / 1e3)
                 report["consumer"].append({"data": name, "loader": loader, "sleep_ms": inline,
                                            "step_ms": 1e3 * batch_size / rate})
-            config = load_config(None, model + ["data.context_len=30", "data.num_segments=3"])
+            config = load_config(QUICKSTART, model + ["data.context_len=30", "data.num_segments=3"])
             torch.manual_seed(0)
             times = step_times(build_policy(config, data).train(), sampler, step_batch,
                                1 if args.tiny else args.steps, args.repeats)

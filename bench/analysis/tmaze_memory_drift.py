@@ -1,6 +1,7 @@
 """Does a trained RMDT keep the T-Maze clue in its memory, segment after segment? Where does it lose it?
 
-    python bench/tmaze_memory_drift.py runs/results/rmdt__0 runs/results/rmdt__3 [--length 3000] [--plot docs/tmaze_memory_drift.png]
+    python bench/analysis/tmaze_memory_drift.py runs/results/rmdt__0 runs/results/rmdt__3 [--length 3000] \
+        [--plot docs/tmaze_memory_drift.png]
 
 Rolls each checkpoint out (greedy, return 1) on ``--episodes`` corridors of one length, all in
 lockstep, records every memory it writes at a segment boundary (a recording memory hook) and the
@@ -88,7 +89,8 @@ def plot(curves: dict, K: int, path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="T-Maze run directories (or checkpoints) of RMDT models")
-    parser.add_argument("--length", type=int, default=3000, help="corridor length (default 3000: 100 boundaries at K=30)")
+    parser.add_argument("--length", type=int, default=3000,
+                        help="corridor length (default 3000: 100 boundaries at K=30)")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=12345, help="evaluation seed (as evaluate.py's default)")
     parser.add_argument("--every", type=int, default=10, help="print every n-th boundary")

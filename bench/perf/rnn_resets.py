@@ -3,7 +3,7 @@ packed into one fused call (``scan: parallel``) versus a per-step loop that zero
 starts (``scan: sequential``), timed side by side (the two alternate, so load from other processes
 hits both alike), with one plain call over a tape without resets for reference.
 
-    OMP_NUM_THREADS=1 python bench/rnn_resets.py [--batch 16] [--steps 180] [--mean-episode 40] [--repeats 5]
+    OMP_NUM_THREADS=1 python bench/perf/rnn_resets.py [--batch 16] [--steps 180] [--mean-episode 40] [--repeats 5]
 
 Prints ms per forward + backward (best of ``--repeats``) and the largest output difference.
 """
@@ -50,7 +50,8 @@ def main(argv=None) -> None:
                 best[mode] = min(best[mode], ms)
             best["no resets"] = min(best["no resets"], timed(lambda: layers["parallel"](x, no_resets, state))[0])
         difference = (outputs["parallel"] - outputs["sequential"]).abs().max()
-        print(f"{cell}: packed (parallel) {best['parallel']:.1f} ms, step loop (sequential) {best['sequential']:.1f} ms "
+        print(f"{cell}: packed (parallel) {best['parallel']:.1f} ms, "
+              f"step loop (sequential) {best['sequential']:.1f} ms "
               f"(loop / packed {best['sequential'] / best['parallel']:.2f}x); one call without resets "
               f"{best['no resets']:.1f} ms; max |difference| {difference:.1e}")
 

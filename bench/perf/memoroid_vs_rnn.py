@@ -1,6 +1,6 @@
 """Forward + backward time of each memoroid layer (both scans) against torch's GRU and LSTM.
 
-    OMP_NUM_THREADS=1 python bench/memoroid_vs_rnn.py [--lengths 256 1024 4096] [--repeats 5]
+    OMP_NUM_THREADS=1 python bench/perf/memoroid_vs_rnn.py [--lengths 256 1024 4096] [--repeats 5]
 
 Batch 16, hidden 128, float32, one thread, one sequence per row (a start flag at t=0). Each figure
 is the best of ``--repeats`` timed runs after one warm-up (the minimum is what the code costs;

@@ -1,11 +1,11 @@
 """One table of every model on every memory task: POPGym and MiniGrid-Memory, trained on the same
 oracle data by the same trainer and evaluated by the same gymnasium evaluator.
 
-    python bench/memory_suites.py [--out runs/memory_suites] [--seeds 0 1 2] [--tasks ...] [--models ...] [--quick]
+    python bench/experiments/memory_suites.py [--out runs/memory_suites] [--seeds 0 1 2] [--tasks ...] \
+        [--models ...] [--quick]
 
-For each task (``configs/popgym/<task>_<model>.yaml``, ``configs/minigrid/memory_<model>.yaml``;
-``rmdt_replay`` is the rmdt config with ``model.memory_replay=3``), model and seed it trains
-(``seed=S``) and evaluates, skipping runs whose evaluation is already on disk, so an interrupted
+For each task (a base config ``configs/popgym/<task>.yaml``, ``configs/minigrid/memory.yaml``), model
+(a preset of ``rmdt.presets``, composed as ``model=NAME``) and seed it trains (``seed=S``) and evaluates, skipping runs whose evaluation is already on disk, so an interrupted
 table resumes. Writes ``results.json`` (every run's raw and normalised
 return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
 the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
@@ -22,20 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POPGYM_TASKS = ("repeat_first_easy", "repeat_previous_easy", "autoencode_easy", "count_recall_easy",
                 "position_only_cartpole_easy", "higher_lower_easy", "battleship_easy", "mine_sweeper_easy",
                 "labyrinth_escape_easy")
 TASKS = tuple(f"popgym/{t}" for t in POPGYM_TASKS) + ("minigrid/memory",)
+# presets of the table (rmdt.presets); rmdt_replay asks whether the time-warp augmentation that makes
+# T-Maze memory hold helps where rewriting a segment is not a no-op
 MODELS = ("rmdt", "rmdt_replay", "dt", "dt_nk", "ffm", "linear_attention", "lru", "gru", "lstm")
-# rows that are another row's config with overrides: RMDT with memory replay (does the time-warp
-# augmentation that makes T-Maze memory hold help where rewriting a segment is not a no-op?)
-VARIANTS = {"rmdt_replay": ("rmdt", ["model.memory_replay=3"])}
 QUICK = ["training.steps=10", "training.warmup_steps=2", "training.log_every=5", "evaluation.episodes=6"]
 
 
-def config_path(task: str, model: str) -> Path:
-    return ROOT / "configs" / f"{task}_{VARIANTS.get(model, (model,))[0]}.yaml"
+def config_path(task: str) -> Path:
+    return ROOT / "configs" / f"{task}.yaml"
 
 
 def quick_data(config) -> str:
@@ -56,10 +55,10 @@ def run_one(task: str, model: str, seed: int, out: Path, quick: bool, train_miss
     if not report.is_file():
         if not train_missing:
             return None
-        overrides = [f"seed={seed}", *VARIANTS.get(model, (None, []))[1]]
+        overrides = [f"model={model}", f"seed={seed}"]
         if quick:
-            overrides += [*QUICK, quick_data(load_config(config_path(task, model)))]
-        config = load_config(config_path(task, model), overrides)
+            overrides += [*QUICK, quick_data(load_config(config_path(task), overrides))]
+        config = load_config(config_path(task), overrides)
         train(config, run_dir=run)
         report = evaluate_checkpoint(run)
     row, = json.loads(report.read_text())["results"]
@@ -100,10 +99,13 @@ def table(rows: list[dict]) -> str:
     for (task, model), runs in cell.items():
         if runs:
             lines.append(f"| {task} | {model} | {len(runs)} | {spread(r['return'] for r in runs)} | "
-                         f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | {runs[0]['ref_min']:.3f} |")
-    lines += ["", "| normalised, mean (min to max) over seeds | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+                         f"{spread(r['normalised'] for r in runs)} | {runs[0]['ref_max']:.3f} | "
+                         f"{runs[0]['ref_min']:.3f} |")
+    lines += ["", "| normalised, mean (min to max) over seeds | " + " | ".join(models) + " |",
+              "|---" * (len(models) + 1) + "|"]
     for task in tasks:
-        lines.append(f"| {task} | " + " | ".join(grid_cell([r["normalised"] for r in cell[task, m]]) for m in models) + " |")
+        cells = [grid_cell([r["normalised"] for r in cell[task, m]]) for m in models]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
     popgym = [t for t in tasks if t.startswith("popgym/")]
     if popgym:
         means = [[np.mean([r["normalised"] for r in cell[t, m]]) for t in popgym if cell[t, m]] for m in models]
@@ -147,7 +149,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/memory_suites", help="folder for runs, results.json, table.md, scores.png")
+    parser.add_argument("--out", default="runs/memory_suites",
+                        help="folder for runs, results.json, table.md, scores.png")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2; --quick: 0)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)

@@ -1,6 +1,6 @@
 """Memory Maze throughput: env steps/s, oracle steps/s and evaluation steps/s.
 
-    MUJOCO_GL=egl python bench/memory_maze.py [--steps 200] [--envs 4] [--threads 1]
+    MUJOCO_GL=egl python bench/perf/memory_maze.py [--steps 200] [--envs 4] [--threads 1]
 
 Env: random actions in one 9x9 maze at 64x64 (build and reset timed apart: a seeded reset rebuilds
 the maze). Oracle: the same with the BFS oracle of rmdt.recipes.memory_maze choosing every action
@@ -13,6 +13,7 @@ trained policies sit on.
 """
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,14 +54,14 @@ def reference_returns(choose, episodes: int, steps: int, seed: int = 12345) -> l
     return returns
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="env steps timed per measurement")
     parser.add_argument("--envs", type=int, default=4, help="mazes evaluated at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--reference", type=int, default=0, help="mazes for the random and oracle returns")
     parser.add_argument("--reference-steps", type=int, default=90, help="episode steps of those")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     built, rate, _ = env_rate(args.steps, lambda info: int(rng.integers(6)))
@@ -73,7 +74,7 @@ def main() -> None:
     from rmdt.evaluation.memory_maze import ENVS_AT_ONCE, evaluate
     from rmdt.models import RMDTConfig, RMDTModel
 
-    config = load_config("configs/memory_maze/rmdt.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "memory_maze" / "rmdt.yaml")
     m = config.model
     policy = RMDTModel(RMDTConfig(obs_shape=[64, 64, 3], num_actions=6, context_len=config.data.context_len,
                                   obs_encoder=m.obs_encoder, memory_tokens=m.memory_tokens, d_model=m.d_model,

@@ -1,6 +1,6 @@
 """Summarise T-Maze evaluations over seeds as a markdown table: mean success and min-max per length.
 
-    python bench/tmaze_table.py runs/results/*__*/ [--plot docs/tmaze_seeds.png] [--models rmdt dt ...]
+    python bench/experiments/tmaze_table.py runs/results/*__*/ [--plot docs/tmaze_seeds.png] [--models rmdt dt ...]
 
 Run directories are grouped by their name without the trailing ``__{seed}``; rows follow
 ``--models`` when given (else sorted by name). ``--plot`` also draws success against corridor

@@ -1,6 +1,7 @@
 """Has a trained segment model (RMDT, DT, DT-NK) learned the decision at the end of its episodes?
 
-    python bench/decision_accuracy.py runs/memory_suites/runs/minigrid_memory_dt_nk__0 [...] [--last 4] [--turns 0 1]
+    python bench/analysis/decision_accuracy.py runs/memory_suites/runs/minigrid_memory_dt_nk__0 [...] \
+        [--last 4] [--turns 0 1]
 
 On memory tasks the action that needs the memory comes late (MiniGrid-Memory: the turn towards the
 object that matches the cue; T-Maze: the turn at the junction) and is a small share of the steps,
