@@ -1,0 +1,58 @@
+"""The commands the README and the docs pages show still run as written: every ``train.py`` command on a
+config of the repository loads its config (with its overrides, preset and --import flags stripped of
+placeholders), and every script they name exists."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from rmdt.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+COMMAND = re.compile(r"python ((?:train|evaluate)\.py|bench/\S+\.(?:py|sh)|datasets/\S+\.py)([^`\n|]*)")
+
+
+def commands() -> list[tuple[str, str, list[str]]]:
+    found = []
+    for page in PAGES:
+        for script, rest in COMMAND.findall(page.read_text()):
+            text = rest.split("#")[0].rstrip().rstrip("\\")
+            try:
+                args = shlex.split(text)
+            except ValueError:  # a line continued on the next one
+                args = text.split()
+            found.append((page.relative_to(ROOT).as_posix(), script, args))
+    return found
+
+
+def train_commands():
+    """``train.py configs/...`` commands with concrete arguments (no ``<placeholder>``, ``{a,b}`` or ``[...]``)."""
+    for page, script, args in commands():
+        if script == "train.py" and args and args[0].startswith("configs/") and not any(
+                set(arg) & set("<>{}[]") for arg in args):
+            yield pytest.param(args, id=f"{page}: {' '.join(args)}")
+
+
+def test_the_docs_show_commands():
+    assert len([c for c in commands() if c[1] == "train.py"]) >= 20
+
+
+@pytest.mark.parametrize("args", list(train_commands()))
+def test_documented_training_command_loads_its_config(args):
+    positional, flags = [], iter(args[1:])
+    for arg in flags:
+        if arg in ("--run-dir", "--import"):
+            next(flags)
+        elif not arg.startswith("--"):
+            positional.append(arg)
+    load_config(ROOT / args[0], positional)
+
+
+@pytest.mark.parametrize("script", sorted({script for _, script, _ in commands() if script not in ("train.py",
+                                                                                                   "evaluate.py")}))
+def test_documented_script_exists(script):
+    assert (ROOT / script).is_file()
