@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     parser.add_argument("--per-head", action="store_true", help="with --export-attention: heatmaps of every head too")
     args = parser.parse_intermixed_args(argv)  # KEY=VALUE settings may also follow the flags
     from rmdt.config import evaluation_overrides
-    from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
+    from rmdt.envs.registry import ENVS
+    from rmdt.evaluation import evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
 
     try:
         overrides = evaluation_overrides(args.settings)
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
         else:
             out = evaluate_checkpoint(args.checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
-        describe = env_evaluator(report["env"]).describe
+        describe = ENVS.evaluator(report["env"]).describe
         runs = report["interventions"] if args.probe_memory else {"": report}
         for name, run in runs.items():
             for row in run["results"]:

@@ -67,7 +67,7 @@ DISTINCT_BATCHES = 8  # batches held on the device and cycled (Atari batches are
 
 def tmaze_data(episodes: int, max_length: int, seed: int = 0) -> Trajectories:
     """T-Maze oracle episodes (corridor lengths uniform in [1, max_length]) straight into memory."""
-    from rmdt.envs.tmaze import TMazeEnv, oracle_actions
+    from rmdt.envs.tmaze.env import TMazeEnv, oracle_actions
 
     rng = np.random.default_rng(seed)
     triples = []

@@ -15,8 +15,8 @@ import time
 import torch
 
 from rmdt.data import SegmentSampler, Trajectories
-from rmdt.data.recipes import load_recipe
-from rmdt.envs.tmaze import TMazeVectorEnv
+from rmdt.envs.registry import ENVS
+from rmdt.envs.tmaze.env import TMazeVectorEnv
 from rmdt.evaluation.rollout import rollout
 from rmdt.models import RMDTConfig, RMDTModel
 
@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     K, N, batch_size = 50, 3, 128
-    buffers = load_recipe("tmaze").oracle_buffers(episodes=2000, min_length=1, max_length=K * N - 2, seed=0)
+    buffers = ENVS.recipe("tmaze").oracle_buffers(episodes=2000, min_length=1, max_length=K * N - 2, seed=0)
     data = Trajectories.from_episodes([(b.observations[:-1], b.actions, b.rewards) for b in buffers], num_actions=4)
     sampler = SegmentSampler(data, K, N)
     config = RMDTConfig(obs_shape=[4], num_actions=4, context_len=K, memory_tokens=15, d_model=64, n_layers=10,

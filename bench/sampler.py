@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from rmdt.data import SegmentSampler, Trajectories
-from rmdt.data.recipes import load_recipe
+from rmdt.envs.registry import ENVS
 
 
 def measure(sampler: SegmentSampler, batch_size: int = 64, seconds: float = 2.0) -> float:
@@ -23,7 +23,7 @@ def measure(sampler: SegmentSampler, batch_size: int = 64, seconds: float = 2.0)
 
 
 def main() -> None:
-    buffers = load_recipe("tmaze").oracle_buffers(episodes=6000, min_length=1, max_length=88, seed=0)
+    buffers = ENVS.recipe("tmaze").oracle_buffers(episodes=6000, min_length=1, max_length=88, seed=0)
     tmaze = Trajectories.from_episodes([(b.observations[:-1], b.actions, b.rewards) for b in buffers],
                                        num_actions=4)
     rng = np.random.default_rng(0)

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rmdt.atomic import write_text  # noqa: E402
 from rmdt.data import SegmentSampler, Trajectories  # noqa: E402
-from rmdt.data.recipes import load_recipe  # noqa: E402
 from rmdt.data.segments import Batch  # noqa: E402
+from rmdt.envs.registry import ENVS  # noqa: E402
 from rmdt.models import RMDTConfig, RMDTModel  # noqa: E402
 from rmdt.models.recurrent import RecurrentConfig, RecurrentModel  # noqa: E402
 
@@ -66,7 +66,7 @@ OBS, ACT = 11, 3  # hopper-like windows for the DT comparison
 
 # ---- T-Maze windows and the models ----
 def tmaze_batch(s: Sizes) -> Batch:
-    buffers = load_recipe("tmaze").oracle_buffers(episodes=max(4 * s.batch, 64), min_length=1,
+    buffers = ENVS.recipe("tmaze").oracle_buffers(episodes=max(4 * s.batch, 64), min_length=1,
                                                   max_length=s.K * s.N - 2, seed=0)
     data = Trajectories.from_episodes([(b.observations[:-1], b.actions, b.rewards) for b in buffers], num_actions=4)
     return SegmentSampler(data, s.K, s.N).batch(0, s.batch)

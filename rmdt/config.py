@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    recipe: str | None = "tmaze"  # build the dataset with rmdt.recipes.<recipe> (reused if on disk); null: use `dataset`
+    recipe: str | None = "tmaze"  # build the dataset with that env's recipe (reused if on disk); null: use `dataset`
     recipe_args: dict = field(default_factory=dict)  # keyword arguments of that recipe's build()
     dataset: str | None = None  # Minari dataset id or directory, D4RL-layout .hdf5 file, or frame store (Atari)
     root: str | None = None  # Minari datasets directory (default: read $MINARI_DATASETS_PATH then ~/.minari/datasets, build into the first)
@@ -103,7 +103,7 @@ class TrainingConfig:
 
 @dataclass
 class EvaluationConfig:
-    env: str = "tmaze"  # environment to evaluate in: a name in rmdt.evaluation.ENV_EVALUATORS
+    env: str = "tmaze"  # environment to evaluate in: a name in rmdt.envs.registry.ENVS
     episodes: int = 100  # episodes per evaluated setting (e.g. per T-Maze corridor length)
     num_envs: int | None = None  # environments stepped at once (null: all episodes at once)
     seed: int = 12345  # evaluation seed (unseen by training)
@@ -112,7 +112,7 @@ class EvaluationConfig:
     sample_actions: bool = False  # sample actions from the policy (seeded by `seed`) instead of the most likely
     periodic_episodes: int | None = None  # episodes per setting every training.eval_every steps (null: episodes)
     env_args: dict = field(default_factory=dict)  # the env's own settings: its `Settings` in
-    #                   rmdt/evaluation/<env>.py; a mapping in YAML, that typed dataclass once loaded
+    #                   rmdt/envs/<env>/settings.py; a mapping in YAML, that typed dataclass once loaded
 
     def __post_init__(self) -> None:
         self.env_args = env_settings(self.env, self.env_args)
@@ -142,11 +142,11 @@ FLAT_EVALUATION_KEYS = {
 def env_settings(env: str, values):
     """The typed ``Settings`` of ``env`` built from ``values`` (a mapping, or such a Settings itself);
     ConfigError naming the key on an unknown env, a typo, a setting of another env or a bad value."""
-    from rmdt.evaluation import ENV_EVALUATORS, env_evaluator
+    from rmdt.envs.registry import ENVS
 
-    if env not in ENV_EVALUATORS:
-        raise ConfigError(f"evaluation.env {env!r} is unknown{_suggest(env, ENV_EVALUATORS, '')}")
-    settings = env_evaluator(env).Settings
+    if env not in ENVS:
+        raise ConfigError(f"evaluation.env {env!r} is unknown{_suggest(env, ENVS, '')}")
+    settings = ENVS.settings(env)
     if isinstance(values, settings):
         return values
     if dataclasses.is_dataclass(values):
@@ -154,7 +154,7 @@ def env_settings(env: str, values):
                           f"not the settings of env {env!r}")
     names = [f.name for f in dataclasses.fields(settings)]
     for key in values if isinstance(values, dict) and not set(values) <= set(names) else ():
-        owners = [other for other in ENV_EVALUATORS if other != env and key in _field_names(other)]
+        owners = [other for other in ENVS if other != env and key in _field_names(other)]
         if key not in names and owners:
             raise ConfigError(f"evaluation.env_args.{key} is a setting of env {owners[0]!r}, not of {env!r} "
                               f"(known for {env}: {', '.join(names)})")
@@ -162,9 +162,9 @@ def env_settings(env: str, values):
 
 
 def _field_names(env: str) -> list[str]:
-    from rmdt.evaluation import env_evaluator
+    from rmdt.envs.registry import ENVS
 
-    return [f.name for f in dataclasses.fields(env_evaluator(env).Settings)]
+    return [f.name for f in dataclasses.fields(ENVS.settings(env))]
 
 
 def _suggest(key: str, known, prefix: str) -> str:
@@ -185,9 +185,9 @@ def _upgrade_flat_evaluation(values):
 
 def _misplaced_evaluation_key(key: str) -> str | None:
     """The hint for ``evaluation.KEY`` when KEY is an env setting written outside ``env_args``."""
-    from rmdt.evaluation import ENV_EVALUATORS
+    from rmdt.envs.registry import ENVS
 
-    owners = [env for env in ENV_EVALUATORS if key in _field_names(env)]
+    owners = [env for env in ENVS if key in _field_names(env)]
     if key in FLAT_EVALUATION_KEYS and not owners:
         owners, key = [FLAT_EVALUATION_KEYS[key][0]], FLAT_EVALUATION_KEYS[key][1]
     if owners:
@@ -300,7 +300,7 @@ def evaluation_overrides(texts: typing.Sequence[str]) -> dict:
     Names that no env knows fail here with a did-you-mean; `override_evaluation` checks the rest
     against the checkpoint's env.
     """
-    from rmdt.evaluation import ENV_EVALUATORS
+    from rmdt.envs.registry import ENVS
 
     values: dict = {}
     for text in texts:
@@ -310,7 +310,7 @@ def evaluation_overrides(texts: typing.Sequence[str]) -> dict:
         values[key.strip()] = yaml.safe_load(raw) if raw else None
     nested = _nest_evaluation(values)
     common = [f.name for f in dataclasses.fields(EvaluationConfig) if f.name != "env_args"]
-    known = common + sorted({name for env in ENV_EVALUATORS for name in _field_names(env)} - set(common))
+    known = common + sorted({name for env in ENVS for name in _field_names(env)} - set(common))
     for key in nested["env_args"]:
         if key not in known:
             raise ConfigError(f"unknown evaluation setting {key}{_suggest(key, known, '')}")
@@ -449,12 +449,13 @@ def _check_recipe(name: str, arguments: dict) -> None:
     """The recipe exists and its ``build`` takes these arguments (before it runs for an hour)."""
     import inspect
 
-    from rmdt.data.recipes import load_recipe, unknown_recipe
+    from rmdt.envs.registry import ENVS
 
-    message = unknown_recipe(name)
-    if message:
-        raise ConfigError(f"data.recipe: {message}", "data.recipe")
-    parameters = [p for p in inspect.signature(load_recipe(name).build).parameters if p != "root"]
+    try:
+        build = ENVS.recipe(name).build
+    except ValueError as error:
+        raise ConfigError(f"data.recipe: {error}", "data.recipe") from None
+    parameters = [p for p in inspect.signature(build).parameters if p != "root"]
     for key in arguments:
         if key not in parameters:
             close = difflib.get_close_matches(key, parameters, n=1)

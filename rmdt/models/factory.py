@@ -24,14 +24,13 @@ def observation_statistics(trajectories: Trajectories) -> tuple[list | None, lis
 
 def evaluation_settings(config, trajectories: Trajectories) -> dict:
     """The run's evaluation settings as the checkpoint keeps them, completed from the data's facts by
-    the environment module's optional ``settings_from_data`` (e.g. the gymnasium environment and the
+    the environment's evaluator (``settings_from_data``: e.g. the gymnasium environment and the
     reference returns a Minari dataset names), so ``evaluate.py RUN`` needs no environment settings."""
-    from rmdt.evaluation import env_evaluator
+    from rmdt.envs.registry import ENVS
 
     evaluation = dataclasses.asdict(config.evaluation)
-    fill = getattr(env_evaluator(evaluation["env"]), "settings_from_data", None)
-    if fill is not None:
-        evaluation["env_args"] = fill(evaluation.get("env_args") or {}, trajectories)
+    fill = ENVS.evaluator(evaluation["env"]).settings_from_data
+    evaluation["env_args"] = fill(evaluation.get("env_args") or {}, trajectories)
     return evaluation
 
 
