@@ -10,6 +10,10 @@ are flattened by ``FlattenDictObservation`` in the order the loader recorded.
 """
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 
@@ -131,7 +135,14 @@ def make(env_id: str, wrapper: str | None, **kwargs) -> gym.Env:
 
 
 def _require(module: str, extra: str) -> None:
+    """Imports the suite package ``module`` (which registers its ids), never a same-named single file:
+    ``python datasets/popgym.py`` puts ``datasets/`` first on ``sys.path``, where popgym.py would stand in
+    for the package."""
+    path = sys.path[:]
+    sys.path[:] = [entry for entry in path if not (Path(entry or ".") / f"{module}.py").is_file()]
     try:
-        __import__(module)
+        importlib.import_module(module)
     except ImportError as error:
         raise ImportError(f"{module} is not installed: pip install -c constraints.txt -e '.[{extra}]'") from error
+    finally:
+        sys.path[:] = path
