@@ -10,15 +10,19 @@ VECTOR_MODES = ("sync", "async")
 
 @dataclass
 class Settings:
-    id: str | None = None  # gymnasium environment id (e.g. Hopper-v5); null: the one the training data names (filled in when training starts)
+    """``id`` null is filled in when training starts, from the environment the data names; ``wrapper`` null
+    is the suite's own (rmdt.envs.gymnasium.wrappers.default_wrapper) for popgym-* and MiniGrid-Memory* ids,
+    and none for other ids."""
+
+    id: str | None = None  # gymnasium id (e.g. Hopper-v5); null: the one the training data names
     kwargs: dict = field(default_factory=dict)  # keyword arguments of gymnasium.make (e.g. {reset_noise_scale: 0.005})
     max_episode_steps: int | None = None  # cut episodes after this many steps; null: the environment's own limit
-    vector: str = "sync"  # "sync": environments stepped in this process (SyncVectorEnv); "async": a subprocess each (AsyncVectorEnv)
-    obs_keys: list | None = None  # dict observations: leaves (dotted paths) flattened in this order; null: the space's order
-    frame_stack: int | None = None  # observations stacked over this many steps, as the data was; null: from the policy's observation shape
-    ref_min_score: float | None = None  # return of normalised score 0 (random play); null: from the data, or no normalised score
-    ref_max_score: float | None = None  # return of normalised score 100 (expert); null: from the data, or no normalised score
-    wrapper: str | None = None  # observation/action wrapper of rmdt.envs.gymnasium.wrappers (popgym_flat, minigrid_symbolic) the data was made through; null: the suite's own for popgym-* and MiniGrid-Memory* ids, else none
+    vector: str = "sync"  # "sync": all in this process (SyncVectorEnv); "async": a subprocess each (AsyncVectorEnv)
+    obs_keys: list | None = None  # dict observations: leaves (dotted paths) in this order; null: the space's order
+    frame_stack: int | None = None  # steps stacked per observation, as in the data; null: from the policy's input shape
+    ref_min_score: float | None = None  # return scored 0 (random play); null: from the data, else no normalised score
+    ref_max_score: float | None = None  # return scored 100 (expert); null: from the data, else no normalised score
+    wrapper: str | None = None  # wrapper the data was made through (popgym_flat, minigrid_symbolic); null: see above
 
     def __post_init__(self) -> None:
         if self.wrapper is not None:
