@@ -110,6 +110,9 @@ def _part(package: str, part: str, name: str) -> ModuleType:
 
 ENVS = EnvRegistry()
 register_env = ENVS.register
+env_settings_class = ENVS.settings  # the lookups by name, for callers that import functions
+env_evaluator = ENVS.evaluator
+load_recipe = ENVS.recipe
 
 # The built-in environments. popgym, minigrid and double_pendulum are recipes of gymnasium ids,
 # evaluated by the gymnasium evaluator (``evaluation.env: gymnasium``, their packages say so).

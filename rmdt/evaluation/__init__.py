@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from rmdt.atomic import write_text
-from rmdt.envs.registry import ENVS
+from rmdt.envs.registry import ENVS, env_evaluator  # noqa: F401  (env_evaluator: attention, probe)
 
 # Each environment's evaluator (rmdt.envs.protocol.Evaluator) lives in its package, rmdt/envs/<name>/,
 # found through the registry ENVS by the name in `evaluation.env`.
@@ -45,11 +45,6 @@ def load_policy(path: str | Path, device="cpu"):
     except Exception as error:  # transformers/safetensors raise many kinds on damaged files
         raise ValueError(f"{model_dir}: cannot load the checkpoint ({type(error).__name__}: {error})") from error
     return policy.to(device).eval()
-
-
-def env_evaluator(env: str):
-    """The evaluator module of ``env``: ``ENVS.evaluator(env)`` (ValueError with the closest name if unknown)."""
-    return ENVS.evaluator(env)
 
 
 def by_target(rows: list[dict]) -> dict:
