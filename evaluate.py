@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     add_import_argument(parser)
     args = parser.parse_intermixed_args(argv)  # KEY=VALUE settings may also follow the flags
     from rmdt.config import evaluation_overrides
-    from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
+    from rmdt.envs.registry import ENVS
+    from rmdt.evaluation import evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
 
     try:
         import_plugins(args.imports)
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
         else:
             out = evaluate_checkpoint(args.checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
-        describe = env_evaluator(report["env"]).describe
+        describe = ENVS.evaluator(report["env"]).describe
         runs = report["interventions"] if args.probe_memory else {"": report}
         for name, run in runs.items():
             for row in run["results"]:

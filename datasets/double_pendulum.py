@@ -1,5 +1,9 @@
-"""InvertedDoublePendulum-v5: LQR controller, noisy-controller and random episodes (rmdt.recipes.double_pendulum)."""
-from rmdt.recipes.double_pendulum import main
+"""InvertedDoublePendulum-v5: LQR controller, noisy-controller and random episodes.
+
+The recipe is `rmdt/envs/double_pendulum/recipe.py` (`data.recipe: double_pendulum` in a config); this script is its
+command line: `python datasets/double_pendulum.py --help`.
+"""
+from rmdt.envs.double_pendulum.recipe import main
 
 if __name__ == "__main__":
     main()

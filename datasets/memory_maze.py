@@ -1,9 +1,9 @@
 """Memory Maze oracle dataset: a breadth-first-search planner with a share of random actions.
 
-The recipe is the module `rmdt.recipes.memory_maze` (`data.recipe: memory_maze` in a config); this script is its
+The recipe is `rmdt/envs/memory_maze/recipe.py` (`data.recipe: memory_maze` in a config); this script is its
 command line: `python datasets/memory_maze.py --help`.
 """
-from rmdt.recipes.memory_maze import main
+from rmdt.envs.memory_maze.recipe import main
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def did_you_mean(name, known: Iterable[str], prefix: str = "", list_known: bool = True) -> str:

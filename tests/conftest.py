@@ -1,11 +1,11 @@
 import pytest
 
-from rmdt.data.recipes import load_recipe
+from rmdt.envs.registry import ENVS
 
 
 @pytest.fixture(scope="session")
 def tmaze_recipe():
-    return load_recipe("tmaze")
+    return ENVS.recipe("tmaze")
 
 
 @pytest.fixture(scope="session")

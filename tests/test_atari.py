@@ -8,10 +8,10 @@ import torch
 
 from rmdt.config import load_config
 from rmdt.data import load_trajectories
-from rmdt.data.recipes import load_recipe
-from rmdt.envs.atari import AtariEnvs, num_actions, rom_id
+from rmdt.envs.atari.env import AtariEnvs, num_actions, rom_id
+from rmdt.envs.atari.evaluator import plot
+from rmdt.envs.registry import ENVS
 from rmdt.evaluation import evaluate_checkpoint, evaluate_policy
-from rmdt.evaluation.atari import plot
 from rmdt.training import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "atari"
@@ -21,7 +21,7 @@ SETTINGS = dict(env="atari", game="Breakout", target_return=None, episodes=2, se
 
 @pytest.fixture(scope="module")
 def recipe():
-    return load_recipe("atari")
+    return ENVS.recipe("atari")
 
 
 def test_game_names_map_to_ale_roms_and_unknown_games_are_named():

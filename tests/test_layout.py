@@ -9,14 +9,13 @@ def test_recipes_are_modules_of_the_package_and_the_scripts_only_call_them():
     """An installed rmdt has no datasets/ folder: recipes must import from the package (contract C3)."""
     import importlib
 
-    from rmdt.data.recipes import load_recipe
-    from rmdt.recipes import recipe_names
+    from rmdt.envs.registry import ENVS
 
     scripts = sorted(p.stem for p in (ROOT / "datasets").glob("*.py"))
-    assert set(scripts) <= set(recipe_names()) and {"tmaze", "memory_maze", "atari"} <= set(recipe_names())
+    assert scripts == sorted(ENVS.recipe_names())
     for name in scripts:
-        assert load_recipe(name) is importlib.import_module(f"rmdt.recipes.{name}")
-        assert f"from rmdt.recipes.{name} import main" in (ROOT / "datasets" / f"{name}.py").read_text()
+        assert ENVS.recipe(name) is importlib.import_module(f"rmdt.envs.{name}.recipe")
+        assert f"from rmdt.envs.{name}.recipe import main" in (ROOT / "datasets" / f"{name}.py").read_text()
 
 
 def test_no_test_module_imports_another():

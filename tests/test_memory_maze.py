@@ -8,8 +8,8 @@ import pytest
 
 from rmdt.config import load_config
 from rmdt.data.minari_source import load_minari
-from rmdt.data.recipes import load_recipe
-from rmdt.envs.memory_maze import MemoryMazeEnv, MemoryMazeVectorEnv
+from rmdt.envs.memory_maze.env import MemoryMazeEnv, MemoryMazeVectorEnv
+from rmdt.envs.registry import ENVS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "memory_maze" / "tiny.yaml"
@@ -17,7 +17,7 @@ TINY = ROOT / "configs" / "memory_maze" / "tiny.yaml"
 
 @pytest.fixture(scope="module")
 def recipe():
-    return load_recipe("memory_maze")
+    return ENVS.recipe("memory_maze")
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ def test_dict_observations_load_flat_in_the_recorded_key_order(tmp_path):
     import gymnasium as gym
 
     from rmdt.data.observations import leaf
-    from rmdt.envs.wrappers import FlattenDictObservation
+    from rmdt.envs.gymnasium.wrappers import FlattenDictObservation
 
     space, buffers = dict_buffers(np.random.default_rng(0))
     write_minari("dicts/maze-v0", buffers, root=tmp_path, observation_space=space,
@@ -198,14 +198,14 @@ KILLED_BUILD = """
 import os, sys
 import minari
 from rmdt.data.minari_source import write_minari
-from rmdt.data.recipes import load_recipe
+from rmdt.envs.registry import ENVS
 
 def killed(dataset_id, buffers, **kwargs):
     os.makedirs(os.path.join(os.environ["MINARI_DATASETS_PATH"], dataset_id, "data"))
     os._exit(9)  # the build dies mid-write, as under SIGKILL: no cleanup runs
 
 minari.create_dataset_from_buffers = killed
-write_minari("rmdt/killed-v0", load_recipe("tmaze").oracle_buffers(3, 1, 2, 0), root=sys.argv[1])
+write_minari("rmdt/killed-v0", ENVS.recipe("tmaze").oracle_buffers(3, 1, 2, 0), root=sys.argv[1])
 """
 
 

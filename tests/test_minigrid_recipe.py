@@ -9,7 +9,7 @@ import torch
 
 from rmdt.data.minari_source import load_minari, metadata_file
 from rmdt.models.embeddings import build_obs_encoder
-from rmdt.recipes import minigrid as recipe
+from rmdt.envs.minigrid import recipe
 
 SMALL = "MiniGrid-MemoryS9-v0"
 
@@ -46,7 +46,7 @@ def test_oracle_never_peeks_at_the_future():
 
 
 def test_dataset_round_trips_with_references(tmp_path, monkeypatch):
-    from rmdt.recipes import oracle_play
+    from rmdt.envs import oracle_play
 
     monkeypatch.setattr(oracle_play, "REFERENCE_EPISODES", 8)
     name = recipe.build(SMALL, episodes=5, random_share=0.2, seed=2, root=tmp_path)

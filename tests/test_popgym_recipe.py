@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rmdt.data.minari_source import load_minari, metadata_file
-from rmdt.envs.suites import PopgymFlat
-from rmdt.recipes import popgym as recipe
+from rmdt.envs.gymnasium.wrappers import PopgymFlat
+from rmdt.envs.popgym import recipe
 
 EASY = [family + "Easy" for family in recipe.ORACLES]
 

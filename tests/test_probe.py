@@ -9,7 +9,8 @@ import pytest
 import torch
 from clue_task import SEGMENTS, clue_batch
 
-from rmdt.evaluation import ENV_EVALUATORS, probe_checkpoint
+from rmdt.envs.registry import ENVS
+from rmdt.evaluation import probe_checkpoint
 from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe
 from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.policy import Policy
@@ -170,7 +171,7 @@ def run_act_plain(policy, batch):
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])
 def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, memory_tokens):
-    monkeypatch.setitem(ENV_EVALUATORS, "clue", __name__)
+    monkeypatch.setitem(ENVS.packages, "clue", __name__)  # this module is the env
     model = make_model(memory_tokens, initializer_range=0.02).train()
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)

@@ -278,7 +278,7 @@ def test_an_async_env_that_cannot_cancel_its_autoreset_is_refused():
 
 
 def test_tmaze_rows_seeded_one_by_one_do_not_depend_on_their_neighbours():
-    from rmdt.envs.tmaze import TMazeVectorEnv
+    from rmdt.envs.tmaze.env import TMazeVectorEnv
 
     seeds = [episode_seed(5, k) for k in range(4)]
     batch = TMazeVectorEnv(4, 6)

@@ -54,7 +54,7 @@ def test_suite_configs_compose_with_every_preset(path):
      "evaluation.env_args={id: MiniGrid-MemoryS9-v0, wrapper: minigrid_symbolic, max_episode_steps: 40}"]),
 ])
 def test_trains_and_evaluates_with_references(tmp_path, monkeypatch, config_name, data, extra):
-    from rmdt.recipes import oracle_play
+    from rmdt.envs import oracle_play
 
     monkeypatch.setattr(oracle_play, "REFERENCE_EPISODES", 4)
     preset, *extra = extra

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import rmdt  # noqa: F401  (registers rmdt/TMaze-v0)
-from rmdt.envs.tmaze import DOWN, LEFT, RIGHT, UP, TMazeEnv, TMazeVectorEnv, oracle_actions
+from rmdt.envs.tmaze.env import DOWN, LEFT, RIGHT, UP, TMazeEnv, TMazeVectorEnv, oracle_actions
 
 
 def run(env, actions):

@@ -59,7 +59,7 @@ def env_figures(repeats: int = 5, sizes=(1, 8, 32), steps: int = 200) -> None:
     import gymnasium as gym
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-    from rmdt.envs.atari import AtariEnvs
+    from rmdt.envs.atari.env import AtariEnvs
 
     print(f"\n{'Breakout, random actions':<40}{'env steps/s':>12}{'build+reset s':>15}")
     for n in sizes:
@@ -123,7 +123,7 @@ def train_figures(steps: int = 4000, batch_size: int = 16, repeats: int = 3) -> 
 
 
 def rollout_figures(games: int = 8, steps: int = 100) -> None:
-    from rmdt.envs.atari import AtariEnvs
+    from rmdt.envs.atari.env import AtariEnvs
     from rmdt.evaluation.rollout import rollout
 
     policy = rate_policy().eval()
@@ -143,7 +143,7 @@ def replay_figures(rows: int = 20_000) -> None:
     import gzip
 
     from rmdt.data.dqn_replay import convert
-    from rmdt.envs.atari import AtariEnvs
+    from rmdt.envs.atari.env import AtariEnvs
 
     env = AtariEnvs("Breakout", 8, max_steps=rows)
     obs, _ = env.reset(seed=0)

@@ -3,7 +3,7 @@
     MUJOCO_GL=egl python bench/perf/memory_maze.py [--steps 200] [--envs 4] [--threads 1]
 
 Env: random actions in one 9x9 maze at 64x64 (build and reset timed apart: a seeded reset rebuilds
-the maze). Oracle: the same with the BFS oracle of rmdt.recipes.memory_maze choosing every action
+the maze). Oracle: the same with the BFS oracle of rmdt.envs.memory_maze.recipe choosing every action
 (planning time also shown per call). Evaluation: an untrained RMDT of the paper's size
 (configs/memory_maze/rmdt.yaml) rolled out by the evaluator in ``--envs`` mazes, mazes built
 and reset included, as ``evaluate.py`` reports it; the policy's share of that time is shown.
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rmdt.data.recipes import load_recipe
-from rmdt.envs.memory_maze import MemoryMazeEnv
+from rmdt.envs.memory_maze.env import MemoryMazeEnv
+from rmdt.envs.registry import ENVS
 
 
 def env_rate(steps: int, choose) -> tuple[float, float, float]:
@@ -66,12 +66,12 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(0)
     built, rate, _ = env_rate(args.steps, lambda info: int(rng.integers(6)))
     print(f"env     {rate:6.1f} steps/s  (random actions, 64x64; build + seeded reset {built:.1f} s)")
-    oracle = load_recipe("memory_maze").oracle_action
+    oracle = ENVS.recipe("memory_maze").oracle_action
     _, rate, plan = env_rate(args.steps, oracle)
     print(f"oracle  {rate:6.1f} steps/s  (BFS planning {plan * 1e6:.0f} us per step)")
 
     from rmdt.config import EvaluationConfig, load_config
-    from rmdt.evaluation.memory_maze import ENVS_AT_ONCE, evaluate
+    from rmdt.envs.memory_maze.evaluator import ENVS_AT_ONCE, evaluate
     from rmdt.models import RMDTConfig, RMDTModel
 
     config = load_config(Path(__file__).resolve().parents[2] / "configs" / "memory_maze" / "rmdt.yaml")

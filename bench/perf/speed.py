@@ -323,7 +323,7 @@ def memory_child(args) -> None:
 
 def throughput(args) -> dict:
     """``--throughput``: per precision, training s/batch, windows/s and tokens/s, and evaluation speed."""
-    from rmdt.envs.tmaze import TMazeVectorEnv
+    from rmdt.envs.tmaze.env import TMazeVectorEnv
     from rmdt.evaluation.rollout import rollout
 
     config = rate_config(args)

@@ -26,9 +26,9 @@ def load_trajectories(source: str | os.PathLike, root=None, num_actions: int | N
 def load_config_data(data) -> Trajectories:
     """The trajectories a ``DataConfig`` names: built by its recipe (reused if on disk) or read as is."""
     if data.recipe is not None:
-        from rmdt.data.recipes import load_recipe
+        from rmdt.envs.registry import ENVS
 
-        name = load_recipe(data.recipe).build(**data.recipe_args, root=data.root)
+        name = ENVS.recipe(data.recipe).build(**data.recipe_args, root=data.root)
         return load_trajectories(name, root=data.root)
     return load_trajectories(data.dataset, root=data.root, num_actions=data.num_actions)
 

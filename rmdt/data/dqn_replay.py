@@ -249,7 +249,7 @@ def convert(source, out, suffixes=None, max_steps: int | None = None, seed: int 
         raise DataError(f"{logs}: checkpoints have frames of different shapes {sorted(shapes)}")
     game = game or logs.parent.parent.name
     if num_actions is None:
-        from rmdt.envs.atari import num_actions as ale_num_actions
+        from rmdt.envs.atari.env import num_actions as ale_num_actions
 
         num_actions = ale_num_actions(game)
     keep = choose_episodes([c.lengths for c in checkpoints], max_steps, seed)

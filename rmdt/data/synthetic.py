@@ -16,7 +16,7 @@ from rmdt.data.trajectories import Trajectories
 
 def tmaze_oracle(episodes: int, max_length: int, seed: int = 0) -> Trajectories:
     """T-Maze oracle episodes, corridor lengths uniform in [1, ``max_length``], in memory."""
-    from rmdt.envs.tmaze import TMazeEnv, oracle_actions
+    from rmdt.envs.tmaze.env import TMazeEnv, oracle_actions
 
     rng = np.random.default_rng(seed)
     triples = []

@@ -1,8 +1,6 @@
-"""Environments. Importing ``rmdt`` registers them with gymnasium."""
-import gymnasium as gym
+"""Environments: one package per environment (its env classes, dataset recipe, evaluator and settings),
+found by name through ``ENVS`` (rmdt.envs.registry); ``register_env("name", "package.path")`` adds one.
+Importing ``rmdt`` registers rmdt's own gymnasium ids."""
+from rmdt.envs.registry import ENVS, register_env
 
-
-def register_envs() -> None:
-    if "rmdt/TMaze-v0" not in gym.registry:
-        gym.register(id="rmdt/TMaze-v0", entry_point="rmdt.envs.tmaze:TMazeEnv",
-                     vector_entry_point="rmdt.envs.tmaze:TMazeVectorEnv")
+__all__ = ["ENVS", "register_env"]

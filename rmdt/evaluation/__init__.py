@@ -2,25 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 import json
 from pathlib import Path
 
 from rmdt.atomic import write_text
+from rmdt.envs.registry import ENVS, env_evaluator  # noqa: F401  (env_evaluator: attention, probe)
 
-# env name -> module providing `Settings` (a dataclass: the env's `evaluation.env_args`),
-# evaluate(policy, evaluation, settings, target_return, device, progress, periodic) -> rows,
-# plot(rows, path, title), describe(row) -> one console line, scalars(rows) -> {name: value}, and
-# optionally default_target(settings) (the target return used when evaluation.target_return is null).
-# The modules import an env's optional packages inside functions only, so that load_config can import
-# the chosen one to check its settings, and that env's packages are needed only to evaluate in it.
-ENV_EVALUATORS = {
-    "tmaze": "rmdt.evaluation.tmaze",
-    "atari": "rmdt.evaluation.atari",
-    "memory_maze": "rmdt.evaluation.memory_maze",
-    "gymnasium": "rmdt.evaluation.gymnasium",
-}
+# Each environment's evaluator (rmdt.envs.protocol.Evaluator) lives in its package, rmdt/envs/<name>/,
+# found through the registry ENVS by the name in `evaluation.env`.
 
 
 class CheckpointNotFound(FileNotFoundError):
@@ -58,15 +47,6 @@ def load_policy(path: str | Path, device="cpu"):
     return policy.to(device).eval()
 
 
-def env_evaluator(env: str):
-    """The evaluation module of ``env`` (see ``ENV_EVALUATORS``)."""
-    if env not in ENV_EVALUATORS:
-        close = difflib.get_close_matches(env, list(ENV_EVALUATORS), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ValueError(f"evaluation env {env!r} is unknown ({hint}known: {', '.join(ENV_EVALUATORS)})")
-    return importlib.import_module(ENV_EVALUATORS[env])
-
-
 def by_target(rows: list[dict]) -> dict:
     """Rows grouped by their ``target_return`` (None when rows have none), in first-seen order."""
     groups: dict = {}
@@ -101,7 +81,7 @@ def evaluate_policy(policy, evaluation, overrides: dict | None = None, device="c
     evaluation = as_evaluation(evaluation, overrides)
     if periodic and evaluation.periodic_episodes is not None:
         evaluation = dataclasses.replace(evaluation, episodes=evaluation.periodic_episodes)
-    evaluator = env_evaluator(evaluation.env)
+    evaluator = ENVS.evaluator(evaluation.env)
     targets = [resolve_target(evaluator, evaluation, target) for target in evaluation.target_returns()]
     was_training = policy.training
     policy.eval()
@@ -121,7 +101,7 @@ def evaluate_policy(policy, evaluation, overrides: dict | None = None, device="c
 
 def resolve_target(evaluator, evaluation, target: float | None) -> float:
     """``target`` as a float, or the env's default target when it is None (ValueError if it has none)."""
-    if target is None and hasattr(evaluator, "default_target"):
+    if target is None:
         target = evaluator.default_target(evaluation.env_args)
     if target is None:
         raise ValueError(f"evaluation.target_return is null and env {evaluation.env!r} has no default target: "
@@ -150,7 +130,7 @@ def evaluate_checkpoint(path, overrides: dict | None = None, out=None, device="c
     report["checkpoint"] = str(model_dir.resolve())
     out = Path(out) if out else model_dir.parent / "eval" / "results.json"
     write_text(out, json.dumps(report, indent=2))
-    env_evaluator(report["env"]).plot(report["results"], out.with_suffix(".png"),
+    ENVS.evaluator(report["env"]).plot(report["results"], out.with_suffix(".png"),
                                       title=f"{model_dir.parent.name or model_dir.name}")
     return out
 

@@ -83,7 +83,7 @@ class NatureCNNEncoder(nn.Module):
 
 @register_obs_encoder("symbolic_grid")
 class SymbolicGridEncoder(nn.Module):
-    """A small symbolic grid view plus a direction (MiniGrid: ``rmdt.envs.suites.MinigridSymbolic``) -> d_model.
+    """A small symbolic grid view plus a direction -> d_model (MiniGrid through the wrapper ``minigrid_symbolic``).
 
     The observation is one vector: a k x k x 3 view of (object, colour, state) indices, row-major
     over (x, y, channel), then the agent's direction (0-3). Each cell is the sum of an embedding

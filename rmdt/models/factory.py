@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 
 from rmdt.data.trajectories import Trajectories
+from rmdt.envs.registry import ENVS
 from rmdt.models.registry import MODELS
 
 
@@ -25,14 +26,11 @@ def observation_statistics(trajectories: Trajectories) -> tuple[list | None, lis
 
 def evaluation_settings(config, trajectories: Trajectories) -> dict:
     """The run's evaluation settings as the checkpoint keeps them, completed from the data's facts by
-    the environment's ``settings_from_data`` (e.g. the gymnasium environment and the reference
-    returns a Minari dataset names), so ``evaluate.py RUN`` needs no environment settings."""
-    from rmdt.evaluation import env_evaluator
-
+    the environment's evaluator (``settings_from_data``: e.g. the gymnasium environment and the
+    reference returns a Minari dataset names), so ``evaluate.py RUN`` needs no environment settings."""
     evaluation = dataclasses.asdict(config.evaluation)
-    fill = getattr(env_evaluator(evaluation["env"]), "settings_from_data", None)  # TEMP until env protocol
-    if fill is not None:
-        evaluation["env_args"] = fill(evaluation.get("env_args") or {}, trajectories)
+    fill = ENVS.evaluator(evaluation["env"]).settings_from_data
+    evaluation["env_args"] = fill(evaluation.get("env_args") or {}, trajectories)
     return evaluation
 
 

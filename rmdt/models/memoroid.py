@@ -18,9 +18,9 @@ from torch import nn
 
 Element = tuple[torch.Tensor, ...]
 
-# Which scan is faster, per device type. On this CPU the fused sequential recurrence beats the
-# parallel scan (fewer, larger kernels; log depth buys nothing on one core): measured by
-# ``python bench/memoroid_vs_rnn.py`` (README, "Recurrent baselines"). GPUs: log depth (not measured).
+# Which scan is faster, per device type. On CPUs the fused sequential recurrence beats the parallel
+# scan (fewer, larger kernels; log depth buys nothing on a few cores): measured by
+# ``python bench/perf/memoroid_vs_rnn.py`` (docs/performance.md). GPUs: log depth (not measured).
 FASTER_SCAN = {"cpu": "sequential", "cuda": "parallel"}
 SCANS = ("auto", "parallel", "sequential")
 

@@ -6,8 +6,8 @@ Same call as a memoroid layer: ``layer(x, starts, state) -> (y, state)`` over (B
 ``"parallel"`` cuts the tape into the runs between starts and packs them into one call of the fused
 ``nn.GRU`` / ``nn.LSTM`` kernel (cuDNN's), each run from zeros (or, for a row's first run when it
 is not a start, from the carried state). No gradient crosses a reset: nothing flows into a zero
-state. On this CPU the per-step loop is 1.3-2x faster than packing (``bench/rnn_resets.py``), so
-``"auto"`` packs on CUDA only. A batch with no start past its first column (every ``act`` step,
+state. On CPUs the per-step loop measured faster than packing (``bench/perf/rnn_resets.py``,
+docs/performance.md), so ``"auto"`` packs on CUDA only. A batch with no start past its first column (every ``act`` step,
 every padded segment) is one plain call in every mode, the fastest of all.
 """
 from __future__ import annotations

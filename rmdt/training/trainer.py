@@ -27,7 +27,8 @@ from transformers.utils import logging as hf_logging
 from rmdt.config import Config
 from rmdt.data import build_sampler, load_config_data
 from rmdt.data.trajectories import Trajectories
-from rmdt.evaluation import env_evaluator, evaluate_policy
+from rmdt.envs.registry import ENVS
+from rmdt.evaluation import evaluate_policy
 from rmdt.models.factory import build_policy
 from rmdt.training.checkpoint import (CheckpointError, checkpoint_dirs, load_checkpoint, normalize_permissions,
                                       save_checkpoint)
@@ -229,7 +230,7 @@ def fit(run: Run) -> None:
         if eval_due and accelerator.is_main_process:
             report = evaluate_policy(policy, policy.config.evaluation, device=accelerator.device, progress=False,
                                      periodic=True)
-            logger.scalars("eval", {**env_evaluator(report["env"]).scalars(report["results"]),
+            logger.scalars("eval", {**ENVS.evaluator(report["env"]).scalars(report["results"]),
                                     "train_seconds": train_seconds}, step)
         if save_due:
             assert_finite_parameters(policy, f"the checkpoint of step {step}")

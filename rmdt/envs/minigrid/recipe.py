@@ -14,7 +14,7 @@ current step. Sizes: ``MiniGrid-MemoryS9-v0`` (small), ``MiniGrid-MemoryS13Rando
 ``MiniGrid-MemoryS17Random-v0`` (large); any ``MiniGrid-Memory*`` id works.
 
 Observations: the agent's 7x7 view of (object, colour, state) indices plus its direction, flat
-uint8 (``rmdt.envs.suites.MinigridSymbolic``, env wrapper ``minigrid_symbolic`` for evaluation).
+uint8 (``rmdt.envs.gymnasium.wrappers.MinigridSymbolic``, env wrapper ``minigrid_symbolic`` for evaluation).
 Metadata: ``ref_max_score`` (the oracle, no random actions) and ``ref_min_score`` (random play).
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ import argparse
 import re
 from collections import deque
 
-from rmdt.recipes import oracle_play, show_dataset
+from rmdt.envs import oracle_play
+from rmdt.envs.recipe_cli import show_dataset
 
 DEFAULTS = dict(env_id="MiniGrid-MemoryS13Random-v0", episodes=1000, random_share=0.1, seed=0)
 SIZES = ("MiniGrid-MemoryS9-v0", "MiniGrid-MemoryS13Random-v0", "MiniGrid-MemoryS17Random-v0")
@@ -86,13 +87,13 @@ def dataset_id(env_id: str, episodes: int, random_share: float, seed: int) -> st
 
 
 def make_env(env_id: str):
-    from rmdt.envs.suites import make
+    from rmdt.envs.gymnasium.wrappers import make
 
     return make(check_env_id(env_id), WRAPPER)
 
 
 def oracle_actions():
-    """``make_act`` for ``rmdt.recipes.oracle_play``: a fresh oracle per episode."""
+    """``make_act`` for ``rmdt.envs.oracle_play``: a fresh oracle per episode."""
     def make_act():
         oracle = MemoryOracle()
         return lambda env: oracle(env.unwrapped)
@@ -117,7 +118,7 @@ def build(env_id: str = DEFAULTS["env_id"], episodes: int = DEFAULTS["episodes"]
         description=f"{env_id}: {episodes} episodes of a privileged BFS oracle that looks at the cue first, "
                     f"with a share {random_share:g} of uniformly random actions, seed {seed}. Observations: "
                     f"7x7x3 view indices (x, y, channel) then direction, uint8; evaluate with env wrapper "
-                    f"{WRAPPER!r} (rmdt.envs.suites).",
+                    f"{WRAPPER!r} (rmdt.envs.gymnasium.wrappers).",
         requirements=["rmdt", "minigrid"])
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from rmdt.recipes import add_root_argument
+from rmdt.envs.recipe_cli import add_root_argument
 
 REFERENCE_EPISODES = 100  # episodes behind each reference return (ref_min_score, ref_max_score)
 

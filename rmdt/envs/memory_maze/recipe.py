@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rmdt.recipes import add_root_argument, show_dataset
+from rmdt.envs.recipe_cli import add_root_argument, show_dataset
 
 DEFAULTS = dict(episodes=200, episode_steps=90, maze_size=9, noise=0.2, seed=0, chunk=10)
 
@@ -62,7 +62,7 @@ def oracle_action(info: dict) -> int:
     While leaving a cell the agent first steers back to the cell's centre line, so it does not cut
     corners into walls.
     """
-    from rmdt.envs.memory_maze import FORWARD, FORWARD_LEFT, FORWARD_RIGHT, LEFT, RIGHT
+    from rmdt.envs.memory_maze.env import FORWARD, FORWARD_LEFT, FORWARD_RIGHT, LEFT, RIGHT
 
     position, direction = np.asarray(info["agent_pos"]), np.asarray(info["agent_dir"])
     cell = (int(position[0]), int(position[1]))
@@ -88,7 +88,7 @@ def oracle_action(info: dict) -> int:
 
 def run_chunk(args: tuple) -> dict:
     """Rolls ``count`` oracle episodes in one env seeded from (seed, chunk index); returns arrays."""
-    from rmdt.envs.memory_maze import MemoryMazeEnv
+    from rmdt.envs.memory_maze.env import MemoryMazeEnv
 
     index, count, episode_steps, maze_size, noise, seed = args
     env_seed, noise_seed = np.random.SeedSequence([seed, index]).generate_state(2)
@@ -132,7 +132,7 @@ def build(episodes: int = DEFAULTS["episodes"], episode_steps: int = DEFAULTS["e
 
     from rmdt.atomic import atomic_path
     from rmdt.data.minari_source import metadata_file, write_minari
-    from rmdt.envs.memory_maze import MemoryMazeEnv, env_spec
+    from rmdt.envs.memory_maze.env import MemoryMazeEnv, env_spec
     from rmdt.progress import progress_bar
 
     if episodes < 1 or chunk < 1 or workers < 1:

@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 
-from rmdt.recipes import add_root_argument, show_dataset
+from rmdt.envs.recipe_cli import add_root_argument, show_dataset
 
 ENV_ID = "InvertedDoublePendulum-v5"
 DEFAULTS = dict(controller=20, noisy=40, random=100, max_noise=0.4, reference_episodes=20, seed=0)

@@ -29,7 +29,7 @@ DEFAULTS = dict(game="Breakout", episodes=20, policy="random", epsilon=0.0, targ
 
 def dataset_id(game: str, episodes: int, policy: str, epsilon: float, seed: int, sticky_actions: float,
                max_steps: int) -> str:
-    from rmdt.envs.atari import rom_id
+    from rmdt.envs.atari.env import rom_id
 
     tag = "random" if policy == "random" else \
         "ckpt" + hashlib.sha1(str(Path(policy).resolve()).encode()).hexdigest()[:8] + f"-eps{epsilon:g}"
@@ -109,9 +109,9 @@ def build(game: str = DEFAULTS["game"], episodes: int = DEFAULTS["episodes"], po
           out=None, root=None, progress: bool = True) -> str:
     """Records ``episodes`` games into a frame store unless it is already there; returns its path."""
     from rmdt.data.frame_store import FrameStoreWriter, is_frame_store
-    from rmdt.envs.atari import STACK, AtariEnvs
+    from rmdt.envs.atari.env import STACK, AtariEnvs
+    from rmdt.envs.atari.evaluator import game_target
     from rmdt.evaluation import load_policy
-    from rmdt.evaluation.atari import game_target
     from rmdt.evaluation.rollout import rollout
     from rmdt.progress import progress_bar
 

@@ -1,17 +1,46 @@
-"""Wrappers that show POPGym and MiniGrid environments the way rmdt's memory-suite datasets store them.
+"""Wrappers that show an environment's observations the way rmdt's datasets stored them.
 
-The dataset recipes (``rmdt.recipes.popgym``, ``rmdt.recipes.minigrid``) step their environments
-through these same wrappers, so evaluation reproduces the training observations exactly: the
-gymnasium evaluator applies the one named in a config (``env_args: {id: popgym-RepeatFirstEasy-v0,
-wrapper: popgym_flat}``), or by default the suite's own (``default_wrapper``). Each wrapper keeps the original environment reachable as ``env.unwrapped``, where
-the recipes' privileged oracles read the hidden state.
+POPGym and MiniGrid: the dataset recipes (``rmdt.envs.popgym.recipe``, ``rmdt.envs.minigrid.recipe``)
+step their environments through these same wrappers, so evaluation reproduces the training
+observations exactly: the gymnasium evaluator applies the one named in a config (``env_args: {id:
+popgym-RepeatFirstEasy-v0, wrapper: popgym_flat}``), or by default the suite's own
+(``default_wrapper``). Each wrapper keeps the original environment reachable as ``env.unwrapped``,
+where the recipes' privileged oracles read the hidden state. Dict observations of any environment
+are flattened by ``FlattenDictObservation`` in the order the loader recorded.
 """
 from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from rmdt.data.observations import flat_size, flatten, leaf_keys
+
 MINIGRID_VIEW = 7  # MiniGrid's default agent view: 7x7 cells in front of the agent
+
+
+class FlattenDictObservation(gym.ObservationWrapper):
+    """A Dict observation as one float32 vector: its numeric leaves concatenated in ``keys`` order
+    (dotted paths, as ``rmdt.data.observations`` records them when loading a dataset; None: the
+    space's own order, which is the order the loader uses for data from the same environment)."""
+
+    def __init__(self, env: gym.Env, keys: list[str] | None = None):
+        super().__init__(env)
+        space = env.observation_space
+        self.keys = list(keys) if keys is not None else leaf_keys(space)[0]
+        known = set(leaf_keys(space)[0])
+        unknown = [k for k in self.keys if k not in known]
+        if unknown:
+            raise ValueError(f"obs_keys {unknown} are not numeric entries of {env.spec.id if env.spec else env}'s "
+                             f"observations (it has: {', '.join(sorted(known))})")
+        size = flat_size(space, self.keys)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+
+    def observation(self, observation):
+        return flatten(observation, self.keys, batch_dims=0)
 
 
 class PopgymFlat(gym.Wrapper):
@@ -106,7 +135,14 @@ def make(env_id: str, wrapper: str | None, **kwargs) -> gym.Env:
 
 
 def _require(module: str, extra: str) -> None:
+    """Imports the suite package ``module`` (which registers its ids), never a same-named single file:
+    ``python datasets/popgym.py`` puts ``datasets/`` first on ``sys.path``, where popgym.py would stand in
+    for the package."""
+    path = sys.path[:]
+    sys.path[:] = [entry for entry in path if not (Path(entry or ".") / f"{module}.py").is_file()]
     try:
-        __import__(module)
+        importlib.import_module(module)
     except ImportError as error:
         raise ImportError(f"{module} is not installed: pip install -c constraints.txt -e '.[{extra}]'") from error
+    finally:
+        sys.path[:] = path

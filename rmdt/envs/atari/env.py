@@ -6,9 +6,8 @@ with a max over the last two frames, 84x84 grayscale, and a stack of the last 4 
 as [0, 0, 0, frame_0]. Those are frame for frame the observations of gymnasium's
 ``AtariPreprocessing`` + ``FrameStackObservation(padding_type="zero")`` (tests/test_atari.py checks
 it), laid out as DQN-Replay's states (Dopamine preprocesses the same way, without no-op starts).
-On this loaded 2-core machine it ran 0.96-1.37x the speed of those wrappers in a SyncVectorEnv
-(median ratios of alternating runs, bench/atari.py). Seeding a game reloads its ROM, which costs
-ALE about 0.3-0.8 s per game.
+It runs at about the speed of those wrappers in a SyncVectorEnv (``bench/perf/atari.py``, figures in
+docs/performance.md). Seeding a game reloads its ROM, which costs ALE a fraction of a second per game.
 
 As in the DT and RATE evaluations, rewards are raw game scores (not clipped), no FIRE is pressed on
 reset and an episode ends at game over, not at a lost life. Sticky actions

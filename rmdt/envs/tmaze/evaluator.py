@@ -2,27 +2,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmdt.config import ConfigError
-from rmdt.envs.tmaze import TMazeVectorEnv
+from rmdt.envs.tmaze.env import TMazeVectorEnv
+from rmdt.envs.tmaze.settings import Settings
 from rmdt.evaluation import by_target, target_suffix
 from rmdt.evaluation.rollout import rollout, wilson_interval
 from rmdt.plotting import pyplot, save_png
-
-
-@dataclass
-class Settings:
-    corridor_lengths: list = field(default_factory=lambda: [9, 30, 90, 150, 300, 600, 900])  # lengths evaluated
-    periodic_lengths: list = field(default_factory=lambda: [90])  # lengths evaluated every training.eval_every steps
-
-    def __post_init__(self) -> None:
-        for key in ("corridor_lengths", "periodic_lengths"):
-            lengths = getattr(self, key)
-            if not lengths or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths):
-                raise ConfigError(f"evaluation.env_args.{key} must be a non-empty list of ints >= 1, got {lengths!r}")
 
 
 def length_seed(seed: int, length: int) -> int:
@@ -50,6 +37,16 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
                         "ci95": [low, high], "episodes": episodes,
                         "env_steps_per_second": out.env_steps / seconds})
     return results
+
+
+def default_target(settings: Settings) -> None:
+    """None: T-Maze has no default, its configs set target_return (1.0, the reward of a correct turn)."""
+    return None
+
+
+def settings_from_data(env_args: dict, trajectories) -> dict:
+    """Unchanged: the settings are the lengths to evaluate, which the data does not decide."""
+    return dict(env_args)
 
 
 def describe(row: dict) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import numpy as np
 
-from rmdt.recipes import add_root_argument, show_dataset
+from rmdt.envs.recipe_cli import add_root_argument, show_dataset
 
 DEFAULTS = dict(episodes=6000, min_length=1, max_length=88, seed=0)
 
@@ -24,7 +24,7 @@ def oracle_buffers(episodes: int, min_length: int, max_length: int, seed: int) -
     """Rolls the oracle out in all corridors at once; returns one ``EpisodeBuffer`` per episode."""
     from minari.data_collector import EpisodeBuffer
 
-    from rmdt.envs.tmaze import DOWN, RIGHT, UP, TMazeVectorEnv
+    from rmdt.envs.tmaze.env import DOWN, RIGHT, UP, TMazeVectorEnv
 
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
@@ -60,7 +60,7 @@ def build(episodes: int = DEFAULTS["episodes"], min_length: int = DEFAULTS["min_
     import gymnasium as gym
 
     from rmdt.data.minari_source import metadata_file, write_minari
-    from rmdt.envs.tmaze import TMazeEnv
+    from rmdt.envs.tmaze.env import TMazeEnv
 
     name = dataset_id(episodes, min_length, max_length, seed)
     if metadata_file(name, root).is_file():

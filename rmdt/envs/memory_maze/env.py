@@ -13,7 +13,7 @@ A maze's layout comes from labmaze's own generator, seeded only when the task is
 seeded ``reset`` rebuilds the task (~3 s) and an unseeded one draws the next maze (~2 s). With
 ``global_observables=True`` the info dict carries the layout, the agent's position and direction
 and the targets' positions (grid units, ``maze_layout[y, x] == 1`` is free floor): what the oracle
-in ``rmdt.recipes.memory_maze`` plans with. Policies only ever see the image.
+in ``rmdt.envs.memory_maze.recipe`` plans with. Policies only ever see the image.
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from rmdt.envs.memory_maze.settings import NATIVE_STEPS
+
 NOOP, FORWARD, LEFT, RIGHT, FORWARD_LEFT, FORWARD_RIGHT = range(6)
-# Maze side (without outer walls) -> episode steps of the original benchmark at 4 actions per second.
-NATIVE_STEPS = {9: 1000, 11: 2000, 13: 3000, 15: 4000}
 GLOBAL_KEYS = ("maze_layout", "agent_pos", "agent_dir", "target_pos", "targets_pos", "target_color")
 IMAGE_SHAPE = (64, 64, 3)
 
@@ -56,10 +56,10 @@ def _tasks() -> types.ModuleType:
 
 
 def env_spec(maze_size: int = 9, max_episode_steps: int | None = None) -> gym.envs.registration.EnvSpec:
-    """The spec recorded in datasets (not registered: building it needs the optional packages)."""
+    """The spec recorded in datasets: the registered id of the size, with this episode length."""
     steps = max_episode_steps or NATIVE_STEPS[maze_size]
     return gym.envs.registration.EnvSpec(
-        id=f"rmdt/MemoryMaze-{maze_size}x{maze_size}-v0", entry_point="rmdt.envs.memory_maze:MemoryMazeEnv",
+        id=f"rmdt/MemoryMaze-{maze_size}x{maze_size}-v0", entry_point="rmdt.envs.memory_maze.env:MemoryMazeEnv",
         kwargs={"maze_size": maze_size, "max_episode_steps": steps}, max_episode_steps=steps)
 
 

@@ -6,36 +6,15 @@ score RATE reports on the DQN-Replay 1% data, the anchor this project measures a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-
-from rmdt.config import ConfigError
-from rmdt.envs.atari import AtariEnvs, rom_id
+from rmdt.envs.atari.env import AtariEnvs, rom_id
+from rmdt.envs.atari.settings import Settings
 from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.plotting import episode_returns, pyplot, save_png
 
 TARGET_RETURNS = {"breakout": 90.0, "qbert": 14000.0, "seaquest": 1150.0, "pong": 20.0}  # DT paper
 RATE_RETURNS = {"breakout": 111.0, "qbert": 12487.0, "seaquest": 1038.0, "pong": 18.8}  # RATE paper, 1% data
-
-
-@dataclass
-class Settings:
-    game: str = "Breakout"  # ALE game (Breakout, Pong, Qbert, Seaquest, ...)
-    sticky_actions: float = 0.0  # probability of repeating the last action (0 in DT/RATE, 0.25 in Dopamine)
-    max_steps: int = 27000  # agent steps before an episode is cut (108k frames at frame skip 4)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.sticky_actions <= 1.0:
-            raise ConfigError(f"evaluation.env_args.sticky_actions must be in [0, 1], got {self.sticky_actions}")
-        if self.max_steps < 1:
-            raise ConfigError(f"evaluation.env_args.max_steps must be >= 1, got {self.max_steps}")
-        try:
-            rom_id(self.game)
-        except ImportError:  # ale_py (the atari extra) missing: evaluating will say so
-            pass
-        except ValueError as error:
-            raise ConfigError(f"evaluation.env_args.game: {error}") from None
 
 
 def game_target(game: str) -> float:
@@ -50,6 +29,11 @@ def game_target(game: str) -> float:
 def default_target(settings: Settings) -> float:
     """The target return used when ``evaluation.target_return`` is null: the DT paper's for the game."""
     return game_target(settings.game)
+
+
+def settings_from_data(env_args: dict, trajectories) -> dict:
+    """Unchanged: Atari's settings come from the run config alone."""
+    return dict(env_args)
 
 
 def evaluate(policy, evaluation, settings: Settings, target_return: float, device="cpu", progress: bool = True,

@@ -15,42 +15,13 @@ says where and how to evaluate. gymnasium's MuJoCo environments need the ``mujoc
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from rmdt.config import ConfigError
+from rmdt.envs.gymnasium.settings import Settings
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.evaluation.scores import D4RL_ENV_IDS, d4rl_name, d4rl_references, normalise
 from rmdt.plotting import episode_returns, pyplot, save_png
-
-VECTOR_MODES = ("sync", "async")
-
-
-@dataclass
-class Settings:
-    id: str | None = None  # gymnasium environment id (e.g. Hopper-v5); null: the one the training data names (filled in when training starts)
-    kwargs: dict = field(default_factory=dict)  # keyword arguments of gymnasium.make (e.g. {reset_noise_scale: 0.005})
-    max_episode_steps: int | None = None  # cut episodes after this many steps; null: the environment's own limit
-    vector: str = "sync"  # "sync": environments stepped in this process (SyncVectorEnv); "async": a subprocess each (AsyncVectorEnv)
-    obs_keys: list | None = None  # dict observations: leaves (dotted paths) flattened in this order; null: the space's order
-    frame_stack: int | None = None  # observations stacked over this many steps, as the data was; null: from the policy's observation shape
-    ref_min_score: float | None = None  # return of normalised score 0 (random play); null: from the data, or no normalised score
-    ref_max_score: float | None = None  # return of normalised score 100 (expert); null: from the data, or no normalised score
-    wrapper: str | None = None  # observation/action wrapper of rmdt.envs.suites (popgym_flat, minigrid_symbolic) the data was made through; null: the suite's own for popgym-* and MiniGrid-Memory* ids, else none
-
-    def __post_init__(self) -> None:
-        from rmdt.envs.suites import WRAPPERS
-
-        if self.wrapper is not None and self.wrapper not in WRAPPERS:
-            raise ConfigError(f"evaluation.env_args.wrapper must be one of {', '.join(WRAPPERS)} or null, got {self.wrapper!r}")
-        if self.vector not in VECTOR_MODES:
-            raise ConfigError(f"evaluation.env_args.vector must be one of {', '.join(VECTOR_MODES)}, got {self.vector!r}")
-        if self.frame_stack is not None and self.frame_stack < 1:
-            raise ConfigError(f"evaluation.env_args.frame_stack must be >= 1 or null, got {self.frame_stack}")
-        if (self.ref_min_score is None) != (self.ref_max_score is None):
-            raise ConfigError("evaluation.env_args: set both ref_min_score and ref_max_score, or neither")
-
 
 def settings_from_data(env_args: dict, trajectories) -> dict:
     """``env_args`` with what it leaves unset taken from the training data's facts (the environment,
@@ -69,7 +40,7 @@ def settings_from_data(env_args: dict, trajectories) -> dict:
             raise ValueError(f"evaluation.env_args.id is null and the data ({trajectories.source}) names no "
                              "environment: set evaluation.env_args.id to a gymnasium id")
     if filled.get("wrapper") is None:
-        from rmdt.envs.suites import default_wrapper
+        from rmdt.envs.gymnasium.wrappers import default_wrapper
 
         if default_wrapper(filled["id"]) is not None:  # only suites have one: the others stay unset
             filled["wrapper"] = default_wrapper(filled["id"])
@@ -87,13 +58,12 @@ def _wrapped_env(settings: Settings, frame_stack: int):
     """One environment with the observation and action wrappers the policy needs."""
     import gymnasium as gym
 
-    from rmdt.envs import suites
-    from rmdt.envs.wrappers import FlattenDictObservation
+    from rmdt.envs.gymnasium import wrappers
 
-    wrapper = settings.wrapper or suites.default_wrapper(settings.id)
-    env = suites.make(settings.id, wrapper, max_episode_steps=settings.max_episode_steps, **settings.kwargs)
+    wrapper = settings.wrapper or wrappers.default_wrapper(settings.id)
+    env = wrappers.make(settings.id, wrapper, max_episode_steps=settings.max_episode_steps, **settings.kwargs)
     if isinstance(env.observation_space, gym.spaces.Dict):
-        env = FlattenDictObservation(env, settings.obs_keys)
+        env = wrappers.FlattenDictObservation(env, settings.obs_keys)
     space = env.observation_space
     if isinstance(space, gym.spaces.Box) and space.dtype == np.float64:  # the loader keeps float64 data as float32
         single = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32)

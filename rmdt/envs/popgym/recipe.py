@@ -29,7 +29,7 @@ that is the future (the next card), so its best play without peeking is counting
 
 At every step, with probability ``random_share``, a uniformly random action replaces the oracle's
 (drawn from a stream of the seed separate from the environments'). Observations are flattened and
-MultiDiscrete actions turned into one Discrete index by ``rmdt.envs.suites.PopgymFlat`` (wrapper
+MultiDiscrete actions turned into one Discrete index by ``rmdt.envs.gymnasium.wrappers.PopgymFlat`` (wrapper
 ``popgym_flat`` for evaluation). The metadata hold ``ref_max_score`` (the oracle's mean return,
 no random actions) and ``ref_min_score`` (uniformly random play), each over
 ``oracle_play.REFERENCE_EPISODES`` episodes of seeds no dataset episode uses.
@@ -42,7 +42,8 @@ from collections import deque
 
 import numpy as np
 
-from rmdt.recipes import oracle_play, show_dataset
+from rmdt.envs import oracle_play
+from rmdt.envs.recipe_cli import show_dataset
 
 DEFAULTS = dict(episodes=1000, random_share=0.1, seed=0)
 LEVELS = ("Easy", "Medium", "Hard")
@@ -163,13 +164,13 @@ def dataset_id(task: str, episodes: int, random_share: float, seed: int) -> str:
 
 
 def make_env(task: str):
-    from rmdt.envs.suites import make
+    from rmdt.envs.gymnasium.wrappers import make
 
     return make(env_id(task), WRAPPER)
 
 
 def oracle_actions(task: str):
-    """``make_act`` for ``rmdt.recipes.oracle_play``: the task's oracle as a flat action index."""
+    """``make_act`` for ``rmdt.envs.oracle_play``: the task's oracle as a flat action index."""
     oracle = ORACLES[parse_task(task)[1]]
     return lambda: lambda env: env.flat_action(oracle(env.unwrapped))
 
@@ -195,7 +196,7 @@ def build(task: str = "RepeatFirstEasy", episodes: int = DEFAULTS["episodes"],
         description=f"POPGym {parse_task(task)[0]}: {episodes} episodes of a privileged oracle with a share "
                     f"{random_share:g} of uniformly random actions, seed {seed}. Observations: "
                     f"gymnasium.spaces.flatten (one-hot discrete parts), float32; MultiDiscrete actions as one "
-                    f"ravel_multi_index; evaluate with env wrapper {WRAPPER!r} (rmdt.envs.suites).",
+                    f"ravel_multi_index; evaluate with env wrapper {WRAPPER!r} (rmdt.envs.gymnasium.wrappers).",
         requirements=["rmdt", "popgym"])
 
 

@@ -7,32 +7,16 @@ evaluation during training uses the same settings.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from rmdt.config import ConfigError
-from rmdt.envs.memory_maze import NATIVE_STEPS, MemoryMazeVectorEnv
+from rmdt.envs.memory_maze.env import MemoryMazeVectorEnv
+from rmdt.envs.memory_maze.settings import Settings
 from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.plotting import episode_returns, pyplot, save_png
 
 ENVS_AT_ONCE = 4
-
-
-@dataclass
-class Settings:
-    maze_size: int = 9  # maze side without outer walls (9, 11, 13 or 15)
-    max_steps: int = 1000  # steps per evaluation episode (1000: the 9x9 benchmark; at most the size's native length)
-    gif: str | None = None  # save the first evaluation episode as this GIF (null: none)
-
-    def __post_init__(self) -> None:
-        if self.maze_size not in NATIVE_STEPS:
-            raise ConfigError(f"evaluation.env_args.maze_size must be one of {sorted(NATIVE_STEPS)}, "
-                              f"got {self.maze_size}")
-        if not 1 <= self.max_steps <= NATIVE_STEPS[self.maze_size]:
-            raise ConfigError(f"evaluation.env_args.max_steps must be in [1, {NATIVE_STEPS[self.maze_size]}] for "
-                              f"{self.maze_size}x{self.maze_size}, got {self.max_steps}")
 
 
 class _FirstEpisodeFrames:
@@ -94,6 +78,16 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
     return [{"maze_size": size, "max_steps": steps, "mean_return": float(np.mean(returns)),
              "ci95": [low, high], "returns": returns, "episodes": episodes,
              "env_steps_per_second": env_steps / seconds}]
+
+
+def default_target(settings: Settings) -> None:
+    """None: Memory Maze has no default, its configs set target_return."""
+    return None
+
+
+def settings_from_data(env_args: dict, trajectories) -> dict:
+    """Unchanged: Memory Maze's settings come from the run config alone."""
+    return dict(env_args)
 
 
 def describe(row: dict) -> str:
