@@ -102,9 +102,9 @@ def test_rmdts_gymnasium_ids_are_registered_and_old_entry_points_still_load():
     assert gym.envs.registration.load_env_creator("rmdt.envs.memory_maze:MemoryMazeEnv").__name__ == "MemoryMazeEnv"
 
 
-def test_the_run_config_checks_settings_without_torch_or_an_envs_packages():
-    code = ("import sys\nfrom rmdt.config import evaluation_config\nfrom rmdt.envs.registry import ENVS\n"
-            "evaluation_config({'env': 'memory_maze', 'env_args': {'max_steps': 8}})\n"
+def test_env_settings_build_without_torch_or_an_envs_packages():
+    code = ("import sys\nfrom rmdt.envs.registry import ENVS\n"
+            "ENVS.settings('memory_maze')(max_steps=8)\n"
             "[ENVS.settings(name)() for name in ENVS]\n"  # Atari's checks its game name with ale_py (if installed)
             "heavy = {'torch', 'transformers', 'popgym', 'minigrid', 'mujoco', 'dm_control'}\n"
             "print(sorted(heavy & set(sys.modules)))\n")
