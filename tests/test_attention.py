@@ -167,6 +167,7 @@ def test_summary_reads_the_memory_columns_and_write_rows():
     np.testing.assert_allclose(write[1, 0, :, 1], w[-2:, 2:2 + 3 * K:3].sum(axis=-1), atol=1e-6)  # on R tokens
 
 
+@pytest.mark.slow
 def test_export_through_the_evaluation_writes_npz_pngs_and_an_index(tmp_path):
     model = make_model(memory_tokens=2)
     index = export_attention(model, TMAZE, tmp_path, episodes=2, progress=False)
@@ -190,6 +191,7 @@ def test_export_through_the_evaluation_writes_npz_pngs_and_an_index(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_per_head_heatmaps_on_request(tmp_path):
     maps = capture_window(make_model(memory_tokens=2, n_layers=1), *make_window(batch_size=1))[0]
     assert export_maps(maps, tmp_path, "w", per_head=True) == [
@@ -197,6 +199,7 @@ def test_per_head_heatmaps_on_request(tmp_path):
     assert (tmp_path / "w_layer0_heads.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_dt_export_has_no_memory_summary_and_keeps_at_most_max_segments(tmp_path):
     index = export_attention(make_model(memory_tokens=0), TMAZE, tmp_path, episodes=1, max_segments=2,
                              progress=False)

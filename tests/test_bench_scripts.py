@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rmdt.data import SegmentSampler, Trajectories
 
@@ -38,6 +39,7 @@ def test_sampler_benchmark_measures():
     assert load("sampler").measure(SegmentSampler(data, 4, 3), batch_size=8, seconds=0.05) > 0
 
 
+@pytest.mark.slow
 def test_speed_benchmark_quick_mode(tmp_path, capsys):
     """bench/speed.py --quick: every row of the table, ratios and the JSON, without the reference."""
     out = tmp_path / "speed.json"

@@ -280,6 +280,7 @@ def write_large_checkpoint(logs, rows: int, episode_len: int = 997) -> None:
     save_gz(logs / "add_count_ckpt.0.gz", np.array(rows))
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_converting_and_sampling_a_buffer_larger_than_the_budget(tmp_path):
     """RSS of a fresh process: the conversion's peak, and the anonymous (heap) memory while sampling
     windows. Pages of the read-only memmap count as resident file pages, but they are page cache

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rmdt.config import MODEL_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,6 +16,7 @@ NO_OPTIONAL = ("import runpy, sys; sys.modules['minari'] = None; sys.modules['al
                "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
+@pytest.mark.slow
 def test_tiny_cpu_run_covers_every_model_and_precision_without_minari_or_ale(tmp_path):
     out = tmp_path / "gpu_check.json"
     done = subprocess.run([sys.executable, "-c", NO_OPTIONAL, str(SCRIPT), "--device", "cpu", "--tiny",

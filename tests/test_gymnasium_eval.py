@@ -38,6 +38,7 @@ def check_report(row: dict, ref_min: float, ref_max: float, episodes: int) -> No
     assert row["normalised_ci95"] == pytest.approx([(low - ref_min) * scale, (high - ref_min) * scale])
 
 
+@pytest.mark.slow
 def test_minari_dataset_trains_and_evaluates_with_no_env_settings(tmp_path):
     """The config names no environment: the dataset's env spec and reference returns reach the checkpoint,
     and evaluation aims at ref_max_score (target_return null)."""
@@ -62,6 +63,7 @@ def evaluate_cli():
     return module.main
 
 
+@pytest.mark.slow
 def test_d4rl_layout_file_from_the_controller_trains_and_evaluates(tmp_path, capsys):
     """A D4RL-layout HDF5 file written from the real env and its LQR controller; evaluate.py prints the
     raw and the normalised return with their intervals."""

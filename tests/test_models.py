@@ -188,6 +188,7 @@ def test_memory_carries_segment_1_into_segment_3(memory_kind):
 
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])
+@pytest.mark.slow
 def test_memory_is_learned_end_to_end(memory_tokens):
     """Trained through the loss alone, RMDT recalls a clue two segments later; DT cannot.
 

@@ -169,6 +169,7 @@ def run_act_plain(policy, batch):
 
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])
+@pytest.mark.slow
 def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, memory_tokens):
     monkeypatch.setitem(ENV_EVALUATORS, "clue", __name__)
     model = make_model(memory_tokens, initializer_range=0.02).train()
@@ -187,6 +188,7 @@ def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, mem
         assert recall["intact"] < 0.7 and recall["zeroed"] == recall["shuffled"] == recall["intact"]
 
 
+@pytest.mark.slow
 def test_probe_checkpoint_writes_json_and_png(tmp_path):
     model = make_model(obs_shape=[4], num_actions=4, evaluation=TMAZE | {"corridor_lengths": [3], "episodes": 8})
     model.save_pretrained(tmp_path / "final")
@@ -205,6 +207,7 @@ def test_models_without_segment_memory_are_refused_clearly():
         memory_probe(Recurrent(), TMAZE, progress=False)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys):
     """``evaluate.py --probe-memory --export-attention DIR`` writes what it prints."""
     spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).resolve().parents[1] / "evaluate.py")

@@ -239,6 +239,7 @@ def test_configs_dispatch_and_refuse_tapes_for_rmdt(tiny):
 
 @pytest.mark.parametrize("kind", RNN_LAYERS)
 @pytest.mark.parametrize("batching", ["tape", "segments"])
+@pytest.mark.slow
 def test_rnn_configs_train_on_tapes_and_segments(tiny, tmp_path, kind, batching):
     from rmdt.training import train
 
@@ -250,6 +251,7 @@ def test_rnn_configs_train_on_tapes_and_segments(tiny, tmp_path, kind, batching)
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_tape_training_resumes_exactly(tiny, tmp_path):
     from rmdt.training import train
     from rmdt.training.checkpoint import checkpoint_dirs

@@ -83,6 +83,7 @@ def test_non_finite_training_stops_and_never_saves_it(tiny, tmp_path, fault, cap
     assert all(all_finite(c) for c in checkpoint_dirs(run))  # no checkpoint holds the bad weights
 
 
+@pytest.mark.slow
 def test_bad_step_keeps_the_finite_checkpoints(tiny, tmp_path):
     """A resumed run going bad (a huge lr from step 4) must not rotate the finite checkpoints away."""
     every = ["training.checkpoint_every=1", "training.keep_checkpoints=2"]
@@ -129,6 +130,7 @@ def poisoned_sampler(monkeypatch, bad_steps):
     monkeypatch.setattr(trainer, "build_sampler", build_poisoned)
 
 
+@pytest.mark.slow
 def test_max_bad_steps_skips_without_updating(tiny, tmp_path, monkeypatch):
     poisoned_sampler(monkeypatch, {2})
     config = load_config(CONFIG, tiny + ["training.max_bad_steps=1"])
@@ -143,6 +145,7 @@ def test_max_bad_steps_skips_without_updating(tiny, tmp_path, monkeypatch):
         train(config, run_dir=tmp_path / "two_bad")
 
 
+@pytest.mark.slow
 def test_damaged_or_missing_checkpoint_part_is_named_and_resume_falls_back(tiny, tmp_path, capsys):
     config = load_config(CONFIG, tiny + ["model.dropout=0.1"])
     run = train(config, run_dir=tmp_path / "run").run_dir
@@ -160,6 +163,7 @@ def test_damaged_or_missing_checkpoint_part_is_named_and_resume_falls_back(tiny,
     assert f"{older / 'optimizer.bin'}: missing" in errors[0]
 
 
+@pytest.mark.slow
 def test_resume_refuses_settings_it_cannot_apply(tiny, tmp_path, capsys):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
@@ -177,6 +181,7 @@ def test_resume_refuses_settings_it_cannot_apply(tiny, tmp_path, capsys):
     assert status == 2 and f"run directory {missing} does not exist" in errors[0] and not missing.exists()
 
 
+@pytest.mark.slow
 def test_resume_applies_more_steps_and_a_new_lr(tiny, tmp_path):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
@@ -257,6 +262,7 @@ def test_errors_are_printed_by_the_main_process_only(monkeypatch, capsys):
     assert module.error_line(ValueError("a\nb")) == 2 and capsys.readouterr().err == "error: a b\n"
 
 
+@pytest.mark.slow
 def test_trackers_get_the_resolved_config_and_missing_ones_are_named(tiny, tmp_path):
     from rmdt.config import ConfigError
 
@@ -272,6 +278,7 @@ def test_trackers_get_the_resolved_config_and_missing_ones_are_named(tiny, tmp_p
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_train_twice_in_one_process_with_another_precision(tiny, tmp_path):
     train(load_config(CONFIG, tiny), run_dir=tmp_path / "fp32")
     policy = train(load_config(CONFIG, tiny + ["training.mixed_precision=bf16"]), run_dir=tmp_path / "bf16").policy
@@ -279,6 +286,7 @@ def test_train_twice_in_one_process_with_another_precision(tiny, tmp_path):
     assert (tmp_path / "bf16" / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_readme_python_api_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     readme = (ROOT / "README.md").read_text()
     code = readme.split("### Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
@@ -292,6 +300,7 @@ def test_readme_python_api_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     assert "success_rate" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_an_intermediate_checkpoint(tiny, tmp_path):
     from rmdt.evaluation import evaluate_checkpoint, load_policy
 
@@ -307,6 +316,7 @@ def test_evaluate_an_intermediate_checkpoint(tiny, tmp_path):
     assert json.loads(out.read_text())["checkpoint"] == str(middle.resolve())
 
 
+@pytest.mark.slow
 def test_a_hung_process_ends_the_run_after_the_collective_timeout(tiny, tmp_path):
     import os
     import subprocess

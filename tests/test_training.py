@@ -72,6 +72,7 @@ def test_corrupt_checkpoint_is_named_and_resume_falls_back(tiny, tmp_path):
         train(config, run_dir=run, resume=True)
 
 
+@pytest.mark.slow
 def test_two_processes_hold_identical_parameters_matching_one_process(tiny, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -87,6 +88,7 @@ def test_two_processes_hold_identical_parameters_matching_one_process(tiny, tmp_
         torch.testing.assert_close(rank0[key], single[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_train_then_evaluate(tiny, tmp_path):
     run = tmp_path / "cli"
     done = subprocess.run([sys.executable, "train.py", str(CONFIG), *tiny, "--run-dir", str(run)],
@@ -104,6 +106,7 @@ def test_cli_train_then_evaluate(tiny, tmp_path):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     done = subprocess.run([sys.executable, "train.py", str(CONFIG), "training.stepz=3"], cwd=ROOT,
                           capture_output=True, text=True)
