@@ -192,13 +192,8 @@ def test_the_rate_configs_load(name):
     assert m.memory_tokens == (15 if "rmdt" in name else 0) and config.evaluation.env == "atari"
 
 
-def test_the_store_benchmark_runs(capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_atari", CONFIGS.parents[1] / "bench" / "atari.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    bench.store_figures(2500, seconds=0.05)
+def test_the_store_benchmark_runs(capsys, load_script):
+    load_script("bench/atari.py").store_figures(2500, seconds=0.05)
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].startswith("store: 2,500 steps") and rows[2].startswith("memory-mapped store")
     assert float(rows[2].split()[2].replace(",", "")) > 0

@@ -1,24 +1,20 @@
 """The bench scripts keep running: the README's figures and table come from them."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rmdt.data import SegmentSampler, Trajectories
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from training_helpers import CONFIG
 
 
-def test_table_averages_seeds_per_model(tmp_path, capsys):
+@pytest.fixture
+def load(load_script):
+    """``load(name)``: the bench script ``bench/<name>.py`` as a module."""
+    return lambda name: load_script(f"bench/{name}.py")
+
+
+def test_table_averages_seeds_per_model(tmp_path, capsys, load):
     for seed, rates in enumerate([(1.0, 0.5), (1.0, 1.0), (0.5, 0.5)]):
         name = "rmdt" if seed < 2 else "dt"
         report = {"results": [{"corridor_length": n, "success_rate": r} for n, r in zip((90, 900), rates)]}
@@ -33,14 +29,14 @@ def test_table_averages_seeds_per_model(tmp_path, capsys):
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_sampler_benchmark_measures():
+def test_sampler_benchmark_measures(load):
     data = Trajectories.from_episodes([(np.zeros((40, 3), np.float32), np.zeros(40, np.int64),
                                         np.zeros(40, np.float32))] * 5, num_actions=2)
     assert load("sampler").measure(SegmentSampler(data, 4, 3), batch_size=8, seconds=0.05) > 0
 
 
 @pytest.mark.slow
-def test_speed_benchmark_quick_mode(tmp_path, capsys):
+def test_speed_benchmark_quick_mode(tmp_path, capsys, load):
     """bench/speed.py --quick: every row of the table, ratios and the JSON, without the reference."""
     out = tmp_path / "speed.json"
     report = load("speed").main(["--quick", "--threads", "1", "--out", str(out)])
@@ -54,7 +50,7 @@ def test_speed_benchmark_quick_mode(tmp_path, capsys):
     assert memory["peak_gb"] >= memory["rss_before_gb"] > 0
 
 
-def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
+def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path, load):
     bench = load("memory_suites")
     rows = [dict(task=t, model=m, seed=s, **{"return": r, "normalised": n, "ref_min": -0.5, "ref_max": 1.0})
             for t, m, s, r, n in [("popgym/a", "gru", 0, 1.0, 100.0), ("popgym/a", "gru", 1, 0.25, 50.0),
@@ -71,7 +67,7 @@ def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
     assert (tmp_path / "scores.png").stat().st_size > 0
 
 
-def test_memory_suites_has_a_config_for_every_task_and_model():
+def test_memory_suites_has_a_config_for_every_task_and_model(load):
     """A row the table promises must have a config users can train with train.py."""
     bench = load("memory_suites")
     for task in bench.TASKS:
@@ -80,19 +76,15 @@ def test_memory_suites_has_a_config_for_every_task_and_model():
     assert bench.config_path("popgym/count_recall_easy", "rmdt_replay").name == "count_recall_easy_rmdt.yaml"
 
 
-def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_path, capsys):
+def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_path, capsys, load, tiny_policy):
     import torch
-
-    from rmdt.models import RMDTConfig, RMDTModel
 
     bench = load("tmaze_memory_drift")
     clue = np.array([1, -1] * 8)
     carried = torch.as_tensor(clue, dtype=torch.float32)[:, None] * torch.ones(16, 4) + 0.01 * torch.randn(16, 4)
     assert bench.separation(carried, clue) > 50  # two tight clusters far apart
     assert bench.separation(torch.randn(16, 4), np.array([1] * 8 + [-1] * 8)) < 2  # clue not in the memory
-    torch.manual_seed(0)
-    model = RMDTModel(RMDTConfig(obs_shape=[4], num_actions=4, context_len=3, memory_tokens=2, d_model=16,
-                                 n_layers=1, n_heads=2))
+    model = tiny_policy(initializer_range=0.02)
     model.save_pretrained(tmp_path / "final")
     values, success = bench.drift(str(tmp_path), length=10, episodes=8, seed=1)
     assert len(values) == 3  # 11 steps at K=3: boundaries before steps 4, 7 and 10
@@ -101,7 +93,7 @@ def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_pa
     assert f"| {tmp_path.name} | " in capsys.readouterr().out and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_path, capsys):
+def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_path, capsys, load):
     import pytest
 
     bench = load("memory_suites")
@@ -117,7 +109,7 @@ def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_p
     assert not (tmp_path / "runs" / "popgym_count_recall_easy_rmdt__0").exists()  # nothing trained
 
 
-def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_path, capsys):
+def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_path, capsys, load):
     import pytest
 
     bench = load("memory_suites")
@@ -138,14 +130,14 @@ def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_p
         bench.main(["--collect", "--out", str(tmp_path), "--merge", str(tmp_path / "bad.json")])
 
 
-def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path):
+def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, load):
     """Every oracle T-Maze episode ends with its one turn: the late-turn group counts exactly one step
     per episode that fits in a window, and no turn is early."""
     from rmdt.config import load_config
     from rmdt.data import load_config_data
     from rmdt.training import train
 
-    config = load_config(BENCH.parent / "configs" / "tmaze" / "quickstart.yaml", tiny)
+    config = load_config(CONFIG, tiny)
     train(config, run_dir=tmp_path / "run")
     groups = load("decision_accuracy").accuracy_groups(str(tmp_path / "run"), last=1, turns=(1, 3))
     lengths = load_config_data(config.data).episode_lengths

@@ -200,15 +200,8 @@ def test_ffm_relative_time_never_overflows_where_absolute_time_would():
     assert math.isclose(out[1].item(), 2e5)
 
 
-def test_benchmark_script_prints_ratios_to_lstm(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "memoroid_vs_rnn.py"
-    spec = importlib.util.spec_from_file_location("bench_memoroid_vs_rnn", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--lengths", "4", "--repeats", "1"])
+def test_benchmark_script_prints_ratios_to_lstm(capsys, load_script):
+    load_script("bench/memoroid_vs_rnn.py").main(["--lengths", "4", "--repeats", "1"])
     lines = capsys.readouterr().out.splitlines()
     assert "| layer | T=4 |" in lines
     assert any(line.startswith("| torch LSTM | ") and "(1.00x," in line for line in lines)

@@ -78,16 +78,8 @@ def test_prefetch_on_and_off_train_bit_identical_parameters(tiny, tmp_path):  # 
         assert torch.equal(off[key], on[key]), key
 
 
-def test_loader_benchmark_measures(monkeypatch):
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "loader.py"
-    spec = importlib.util.spec_from_file_location("bench_loader", path)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_loader", bench)  # its pool workers unpickle functions from it
-    spec.loader.exec_module(bench)
+def test_loader_benchmark_measures(load_script):
+    bench = load_script("bench/loader.py")  # in sys.modules: its pool workers unpickle functions from it
     data = bench.memory_maze_data(episodes=2, length=40)
     sampler = SegmentSampler(data, 4, 2, "uniform", seed=0)
     for make in (lambda: sampler, lambda: PrefetchingSampler(sampler, 1), lambda: bench.ProcessSampler(sampler, 1)):
