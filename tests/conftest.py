@@ -20,11 +20,11 @@ TINY_RECURRENT = dict(memory_size=4, context_size=2)
 
 
 class TinyPolicies:
-    """Builds tiny policies: ``make(kind=None, seed=0, **fields)`` is one in eval mode, its weights drawn
-    from ``seed``; kind ``rmdt`` is RMDT / DT, any other the recurrent policy of that memory layer (ffm,
-    lru, linear_attention, gru, lstm). ``fields`` are config fields over the defaults; an ``act_dim`` makes
-    the actions continuous unless ``num_actions`` is given too. ``with_defaults`` gives a builder with a
-    test module's own kind and fields."""
+    """The tiny-policy factory. ``make(kind=None, seed=0, **fields)`` builds one in eval mode with its
+    weights drawn from ``seed``: kind ``rmdt`` is RMDT / DT, any other kind the recurrent policy of that
+    memory layer (ffm, lru, linear_attention, gru, lstm). ``fields`` are config fields over the defaults;
+    an ``act_dim`` makes the actions continuous (unless ``num_actions`` is given too).
+    ``with_defaults(kind, **fields)`` is a factory with a test module's own kind and fields."""
 
     def __init__(self, kind: str = "rmdt", **defaults) -> None:
         self.kind, self.defaults = kind, defaults
