@@ -225,6 +225,7 @@ class RecurrentPolicy(torch.nn.Module, Policy):
         return torch.nn.functional.one_hot(torch.zeros(obs.shape[0], dtype=torch.long), 4).float(), state
 
 
+@pytest.mark.slow
 def test_models_without_attention_export_state_norms_and_say_so(tmp_path):
     index = export_attention(RecurrentPolicy(), TMAZE, tmp_path, episodes=2, progress=False)
     assert "no attention maps" in index["note"]
@@ -238,6 +239,7 @@ def test_models_without_attention_export_state_norms_and_say_so(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ffm", "gru", "lstm"])
+@pytest.mark.slow
 def test_recurrent_baseline_exports_state_norms(tmp_path, kind, tiny_policy):
     model = tiny_policy(kind, evaluation=TMAZE, initializer_range=0.02)
     index = export_attention(model, TMAZE, tmp_path, episodes=2, progress=False)  # 2 rows: batch dims differ from 1

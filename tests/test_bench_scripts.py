@@ -76,6 +76,7 @@ def test_memory_suites_has_a_config_for_every_task_and_model(load):
     assert bench.config_path("popgym/count_recall_easy", "rmdt_replay").name == "count_recall_easy_rmdt.yaml"
 
 
+@pytest.mark.slow
 def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_path, capsys, load, tiny_policy):
     import torch
 
@@ -130,6 +131,7 @@ def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_p
         bench.main(["--collect", "--out", str(tmp_path), "--merge", str(tmp_path / "bad.json")])
 
 
+@pytest.mark.slow
 def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, load):
     """Every oracle T-Maze episode ends with its one turn: the late-turn group counts exactly one step
     per episode that fits in a window, and no turn is early."""

@@ -38,6 +38,7 @@ def test_suite_configs_load(path):
     ("minigrid/memory_dt.yaml", "{env_id: MiniGrid-MemoryS9-v0, episodes: 12, random_share: 0.1, seed: 0}",
      ["evaluation.env_args={id: MiniGrid-MemoryS9-v0, wrapper: minigrid_symbolic, max_episode_steps: 40}"]),
 ])
+@pytest.mark.slow
 def test_trains_and_evaluates_with_references(tmp_path, monkeypatch, config_name, data, extra):
     from rmdt.recipes import oracle_play
 

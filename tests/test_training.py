@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("extra", [[], ["data.num_segments_schedule=[[0, 1], [3, 2], [5, 3]]", "model.cache_len=6"]],
                          ids=["plain", "curriculum_and_cache"])
+@pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_parameters(tiny, tmp_path, extra):
     config = load_config(CONFIG, tiny + ["model.dropout=0.1"] + extra)  # dropout: RNG state must resume too
     straight = params(train(config, run_dir=tmp_path / "a").policy)
@@ -50,6 +51,7 @@ def test_run_directory_contents_and_refusal_to_overwrite(tiny, tmp_path):
         train(config, run_dir=run)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_one_big_batch(tiny, tmp_path):
     one = params(train(load_config(CONFIG, tiny), run_dir=tmp_path / "one").policy)
     four = params(train(load_config(CONFIG, tiny + ["training.grad_accum=4"]), run_dir=tmp_path / "four").policy)
@@ -57,6 +59,7 @@ def test_gradient_accumulation_matches_one_big_batch(tiny, tmp_path):
         torch.testing.assert_close(one[key], four[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_named_and_resume_falls_back(tiny, tmp_path):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
