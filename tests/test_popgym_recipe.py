@@ -39,7 +39,7 @@ def check_no_peeking(task, oracle, episodes=3) -> None:
     env = recipe.make_env(task)
     for i in range(episodes):
         env.reset(seed=i)
-        done, changed = False, 0
+        done = False
         while not done:
             action = oracle(env.unwrapped)
             twin = copy.deepcopy(env.unwrapped)
