@@ -1,6 +1,72 @@
+"""Fixtures the test modules share: a tiny T-Maze dataset and run, a tiny policy factory, a script loader.
+
+Plain helpers that are not fixtures live beside it (training_helpers.py, clue_task.py); no test module
+imports another."""
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 
 from rmdt.envs.registry import ENVS
+
+ROOT = Path(__file__).resolve().parents[1]
+# What every tiny policy starts from; initializer_range 0.2: effects well above rounding.
+TINY_POLICY = dict(obs_shape=[4], num_actions=4, d_model=16, n_layers=1, n_heads=2, initializer_range=0.2)
+TINY_RMDT = dict(context_len=3, memory_tokens=2)
+TINY_RECURRENT = dict(memory_size=4, context_size=2)
+
+
+class TinyPolicies:
+    """The tiny-policy factory. ``make(kind=None, seed=0, **fields)`` builds one in eval mode with its
+    weights drawn from ``seed``: kind ``rmdt`` is RMDT / DT, any other kind the recurrent policy of that
+    memory layer (ffm, lru, linear_attention, gru, lstm). ``fields`` are config fields over the defaults;
+    an ``act_dim`` makes the actions continuous (unless ``num_actions`` is given too).
+    ``with_defaults(kind, **fields)`` is a factory with a test module's own kind and fields."""
+
+    def __init__(self, kind: str = "rmdt", **defaults) -> None:
+        self.kind, self.defaults = kind, defaults
+
+    def with_defaults(self, kind: str | None = None, **defaults) -> "TinyPolicies":
+        return TinyPolicies(kind or self.kind, **{**self.defaults, **defaults})
+
+    def __call__(self, kind: str | None = None, seed: int = 0, **fields):
+        from rmdt.models import RecurrentConfig, RecurrentModel, RMDTConfig, RMDTModel
+
+        kind = kind or self.kind
+        if kind == "rmdt":
+            config_class, model_class, args = RMDTConfig, RMDTModel, {**TINY_POLICY, **TINY_RMDT}
+        else:
+            config_class, model_class = RecurrentConfig, RecurrentModel
+            args = {**TINY_POLICY, **TINY_RECURRENT, "layer": kind}
+        args.update(self.defaults)
+        if fields.get("act_dim") is not None:
+            args["num_actions"] = None
+        torch.manual_seed(seed)
+        return model_class(config_class(**{**args, **fields})).eval()
+
+
+@pytest.fixture
+def tiny_policy() -> TinyPolicies:
+    """The one tiny-policy factory (TinyPolicies): ``tiny_policy("ffm", n_layers=2)``."""
+    return TinyPolicies()
+
+
+@pytest.fixture
+def load_script(monkeypatch):
+    """``load_script("train.py")``: a script of the repository (by its path from the root) imported as a
+    module; registered in sys.modules for the test, so pool workers can unpickle what it defines."""
+    def load(relative: str):
+        name = "script_" + re.sub(r"\W", "_", Path(relative).with_suffix("").as_posix())
+        spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ def test_game_names_map_to_ale_roms_and_unknown_games_are_named():
         AtariEnvs("Breakot", 2)
 
 
+@pytest.mark.slow
 def test_observations_are_gymnasiums_atari_preprocessing_with_a_zero_padded_stack():
     import ale_py
     import gymnasium as gym
@@ -57,6 +58,7 @@ def test_observations_are_gymnasiums_atari_preprocessing_with_a_zero_padded_stac
     env.close()
 
 
+@pytest.mark.slow
 def test_finished_games_stay_done_frozen_and_pay_nothing():
     env = AtariEnvs("Breakout", 2, max_steps=5)
     env.reset(seed=0)
@@ -73,6 +75,7 @@ def test_finished_games_stay_done_frozen_and_pay_nothing():
     env.close()
 
 
+@pytest.mark.slow
 def test_a_masked_reset_restarts_one_game_with_its_seed_and_the_next_step_is_real():
     """What rollout's episode queue needs: one finished game restarted with its own seed, as if alone."""
     env, alone = AtariEnvs("Breakout", 2, max_steps=6), AtariEnvs("Breakout", 1, max_steps=6)
@@ -93,6 +96,7 @@ def test_a_masked_reset_restarts_one_game_with_its_seed_and_the_next_step_is_rea
     env.close(), alone.close()
 
 
+@pytest.mark.slow
 def test_recorded_episodes_are_the_states_the_game_showed(recipe, tmp_path):
     path = recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=25, seed=7, root=tmp_path, progress=False)
     assert recipe.build(game="Breakout", episodes=3, num_envs=2, max_steps=25, seed=7, root=tmp_path,
@@ -137,6 +141,7 @@ class Uniform(torch.nn.Module):
         return output.argmax(-1)
 
 
+@pytest.mark.slow
 def test_evaluation_reports_mean_return_interval_and_speed(tmp_path):
     policy = Uniform()
     report = evaluate_policy(policy, SETTINGS, progress=False)
@@ -152,6 +157,7 @@ def test_evaluation_reports_mean_return_interval_and_speed(tmp_path):
         evaluate_policy(Uniform(actions=6), {**SETTINGS, "episodes": 1}, progress=False)
 
 
+@pytest.mark.slow
 def test_collect_train_and_evaluate_end_to_end(recipe, tmp_path):
     config = load_config(CONFIGS / "tiny.yaml", [f"data.root={tmp_path / 'stores'}"])
     run = train(config, run_dir=tmp_path / "run").run_dir
@@ -166,6 +172,7 @@ def test_collect_train_and_evaluate_end_to_end(recipe, tmp_path):
     assert data.metadata["target_return"] == 90.0 and data.metadata["epsilon"] == 0.5 and data.num_episodes == 1
 
 
+@pytest.mark.slow
 def test_a_recurrent_baseline_trains_on_the_same_store_and_plays(recipe, tmp_path):
     """FFM with the Nature-CNN, on tapes of the recorded games, through the same trainer and evaluator."""
     config = load_config(CONFIGS / "tiny.yaml", [f"data.root={tmp_path / 'stores'}", "model.kind=ffm",

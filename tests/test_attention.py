@@ -9,7 +9,6 @@ import torch
 from rmdt.evaluation.attention import (TOKEN_TYPES, AttentionMaps, assemble_maps, capture_attention,
                                        capture_window, export_attention, export_maps, memory_summary,
                                        state_norm)
-from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.policy import Policy
 
 K, N = 3, 3
@@ -20,11 +19,10 @@ CACHE_KINDS = {"cache": dict(memory_tokens=2, cache_len=4), "trxl": dict(memory_
 TMAZE = dict(env="tmaze", target_return=1.0, corridor_lengths=[7], periodic_lengths=[7], episodes=3, seed=5)
 
 
-def make_model(**overrides) -> RMDTModel:
-    torch.manual_seed(0)
-    args = dict(obs_shape=[4], num_actions=4, context_len=K, d_model=16, n_layers=2, n_heads=2,
-                initializer_range=0.2, evaluation=TMAZE)
-    return RMDTModel(RMDTConfig(**{**args, **overrides})).eval()
+@pytest.fixture
+def make_model(tiny_policy):
+    """``make_model(**fields)``: this module's tiny RMDT / DT, evaluated on a short T-Maze."""
+    return tiny_policy.with_defaults("rmdt", context_len=K, n_layers=2, evaluation=TMAZE)
 
 
 def make_window(batch_size=3, lengths=None, seed=1):
@@ -59,7 +57,7 @@ def act_through(model, r, o, a, steps):
 
 
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS + list(CACHE_KINDS.values()), ids=MEMORY_IDS + list(CACHE_KINDS))
-def test_capture_gives_the_same_forward_and_act_outputs(memory_kind):
+def test_capture_gives_the_same_forward_and_act_outputs(memory_kind, make_model):
     model = make_model(**memory_kind)
     r, o, a, mask = make_window(lengths=[9, 5, 2])
     with torch.no_grad():
@@ -78,7 +76,7 @@ def test_capture_gives_the_same_forward_and_act_outputs(memory_kind):
     assert all(block.attn.capture is None for block in model.blocks)  # off again: the SDPA path
 
 
-def test_capture_is_switched_off_after_an_error():
+def test_capture_is_switched_off_after_an_error(make_model):
     model = make_model(memory_tokens=2)
     with pytest.raises(RuntimeError, match="boom"):
         with capture_attention(model):
@@ -87,7 +85,7 @@ def test_capture_is_switched_off_after_an_error():
 
 
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
-def test_window_maps_have_the_layout_and_are_masked_distributions(memory_kind):
+def test_window_maps_have_the_layout_and_are_masked_distributions(memory_kind, make_model):
     model = make_model(**memory_kind)
     M = model.config.memory_tokens
     T = 2 * M + 3 * K
@@ -105,7 +103,7 @@ def test_window_maps_have_the_layout_and_are_masked_distributions(memory_kind):
 
 
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS[::3], ids=MEMORY_IDS[::3])
-def test_maps_recorded_step_by_step_equal_the_window_maps(memory_kind):
+def test_maps_recorded_step_by_step_equal_the_window_maps(memory_kind, make_model):
     """Each act call's rows land where the forward pass puts them, across segment boundaries."""
     model = make_model(**memory_kind)
     r, o, a, _ = make_window(batch_size=2)
@@ -124,7 +122,7 @@ def test_maps_recorded_step_by_step_equal_the_window_maps(memory_kind):
 
 
 @pytest.mark.parametrize("name", list(CACHE_KINDS))
-def test_cache_keys_are_their_own_token_type_and_step_by_step_maps_equal_the_window_maps(name):
+def test_cache_keys_are_their_own_token_type_and_step_by_step_maps_equal_the_window_maps(name, make_model):
     """Keys [cache C ; read M ; 3K ; write M]: cache keys (labelled c0..) are open to trajectory queries
     only and only where the episode already has C earlier tokens, are never queries, and act's maps
     equal the forward pass's."""
@@ -157,7 +155,7 @@ def test_cache_keys_are_their_own_token_type_and_step_by_step_maps_equal_the_win
         np.testing.assert_array_equal(got.allowed[:-1], want.allowed[:-1])  # (the last segment stops early)
 
 
-def test_summary_reads_the_memory_columns_and_write_rows():
+def test_summary_reads_the_memory_columns_and_write_rows(make_model):
     maps = capture_window(make_model(memory_tokens=2), *make_window(batch_size=1))[0]
     read, write = memory_summary(maps)
     assert read.shape == (N, 2, 2) and write.shape == (N, 2, 2, len(TOKEN_TYPES))
@@ -167,7 +165,8 @@ def test_summary_reads_the_memory_columns_and_write_rows():
     np.testing.assert_allclose(write[1, 0, :, 1], w[-2:, 2:2 + 3 * K:3].sum(axis=-1), atol=1e-6)  # on R tokens
 
 
-def test_export_through_the_evaluation_writes_npz_pngs_and_an_index(tmp_path):
+@pytest.mark.slow
+def test_export_through_the_evaluation_writes_npz_pngs_and_an_index(tmp_path, make_model):
     model = make_model(memory_tokens=2)
     index = export_attention(model, TMAZE, tmp_path, episodes=2, progress=False)
     assert index["report"]["results"][0]["corridor_length"] == 7
@@ -190,14 +189,16 @@ def test_export_through_the_evaluation_writes_npz_pngs_and_an_index(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
-def test_per_head_heatmaps_on_request(tmp_path):
+@pytest.mark.slow
+def test_per_head_heatmaps_on_request(tmp_path, make_model):
     maps = capture_window(make_model(memory_tokens=2, n_layers=1), *make_window(batch_size=1))[0]
     assert export_maps(maps, tmp_path, "w", per_head=True) == [
         tmp_path / "w.npz", tmp_path / "w_layer0.png", tmp_path / "w_layer0_heads.png", tmp_path / "w_memory.png"]
     assert (tmp_path / "w_layer0_heads.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_dt_export_has_no_memory_summary_and_keeps_at_most_max_segments(tmp_path):
+@pytest.mark.slow
+def test_dt_export_has_no_memory_summary_and_keeps_at_most_max_segments(tmp_path, make_model):
     index = export_attention(make_model(memory_tokens=0), TMAZE, tmp_path, episodes=1, max_segments=2,
                              progress=False)
     assert index["settings"][0]["files"] == ["00_episode0.npz", "00_episode0_layer0.png", "00_episode0_layer1.png"]
@@ -224,6 +225,7 @@ class RecurrentPolicy(torch.nn.Module, Policy):
         return torch.nn.functional.one_hot(torch.zeros(obs.shape[0], dtype=torch.long), 4).float(), state
 
 
+@pytest.mark.slow
 def test_models_without_attention_export_state_norms_and_say_so(tmp_path):
     index = export_attention(RecurrentPolicy(), TMAZE, tmp_path, episodes=2, progress=False)
     assert "no attention maps" in index["note"]
@@ -237,12 +239,9 @@ def test_models_without_attention_export_state_norms_and_say_so(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["ffm", "gru", "lstm"])
-def test_recurrent_baseline_exports_state_norms(tmp_path, kind):
-    from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
-
-    torch.manual_seed(0)
-    model = RecurrentModel(RecurrentConfig(layer=kind, obs_shape=[4], num_actions=4, d_model=16, n_layers=1,
-                                           memory_size=4, context_size=2, evaluation=TMAZE)).eval()
+@pytest.mark.slow
+def test_recurrent_baseline_exports_state_norms(tmp_path, kind, tiny_policy):
+    model = tiny_policy(kind, evaluation=TMAZE, initializer_range=0.02)
     index = export_attention(model, TMAZE, tmp_path, episodes=2, progress=False)  # 2 rows: batch dims differ from 1
     assert "RecurrentModel has no attention maps" in index["note"]
     for episode in (0, 1):
@@ -273,6 +272,6 @@ def test_exports_stop_at_each_episodes_own_end(tmp_path):
         assert (len(early["state_norm"]), len(late["state_norm"])) == (8, 9)  # turn at step 8; timeout at 9
 
 
-def test_a_sliding_window_dt_is_refused_with_a_reason(tmp_path):
+def test_a_sliding_window_dt_is_refused_with_a_reason(tmp_path, make_model):
     with pytest.raises(ValueError, match="dt_context 'sliding'"):
         export_attention(make_model(memory_tokens=0, dt_context="sliding"), TMAZE, tmp_path, progress=False)

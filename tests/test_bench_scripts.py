@@ -216,7 +216,7 @@ def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
     assert (tmp_path / "scores.png").stat().st_size > 0
 
 
-def test_memory_suites_has_a_config_for_every_task_and_model():
+def test_memory_suites_has_a_config_for_every_task_and_model(load):
     """A row the table promises must have a config users can train with train.py."""
     from rmdt.config import load_config
 
@@ -315,7 +315,7 @@ def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsy
     from rmdt.data import load_config_data
     from rmdt.training import train
 
-    config = load_config(BENCH.parent / "configs" / "tmaze" / "quickstart.yaml", tiny)
+    config = load_config(CONFIG, tiny)
     train(config, run_dir=tmp_path / "run")
     bench = load("analysis/decision_accuracy")
     groups = bench.accuracy_groups(str(tmp_path / "run"), last=1, turns=(1, 3))

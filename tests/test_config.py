@@ -1,5 +1,4 @@
 import dataclasses
-import importlib.util
 import inspect
 import json
 import re
@@ -119,7 +118,7 @@ def test_bad_settings_of_each_env_are_refused(overrides, match):
         load_config(QUICKSTART, overrides)
 
 
-def test_bad_evaluation_settings_fail_before_any_data_is_built(monkeypatch, capsys, tmp_path):
+def test_bad_evaluation_settings_fail_before_any_data_is_built(monkeypatch, capsys, tmp_path, load_script):
     """train.py stops at load_config: no recipe runs, no data loads, no run folder is made."""
     import rmdt.training.trainer
 
@@ -128,9 +127,7 @@ def test_bad_evaluation_settings_fail_before_any_data_is_built(monkeypatch, caps
 
     monkeypatch.setattr(ENVS, "recipe", refuse)
     monkeypatch.setattr(rmdt.training.trainer, "load_config_data", refuse)
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("train.py")
     run = tmp_path / "run"
     for override, message in [("evaluation.env=tmze", "did you mean tmaze?"),
                               ("evaluation.env_args.corridor_lenghts=[3]", "did you mean evaluation.env_args.corr"),
@@ -176,14 +173,9 @@ def test_evaluation_overrides_are_checked_against_the_evaluation_settings():
     assert maze.env_args == ENVS.settings("memory_maze")(maze_size=9, max_steps=50, gif=None)
 
 
-def test_an_old_checkpoint_still_evaluates_and_cli_settings_follow_its_env(tmp_path, capsys):
-    from rmdt.models.rmdt import RMDTConfig, RMDTModel
-
-    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "evaluate.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    model = RMDTModel(RMDTConfig(obs_shape=[4], num_actions=4, context_len=4, d_model=16, n_layers=1, n_heads=2,
-                                 evaluation={**OLD_FLAT_EVALUATION, "env": "tmaze", "target_return": 1.0}))
+def test_an_old_checkpoint_still_evaluates_and_cli_settings_follow_its_env(tmp_path, capsys, load_script, tiny_policy):
+    cli = load_script("evaluate.py")
+    model = tiny_policy(context_len=4, evaluation={**OLD_FLAT_EVALUATION, "env": "tmaze", "target_return": 1.0})
     model.save_pretrained(tmp_path / "old" / "final")
     out = tmp_path / "report.json"
     assert cli.main([str(tmp_path / "old"), "episodes=3", "target_return=[1, 0.5]", "--lengths", "2", "5",
@@ -194,8 +186,7 @@ def test_an_old_checkpoint_still_evaluates_and_cli_settings_follow_its_env(tmp_p
         [(1.0, 2, 3), (1.0, 5, 3), (0.5, 2, 3), (0.5, 5, 3)]
     assert cli.main([str(tmp_path / "old"), "game=Pong"]) == 2
     assert "evaluation.env_args.game is a setting of env 'atari', not of 'tmaze'" in capsys.readouterr().err
-    maze = RMDTModel(RMDTConfig(obs_shape=[4], num_actions=4, context_len=4, d_model=16, n_layers=1, n_heads=2,
-                                evaluation=OLD_FLAT_EVALUATION))
+    maze = tiny_policy(context_len=4, evaluation=OLD_FLAT_EVALUATION)
     maze.save_pretrained(tmp_path / "maze")
     assert cli.main([str(tmp_path / "maze"), "--lengths", "9"]) == 2
     assert "corridor_lengths is a setting of env 'tmaze', not of 'memory_maze'" in capsys.readouterr().err

@@ -18,6 +18,7 @@ def tiny(tmp_path_factory):
     return root, recipe.build(**TINY, root=root)
 
 
+@pytest.mark.slow
 def test_round_trips_through_minari_with_env_spec_and_reference_scores(tiny):
     root, name = tiny
     loaded = load_minari(name, root)

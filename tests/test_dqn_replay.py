@@ -118,6 +118,7 @@ def test_the_oldest_episode_of_a_wrapped_buffer_is_kept_when_its_padding_survive
     assert_store_holds(store, episodes[1 if whole else 2:])
 
 
+@pytest.mark.slow
 def test_windows_sampled_from_the_store_are_the_episode_states(tmp_path):
     rng = np.random.default_rng(2)
     episodes = random_episodes(rng, 8)
@@ -136,6 +137,7 @@ def test_windows_sampled_from_the_store_are_the_episode_states(tmp_path):
         assert not batch.observations[i, n:].any() and batch.mask[i].sum() == n
 
 
+@pytest.mark.slow
 def test_a_step_budget_draws_whole_episodes_reproducibly(tmp_path):
     rng = np.random.default_rng(3)
     for suffix in (0, 1, 2):
@@ -280,6 +282,7 @@ def write_large_checkpoint(logs, rows: int, episode_len: int = 997) -> None:
     save_gz(logs / "add_count_ckpt.0.gz", np.array(rows))
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_converting_and_sampling_a_buffer_larger_than_the_budget(tmp_path):
     """RSS of a fresh process: the conversion's peak, and the anonymous (heap) memory while sampling
     windows. Pages of the read-only memmap count as resident file pages, but they are page cache

@@ -1,5 +1,4 @@
 """bench/gpu_check.py keeps running (its CPU tiny mode) without minari or ale_py, as on the GPU machine."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -35,10 +34,8 @@ def test_tiny_cpu_run_covers_every_model_and_precision_without_minari_or_ale(tmp
     assert "loss first->last" in done.stdout and "wrote" in done.stdout
 
 
-def test_checks_flag_divergent_and_non_finite_losses():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_checks_flag_divergent_and_non_finite_losses(load_script):
+    module = load_script(SCRIPT.relative_to(ROOT).as_posix())
     fp32 = {"precision": "fp32", "compile": False, "losses": [1.4, 1.2, 1.0, 0.8]}
     assert module.check(fp32, fp32) == []
     assert module.check({**fp32, "precision": "bf16", "losses": [1.41, 1.2, 1.0, 0.82]}, fp32) == []

@@ -1,7 +1,6 @@
 """The gymnasium evaluator end to end on a real MuJoCo task (InvertedDoublePendulum-v5): a tiny model
 trained a few dozen steps on data made here, evaluated from its checkpoint alone, and what the report
 holds; the environment wrappers' shape checks and frame stacking."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -38,6 +37,7 @@ def check_report(row: dict, ref_min: float, ref_max: float, episodes: int) -> No
     assert row["normalised_ci95"] == pytest.approx([(low - ref_min) * scale, (high - ref_min) * scale])
 
 
+@pytest.mark.slow
 def test_minari_dataset_trains_and_evaluates_with_no_env_settings(tmp_path):
     """The config names no environment: the dataset's env spec and reference returns reach the checkpoint,
     and evaluation aims at ref_max_score (target_return null)."""
@@ -54,15 +54,8 @@ def test_minari_dataset_trains_and_evaluates_with_no_env_settings(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0
 
 
-def evaluate_cli():
-    """``evaluate.py``'s main, run in this process (a subprocess would pay the imports again)."""
-    spec = importlib.util.spec_from_file_location("evaluate_cli", ROOT / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def test_d4rl_layout_file_from_the_controller_trains_and_evaluates(tmp_path, capsys):
+@pytest.mark.slow
+def test_d4rl_layout_file_from_the_controller_trains_and_evaluates(tmp_path, capsys, load_script):
     """A D4RL-layout HDF5 file written from the real env and its LQR controller; evaluate.py prints the
     raw and the normalised return with their intervals."""
     import h5py
@@ -80,7 +73,7 @@ def test_d4rl_layout_file_from_the_controller_trains_and_evaluates(tmp_path, cap
                                   "evaluation.target_return=9000", *TINY_MODEL])
     run = train(config, run_dir=tmp_path / "run").run_dir
     capsys.readouterr()
-    assert evaluate_cli()([str(run), "--episodes", "5"]) == 0
+    assert load_script("evaluate.py").main([str(run), "--episodes", "5"]) == 0
     printed = capsys.readouterr().out
     assert f"{recipe.ENV_ID}  return" in printed and "normalised" in printed
     row, = json.loads((run / "eval" / "results.json").read_text())["results"]

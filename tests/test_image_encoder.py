@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from rmdt.data.segments import Batch
-from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.embeddings import build_obs_encoder
 
 
@@ -36,17 +35,13 @@ def test_bad_shape_is_a_clear_error():
         build_obs_encoder("nature_cnn", (7,), 16)
 
 
-def test_rmdt_on_pixels_gets_gradients_in_its_cnn():
-    config = RMDTConfig(obs_shape=[4, 84, 84], num_actions=3, context_len=2, memory_tokens=2, d_model=32,
-                        n_layers=1, n_heads=2, obs_encoder="nature_cnn")
-    assert_cnn_gets_gradients(RMDTModel(config), pixel_batch(4, (4, 84, 84), num_actions=3))
+def test_rmdt_on_pixels_gets_gradients_in_its_cnn(tiny_policy):
+    model = tiny_policy(obs_shape=[4, 84, 84], num_actions=3, context_len=2, d_model=32, obs_encoder="nature_cnn")
+    assert_cnn_gets_gradients(model, pixel_batch(4, (4, 84, 84), num_actions=3))
 
 
-def test_recurrent_policy_on_pixels_gets_gradients_in_its_cnn():
-    from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
-
-    model = RecurrentModel(RecurrentConfig(obs_shape=[64, 64, 3], num_actions=6, layer="ffm", d_model=32,
-                                           n_layers=1, memory_size=4, context_size=2, obs_encoder="nature_cnn"))
+def test_recurrent_policy_on_pixels_gets_gradients_in_its_cnn(tiny_policy):
+    model = tiny_policy("ffm", obs_shape=[64, 64, 3], num_actions=6, d_model=32, obs_encoder="nature_cnn")
     assert_cnn_gets_gradients(model, pixel_batch(5, (64, 64, 3), num_actions=6))
 
 

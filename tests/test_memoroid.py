@@ -168,6 +168,7 @@ def ffm_reference(x: np.ndarray, alpha: np.ndarray, omega: np.ndarray) -> np.nda
 
 
 @pytest.mark.parametrize("mode", ["parallel", "sequential"])
+@pytest.mark.slow
 def test_ffm_float32_is_finite_and_accurate_over_100k_steps(mode):
     T, m, c = 100_000, 4, 2
     torch.manual_seed(0)

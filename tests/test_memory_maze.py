@@ -37,6 +37,7 @@ def tiny_dataset(tmp_path_factory, recipe):
     return root, name, oracle, random
 
 
+@pytest.mark.slow
 def test_oracle_collects_far_more_reward_than_random_play_in_the_same_mazes(tiny_dataset):
     _, _, oracle, random = tiny_dataset
     np.testing.assert_array_equal(oracle["observations"][:, 0], random["observations"][:, 0])  # same mazes
@@ -44,6 +45,7 @@ def test_oracle_collects_far_more_reward_than_random_play_in_the_same_mazes(tiny
     assert random["rewards"].sum() <= oracle["rewards"].sum() - 2
 
 
+@pytest.mark.slow
 def test_build_resumes_saved_chunks_and_the_dataset_round_trips(tiny_dataset, recipe, monkeypatch):
     root, name, oracle, _ = tiny_dataset
     monkeypatch.setattr(recipe, "run_chunk", lambda job: pytest.fail(f"chunk {job[0]} was rolled out again"))
@@ -72,6 +74,7 @@ def test_dataset_ids_are_valid_minari_ids_and_differ_per_argument(recipe):
         parse_dataset_id(name)  # raises on ids minari cannot write (a dot in "0.2" did)
 
 
+@pytest.mark.slow
 def test_vector_env_truncates_and_does_not_auto_reset():
     env = MemoryMazeVectorEnv(1, maze_size=9, max_episode_steps=2)
     try:
@@ -98,6 +101,7 @@ def test_clear_errors():
         MemoryMazeEnv().step(1)
 
 
+@pytest.mark.slow
 def test_tiny_train_then_evaluate_with_a_gif(tiny_dataset, tmp_path):
     from rmdt.evaluation import evaluate_checkpoint
     from rmdt.training import train

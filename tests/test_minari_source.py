@@ -209,6 +209,7 @@ write_minari("rmdt/killed-v0", ENVS.recipe("tmaze").oracle_buffers(3, 1, 2, 0), 
 """
 
 
+@pytest.mark.slow
 def test_the_next_build_sweeps_staging_folders_of_killed_builds_but_not_of_live_ones(tmp_path, tmaze_recipe):
     import os
     import subprocess
@@ -230,6 +231,7 @@ def test_the_next_build_sweeps_staging_folders_of_killed_builds_but_not_of_live_
     assert sorted(p.name for p in (tmp_path / "rmdt").glob(".staging-*")) == sorted([live.name, other_host.name])
 
 
+@pytest.mark.slow
 def test_a_frame_store_writer_sweeps_partial_stores_of_killed_builds(tmp_path):
     import subprocess
     import sys

@@ -15,6 +15,7 @@ SMALL = "MiniGrid-MemoryS9-v0"
 
 
 @pytest.mark.parametrize("env_id", [SMALL, "MiniGrid-MemoryS13Random-v0"])
+@pytest.mark.slow
 def test_oracle_sees_the_cue_and_beats_random_play(env_id):
     env = recipe.make_env(env_id)
     for seed in range(6):
@@ -45,6 +46,7 @@ def test_oracle_never_peeks_at_the_future():
             done = terminated or truncated
 
 
+@pytest.mark.slow
 def test_dataset_round_trips_with_references(tmp_path, monkeypatch):
     from rmdt.envs import oracle_play
 

@@ -13,18 +13,10 @@ from rmdt.models.rmdt import segment_mask
 K, N, OBS = 4, 3, 3  # context length, segments per window, observation size
 
 
-def make_config(**overrides) -> RMDTConfig:
-    args = dict(obs_shape=[OBS], num_actions=5, context_len=K, memory_tokens=2, d_model=16, n_layers=2,
-                n_heads=2, dropout=0.0, initializer_range=0.2)  # large init: effects well above rounding
-    if overrides.get("act_dim") is not None:
-        args["num_actions"] = None
-    args.update(overrides)
-    return RMDTConfig(**args)
-
-
-def make_model(**overrides) -> RMDTModel:
-    torch.manual_seed(0)
-    return RMDTModel(make_config(**overrides)).eval()
+@pytest.fixture
+def make_model(tiny_policy):
+    """``make_model(**fields)``: this module's tiny RMDT (no dropout: outputs compared exactly)."""
+    return tiny_policy.with_defaults("rmdt", obs_shape=[OBS], num_actions=5, context_len=K, n_layers=2, dropout=0.0)
 
 
 def make_batch(config: RMDTConfig, batch_size: int = 3, lengths=None, seed: int = 1) -> Batch:
@@ -73,7 +65,7 @@ MEMORY_IDS = ["replace", "mrv", "mrv_residual", "gated", "dt", "cache", "trxl"]
 
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
-def test_shapes_and_loss(action_kind, memory_kind):
+def test_shapes_and_loss(action_kind, memory_kind, make_model):
     model = make_model(**action_kind, **memory_kind)
     batch = make_batch(model.config)
     out = run(model, batch)
@@ -89,7 +81,7 @@ def test_shapes_and_loss(action_kind, memory_kind):
         assert out.action_preds.abs().max() <= 1  # tanh head
 
 
-def test_window_must_be_whole_segments():
+def test_window_must_be_whole_segments(make_model):
     model = make_model()
     batch = make_batch(model.config)
     with pytest.raises(ValueError, match="context_len"):
@@ -123,7 +115,7 @@ def test_segment_mask_matches_the_rules(memory_tokens):
                 assert bool(got[b, 0, i, j]) == expected, (b, i, j)
 
 
-def test_memory_retention_valve_is_normalised_cross_attention_from_old_memory_to_relu_write():
+def test_memory_retention_valve_is_normalised_cross_attention_from_old_memory_to_relu_write(make_model):
     model = make_model(memory_tokens=3, memory_update="mrv", n_heads=2)
     memory, write = torch.randn(2, 3, 16), torch.randn(2, 3, 16)
     mrv = model.mrv
@@ -136,7 +128,7 @@ def test_memory_retention_valve_is_normalised_cross_attention_from_old_memory_to
     assert replace._update_memory(memory, write) is write
 
 
-def test_gated_update_interpolates_between_old_memory_and_write():
+def test_gated_update_interpolates_between_old_memory_and_write(make_model):
     model = make_model(memory_tokens=3, memory_update="gated")
     memory, write = torch.randn(2, 3, 16), torch.randn(2, 3, 16)
     with torch.no_grad():
@@ -152,7 +144,7 @@ def test_gated_update_interpolates_between_old_memory_and_write():
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
 @pytest.mark.parametrize("t", [1, 3, 4, 6])
 @pytest.mark.parametrize("name", ["returns_to_go", "observations", "actions"])
-def test_future_tokens_do_not_change_earlier_actions(memory_kind, t, name):
+def test_future_tokens_do_not_change_earlier_actions(memory_kind, t, name, make_model):
     model = make_model(**memory_kind)
     batch = make_batch(model.config)
     base = run(model, batch).action_preds
@@ -164,7 +156,7 @@ def test_future_tokens_do_not_change_earlier_actions(memory_kind, t, name):
 
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
 @pytest.mark.parametrize("t", [1, 5, 9])
-def test_action_at_t_is_not_seen_by_its_own_prediction(memory_kind, t):
+def test_action_at_t_is_not_seen_by_its_own_prediction(memory_kind, t, make_model):
     model = make_model(**memory_kind)
     batch = make_batch(model.config)
     base = run(model, batch).action_preds
@@ -174,7 +166,7 @@ def test_action_at_t_is_not_seen_by_its_own_prediction(memory_kind, t):
 
 
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
-def test_memory_carries_segment_1_into_segment_3(memory_kind):
+def test_memory_carries_segment_1_into_segment_3(memory_kind, make_model):
     model = make_model(**memory_kind)
     batch = make_batch(model.config)
     base = run(model, batch).action_preds
@@ -188,15 +180,15 @@ def test_memory_carries_segment_1_into_segment_3(memory_kind):
 
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])
-def test_memory_is_learned_end_to_end(memory_tokens):
+@pytest.mark.slow
+def test_memory_is_learned_end_to_end(memory_tokens, tiny_policy):
     """Trained through the loss alone, RMDT recalls a clue two segments later; DT cannot.
 
     Only the first step of a segment is scored: later steps can copy the previous action.
     """
-    torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = RMDTModel(RMDTConfig(obs_shape=[2], num_actions=2, context_len=2, memory_tokens=memory_tokens,
-                                 d_model=16, n_layers=1, n_heads=2, dropout=0.0))
+    model = tiny_policy(obs_shape=[2], num_actions=2, context_len=2, memory_tokens=memory_tokens, dropout=0.0,
+                        initializer_range=0.02).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(60):
         loss, _ = model.loss(clue_batch(32, 2, g))
@@ -223,7 +215,7 @@ def segment_3_gradients(model, batch):
 
 
 @pytest.mark.parametrize("memory_update", ["replace", "mrv", "gated"])
-def test_gradient_crosses_all_segments_by_default(memory_update):
+def test_gradient_crosses_all_segments_by_default(memory_update, make_model):
     model = make_model(memory_update=memory_update, grad_segments=None)
     grad = segment_3_gradients(model, make_batch(model.config))
     for s in range(N):
@@ -235,7 +227,7 @@ def test_gradient_crosses_all_segments_by_default(memory_update):
 
 
 @pytest.mark.parametrize("memory_update", ["replace", "mrv", "gated"])
-def test_grad_segments_truncates_gradient_through_memory(memory_update):
+def test_grad_segments_truncates_gradient_through_memory(memory_update, make_model):
     model = make_model(memory_update=memory_update, grad_segments=1)
     grad = segment_3_gradients(model, make_batch(model.config))
     assert grad[:, :2 * K].abs().sum() == 0
@@ -252,7 +244,7 @@ def test_grad_segments_truncates_gradient_through_memory(memory_update):
 
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
-def test_padding_changes_nothing(action_kind, memory_kind):
+def test_padding_changes_nothing(action_kind, memory_kind, make_model):
     model = make_model(**action_kind, **memory_kind)
     lengths = [12, 6, 3]  # full; half of segment 2; segment 1 only (segments 2 and 3 all padding)
     batch = make_batch(model.config, lengths=lengths)
@@ -290,7 +282,7 @@ def fill_padding(batch: Batch, num_actions=None) -> Batch:
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS + [dict(memory_tokens=3, position_embedding="sinusoidal")],
                          ids=MEMORY_IDS + ["sinusoidal"])
-def test_act_step_by_step_matches_forward(action_kind, memory_kind):
+def test_act_step_by_step_matches_forward(action_kind, memory_kind, make_model):
     model = make_model(**action_kind, **memory_kind)
     batch = make_batch(model.config, batch_size=4)
     with torch.no_grad():
@@ -307,7 +299,7 @@ def test_act_step_by_step_matches_forward(action_kind, memory_kind):
 
 
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
-def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind):
+def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind, make_model):
     """dt_context "sliding": step t sees steps t-K+1..t, placed at segment positions 0..K-1."""
     model = make_model(**action_kind, memory_tokens=0, dt_context="sliding")
     batch = make_batch(model.config, batch_size=3)
@@ -326,12 +318,12 @@ def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind):
         torch.testing.assert_close(output, expected, atol=1e-5, rtol=0)
 
 
-def test_sliding_context_is_for_dt_only():
+def test_sliding_context_is_for_dt_only(make_model):
     with pytest.raises(ValueError, match="dt_context"):
-        make_config(memory_tokens=2, dt_context="sliding")
+        make_model(memory_tokens=2, dt_context="sliding")
 
 
-def test_act_cost_does_not_grow_with_episode_length():
+def test_act_cost_does_not_grow_with_episode_length(make_model):
     """The cache is one segment's buffer (plus a scratch slot), however many steps were taken."""
     model = make_model(memory_tokens=2)
     state = model.initial_state(2)
@@ -343,10 +335,9 @@ def test_act_cost_does_not_grow_with_episode_length():
 
 @pytest.mark.parametrize("memory_kind", [dict(memory_tokens=2, memory_update="mrv"),
                                          dict(memory_tokens=0, position_embedding="sinusoidal")])  # RMDT, DT
-def test_save_load_round_trip(tmp_path, memory_kind):
-    torch.manual_seed(0)
-    config = make_config(**memory_kind, obs_mean=[0.5, -1.0, 2.0], obs_std=[2.0, 0.5, 1.0], return_scale=7.5)
-    model = RMDTModel(config).eval()
+def test_save_load_round_trip(tmp_path, memory_kind, make_model):
+    model = make_model(**memory_kind, obs_mean=[0.5, -1.0, 2.0], obs_std=[2.0, 0.5, 1.0], return_scale=7.5)
+    config = model.config
     batch = make_batch(config, lengths=[12, 7, 2])
     with torch.no_grad():
         expected = run(model, batch)
@@ -370,7 +361,7 @@ def test_save_load_round_trip(tmp_path, memory_kind):
     assert isinstance(AutoModel.from_pretrained(tmp_path), RMDTModel)
 
 
-def test_obs_normalisation_is_applied():
+def test_obs_normalisation_is_applied(make_model):
     a = make_model(obs_mean=[1.0, 2.0, 3.0], obs_std=[2.0, 2.0, 2.0])
     b = make_model()
     batch = make_batch(a.config)
@@ -395,13 +386,13 @@ def test_obs_normalisation_is_applied():
     ("obs_mean", dict(obs_mean=[0.0, 1.0])),
     ("obs_std", dict(obs_std="1")),
 ])
-def test_bad_config_names_the_field(field, overrides):
+def test_bad_config_names_the_field(field, overrides, make_model):
     with pytest.raises(ValueError, match=f"RMDTConfig.{field}"):
-        make_config(**overrides)
+        make_model(**overrides)
 
 
 @pytest.mark.parametrize("cache_len", [0, 2])
-def test_hidden_state_cache_reaches_exactly_the_last_c_tokens_before_the_segment(cache_len):
+def test_hidden_state_cache_reaches_exactly_the_last_c_tokens_before_the_segment(cache_len, make_model):
     """One layer, no memory: segment 2 sees segment 1 only through the cache, i.e. through its last C
     tokens (o and a of step K-1 for C=2); earlier tokens of segment 1 and all of segment 0 stay unseen."""
     model = make_model(memory_tokens=0, cache_len=cache_len, n_layers=1)
@@ -414,7 +405,7 @@ def test_hidden_state_cache_reaches_exactly_the_last_c_tokens_before_the_segment
     assert torch.equal(last, base) == (cache_len == 0)
 
 
-def test_hidden_state_cache_is_detached_but_its_projection_learns():
+def test_hidden_state_cache_is_detached_but_its_projection_learns(make_model):
     """Segment 1's loss sends no gradient into segment 0's inputs through the cache (no memory), yet the
     cache's learned positions (and the blocks' projections that read the cache) get one."""
     model = make_model(memory_tokens=0, cache_len=3).train()
@@ -427,7 +418,7 @@ def test_hidden_state_cache_is_detached_but_its_projection_learns():
     assert model.cache_position.grad.abs().sum() > 0
 
 
-def test_no_host_sync_in_loss_backward_and_act(monkeypatch):
+def test_no_host_sync_in_loss_backward_and_act(monkeypatch, make_model):
     """``.item()``, ``.cpu()``, ``bool(tensor)`` and friends would stall a GPU step; none is used."""
     model = make_model(memory_update="mrv", grad_segments=2)
     batch = make_batch(model.config, lengths=[12, 6, 3])
@@ -446,7 +437,7 @@ def test_no_host_sync_in_loss_backward_and_act(monkeypatch):
 
 
 @pytest.mark.parametrize("augmentation", [dict(memory_replay=3), dict(memory_noise=0.5)], ids=["replay", "noise"])
-def test_memory_augmentations_act_in_training_only(augmentation):
+def test_memory_augmentations_act_in_training_only(augmentation, make_model):
     """Replay and noise change what later segments read while training, and nothing at evaluation."""
     plain, replay = make_model(memory_tokens=2), make_model(memory_tokens=2, **augmentation)
     batch = make_batch(plain.config)
@@ -465,7 +456,7 @@ def test_memory_augmentations_act_in_training_only(augmentation):
 
 @pytest.mark.parametrize("overrides", [dict(), dict(memory_update="mrv"), dict(memory_update="gated"),
                                        dict(cache_len=5)], ids=["replace", "mrv", "gated", "cache"])
-def test_write_only_segment_writes_the_same_memory(overrides):
+def test_write_only_segment_writes_the_same_memory(overrides, make_model):
     """A memory replay computes only the write tokens of the final block; the memory it writes must
     equal the full segment's, padding and hidden-state cache included."""
     model = make_model(memory_tokens=2, **overrides)
@@ -486,7 +477,7 @@ def test_write_only_segment_writes_the_same_memory(overrides):
 @pytest.mark.parametrize("overrides", [dict(memory_tokens=2), dict(memory_tokens=2, memory_update="mrv"),
                                        dict(memory_tokens=2, cache_len=5), dict(memory_tokens=0)],
                          ids=["replace", "mrv", "cache", "dt"])
-def test_training_forward_computes_the_same_predictions_and_memory(overrides):
+def test_training_forward_computes_the_same_predictions_and_memory(overrides, make_model):
     """In training the final block runs only the observation and write tokens; without dropout its
     predictions and memory must be the eval-mode forward's, which runs every token."""
     model = make_model(**overrides)
@@ -499,7 +490,7 @@ def test_training_forward_computes_the_same_predictions_and_memory(overrides):
     torch.testing.assert_close(read.memory, full.memory, rtol=1e-5, atol=1e-6)
 
 
-def test_residual_valve_keeps_memory_slots_apart():
+def test_residual_valve_keeps_memory_slots_apart(make_model):
     """At initialisation the valve's softmax is uniform, so "mrv" writes M near-copies of one vector
     (the README's MRV diagnosis); "mrv_residual" adds the write outputs back and its slots differ."""
     def slot_cosine(update):

@@ -15,6 +15,7 @@ EASY = [family + "Easy" for family in recipe.ORACLES]
 
 
 @pytest.mark.parametrize("task", EASY)
+@pytest.mark.slow
 def test_oracle_beats_random_play(task):
     oracle = [e[2].sum() for e in recipe.play(task, 4, 0.0, seed=1)]
     randomly = [e[2].sum() for e in recipe.play(task, 4, 1.0, seed=1)]
@@ -38,7 +39,7 @@ def check_no_peeking(task, oracle, episodes=3) -> None:
     env = recipe.make_env(task)
     for i in range(episodes):
         env.reset(seed=i)
-        done, changed = False, 0
+        done = False
         while not done:
             action = oracle(env.unwrapped)
             twin = copy.deepcopy(env.unwrapped)

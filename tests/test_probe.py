@@ -1,8 +1,6 @@
 """Memory probe: interventions really zero / shuffle memory; a model that remembers drops, DT does not."""
-import importlib.util
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,18 +10,17 @@ from clue_task import SEGMENTS, clue_batch
 from rmdt.envs.registry import ENVS
 from rmdt.evaluation import probe_checkpoint
 from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe
-from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.policy import Policy
 
 K = 2
 TMAZE = dict(env="tmaze", target_return=1.0, corridor_lengths=[1, 9], periodic_lengths=[9], episodes=200, seed=5)
 
 
-def make_model(memory_tokens=2, **overrides) -> RMDTModel:
-    torch.manual_seed(0)
-    args = dict(obs_shape=[2], num_actions=2, context_len=K, memory_tokens=memory_tokens, d_model=16, n_layers=1,
-                n_heads=2, initializer_range=0.2)
-    return RMDTModel(RMDTConfig(**{**args, **overrides})).eval()
+@pytest.fixture
+def make_model(tiny_policy):
+    """``make_model(memory_tokens=2, **fields)``: this module's tiny RMDT (a DT with memory_tokens 0)."""
+    make = tiny_policy.with_defaults("rmdt", obs_shape=[2], num_actions=2, context_len=K)
+    return lambda memory_tokens=2, **fields: make(memory_tokens=memory_tokens, **fields)
 
 
 def run_act(model, batch, hook=None, cache=False):
@@ -42,7 +39,7 @@ def run_act(model, batch, hook=None, cache=False):
     return torch.stack(outputs, dim=1), states
 
 
-def test_zeroed_run_reads_zeros_after_every_boundary():
+def test_zeroed_run_reads_zeros_after_every_boundary(make_model):
     model = make_model()
     batch = clue_batch(4, K, torch.Generator().manual_seed(0))
     intact, _ = run_act(model, batch)
@@ -59,7 +56,7 @@ def test_zeroed_run_reads_zeros_after_every_boundary():
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])
 @pytest.mark.parametrize("cache", [False, True], ids=["memory_only", "with_cache"])
-def test_the_probe_moves_the_hidden_state_cache_with_the_memory_on_request(memory_tokens, cache):
+def test_the_probe_moves_the_hidden_state_cache_with_the_memory_on_request(memory_tokens, cache, make_model):
     """A hook (here: every row gets the next row's) covers the cache only with ``cache=True``, and then
     moves each row's cache together with its memory."""
     model = make_model(memory_tokens, cache_len=3)
@@ -93,7 +90,7 @@ def test_shuffle_is_a_derangement_that_changes_each_time():
         intervention("scrambled")
 
 
-def test_dt_rollouts_are_unchanged_by_interventions():
+def test_dt_rollouts_are_unchanged_by_interventions(make_model):
     model = make_model(memory_tokens=0)
     batch = clue_batch(4, K, torch.Generator().manual_seed(0))
     intact, _ = run_act(model, batch)
@@ -170,7 +167,8 @@ def run_act_plain(policy, batch):
 
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])
-def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, memory_tokens):
+@pytest.mark.slow
+def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, memory_tokens, make_model):
     monkeypatch.setitem(ENVS.packages, "clue", __name__)  # this module is the env
     model = make_model(memory_tokens, initializer_range=0.02).train()
     g = torch.Generator().manual_seed(0)
@@ -188,7 +186,8 @@ def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, mem
         assert recall["intact"] < 0.7 and recall["zeroed"] == recall["shuffled"] == recall["intact"]
 
 
-def test_probe_checkpoint_writes_json_and_png(tmp_path):
+@pytest.mark.slow
+def test_probe_checkpoint_writes_json_and_png(tmp_path, make_model):
     model = make_model(obs_shape=[4], num_actions=4, evaluation=TMAZE | {"corridor_lengths": [3], "episodes": 8})
     model.save_pretrained(tmp_path / "final")
     out = probe_checkpoint(tmp_path, progress=False)
@@ -206,11 +205,10 @@ def test_models_without_segment_memory_are_refused_clearly():
         memory_probe(Recurrent(), TMAZE, progress=False)
 
 
-def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys):
+@pytest.mark.slow
+def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys, load_script, make_model):
     """``evaluate.py --probe-memory --export-attention DIR`` writes what it prints."""
-    spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).resolve().parents[1] / "evaluate.py")
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("evaluate.py")
     model = make_model(obs_shape=[4], num_actions=4, evaluation=TMAZE | {"corridor_lengths": [4], "episodes": 4})
     model.save_pretrained(tmp_path / "run" / "final")
     assert cli.main([str(tmp_path / "run"), "--probe-memory", "--export-attention", str(tmp_path / "maps"),

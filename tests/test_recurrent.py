@@ -9,9 +9,10 @@ import torch
 from rmdt.config import ConfigError, load_config
 from rmdt.models.registry import MODELS
 from rmdt.data.segments import Batch
-from rmdt.models import RecurrentConfig, RecurrentModel
+from rmdt.models import RecurrentModel
 from rmdt.models.memoroid_layers import LAYERS as MEMOROIDS
 from rmdt.models.rnn_layers import RNN_LAYERS
+from training_helpers import assert_gradients_reach
 
 LAYERS = [*MEMOROIDS, *RNN_LAYERS]
 
@@ -19,14 +20,10 @@ OBS, T = 3, 24
 ACTION_KINDS = [dict(num_actions=5), dict(act_dim=2)]
 
 
-def make_model(layer="ffm", **overrides) -> RecurrentModel:
-    args = dict(obs_shape=[OBS], num_actions=5, layer=layer, d_model=16, n_layers=2, memory_size=4,
-                context_size=2, n_heads=2, horizon=32, initializer_range=0.2)  # large init: effects above rounding
-    if overrides.get("act_dim") is not None:
-        args["num_actions"] = None
-    args.update(overrides)
-    torch.manual_seed(0)
-    return RecurrentModel(RecurrentConfig(**args)).eval()
+@pytest.fixture
+def make_model(tiny_policy):
+    """``make_model(layer="ffm", **fields)``: this module's tiny recurrent policy."""
+    return tiny_policy.with_defaults("ffm", obs_shape=[OBS], num_actions=5, n_layers=2, horizon=32)
 
 
 def make_tape(model, batch=3, seed=1, starts_at=(0, 7, 8, 15)) -> Batch:
@@ -49,7 +46,7 @@ def outputs(model, batch, state=None):
 
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("kind", ACTION_KINDS, ids=["discrete", "continuous"])
-def test_shapes_and_loss(layer, kind):
+def test_shapes_and_loss(layer, kind, make_model):
     model = make_model(layer, **kind).train()
     batch = make_tape(model)
     preds, _ = outputs(model, batch)
@@ -57,12 +54,12 @@ def test_shapes_and_loss(layer, kind):
     loss, metrics = model.loss(batch)
     loss.backward()
     assert torch.isfinite(loss) and "loss" in metrics
-    assert all(p.grad is not None for p in model.parameters())
+    assert_gradients_reach(model)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("kind", ACTION_KINDS, ids=["discrete", "continuous"])
-def test_act_step_by_step_matches_forward_on_a_tape(layer, kind):
+def test_act_step_by_step_matches_forward_on_a_tape(layer, kind, make_model):
     """Episodes laid end to end in training == the evaluator's rollout with resets between episodes."""
     model = make_model(layer, **kind)
     batch = make_tape(model)
@@ -80,7 +77,7 @@ def test_act_step_by_step_matches_forward_on_a_tape(layer, kind):
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_act_matches_forward_with_different_starts_in_every_row(layer):
+def test_act_matches_forward_with_different_starts_in_every_row(layer, make_model):
     """Random episode starts, different per row: the evaluator restarts single rows with ``reset``."""
     model = make_model(layer)
     batch = make_tape(model, batch=4)
@@ -99,7 +96,7 @@ def test_act_matches_forward_with_different_starts_in_every_row(layer):
 
 
 @pytest.mark.parametrize("layer", RNN_LAYERS)
-def test_rnn_packed_runs_equal_the_step_loop(layer):
+def test_rnn_packed_runs_equal_the_step_loop(layer, make_model):
     """The two exact resets of GRU/LSTM (packed runs for cuDNN, a masked step loop) agree, gradients too."""
     batch = make_tape(make_model(layer), batch=4)
     starts = torch.rand(4, T, generator=torch.Generator().manual_seed(7)) < 0.2
@@ -117,7 +114,7 @@ def test_rnn_packed_runs_equal_the_step_loop(layer):
 
 @pytest.mark.parametrize("scan", ["parallel", "sequential"])
 @pytest.mark.parametrize("layer", RNN_LAYERS)
-def test_rnn_layers_run_in_float32_under_cpu_bf16_autocast(layer, scan):
+def test_rnn_layers_run_in_float32_under_cpu_bf16_autocast(layer, scan, make_model):
     """bf16 mixed precision on a CPU: GRU/LSTM give the float32 result (oneDNN has no bf16 LSTM on
     CPUs without bf16 instructions, where this raised) and gradients reach the parameters."""
     batch = make_tape(make_model(layer), batch=4)
@@ -133,11 +130,11 @@ def test_rnn_layers_run_in_float32_under_cpu_bf16_autocast(layer, scan):
     assert mixed.dtype == torch.float32 and torch.equal(mixed, plain)
     torch.testing.assert_close(out.float(), reference, rtol=0.1, atol=0.1)
     out.float().square().sum().backward()
-    assert all(p.grad is not None for p in memory.parameters())
+    assert_gradients_reach(memory)
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_no_gradient_crosses_an_episode_start(layer):
+def test_no_gradient_crosses_an_episode_start(layer, make_model):
     model = make_model(layer)
     batch = make_tape(model, starts_at=(0, 9))
     observations = batch.observations.clone().requires_grad_(True)
@@ -148,7 +145,7 @@ def test_no_gradient_crosses_an_episode_start(layer):
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_forward_in_chunks_matches_one_pass(layer):
+def test_forward_in_chunks_matches_one_pass(layer, make_model):
     model = make_model(layer)
     batch = make_tape(model)
     with torch.no_grad():
@@ -167,7 +164,7 @@ def perturb(batch: Batch, name: str, steps) -> Batch:
 
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("name", ["returns_to_go", "observations", "actions"])
-def test_causal_and_action_at_t_unseen_by_its_own_prediction(layer, name):
+def test_causal_and_action_at_t_unseen_by_its_own_prediction(layer, name, make_model):
     model = make_model(layer)
     batch = make_tape(model, starts_at=(0,))
     with torch.no_grad():
@@ -179,7 +176,7 @@ def test_causal_and_action_at_t_unseen_by_its_own_prediction(layer, name):
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_an_episode_start_forgets_the_previous_episode(layer):
+def test_an_episode_start_forgets_the_previous_episode(layer, make_model):
     model = make_model(layer)
     batch = make_tape(model, starts_at=(0, 9))
     with torch.no_grad():
@@ -190,7 +187,7 @@ def test_an_episode_start_forgets_the_previous_episode(layer):
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_save_load_round_trip_offline(tmp_path, layer):
+def test_save_load_round_trip_offline(tmp_path, layer, make_model):
     from rmdt.evaluation import load_policy
 
     model = make_model(layer, act_dim=2, obs_mean=[0.5, 0.0, 1.0], obs_std=[2.0, 1.0, 1.0])
@@ -210,7 +207,7 @@ def test_save_load_round_trip_offline(tmp_path, layer):
 @pytest.mark.parametrize("field, overrides", [("layer", dict(layer="transformer")), ("scan", dict(scan="fast")),
                                               ("memory_size", dict(memory_size=0)),
                                               ("d_model", dict(layer="linear_attention", d_model=15))])
-def test_bad_config_names_the_field(field, overrides):
+def test_bad_config_names_the_field(field, overrides, make_model):
     with pytest.raises(ValueError, match=f"RecurrentConfig.{field}"):
         make_model(**overrides)
 
@@ -243,6 +240,7 @@ def test_configs_dispatch_and_refuse_tapes_for_rmdt(tiny):
 
 @pytest.mark.parametrize("kind", RNN_LAYERS)
 @pytest.mark.parametrize("batching", ["tape", "segments"])
+@pytest.mark.slow
 def test_rnn_configs_train_on_tapes_and_segments(tiny, tmp_path, kind, batching):
     from rmdt.training import train
 
@@ -254,6 +252,7 @@ def test_rnn_configs_train_on_tapes_and_segments(tiny, tmp_path, kind, batching)
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_tape_training_resumes_exactly(tiny, tmp_path):
     from rmdt.training import train
     from rmdt.training.checkpoint import checkpoint_dirs

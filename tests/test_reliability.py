@@ -1,4 +1,4 @@
-"""Faults a run must survive or refuse clearly (issue 14): non-finite training, damaged checkpoints,
+"""Faults a run must survive or refuse clearly: non-finite training, damaged checkpoints,
 changed settings on resume, full disks, hung ranks, and the optimizer's weight-decay groups."""
 from pathlib import Path
 
@@ -6,11 +6,10 @@ import pytest
 import torch
 
 from rmdt.config import load_config
-from rmdt.models import RecurrentConfig, RecurrentModel, RMDTConfig, RMDTModel
 from rmdt.training.optim import make_optimizer
+from training_helpers import CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "tmaze" / "quickstart.yaml"
 
 
 def decayed_names(model):
@@ -23,9 +22,8 @@ def decayed_names(model):
 
 
 @pytest.mark.parametrize("encoder, obs_shape", [("mlp", [4]), ("nature_cnn", [4, 84, 84])])
-def test_weight_decay_by_shape_and_module_type_on_rmdt(encoder, obs_shape):
-    model = RMDTModel(RMDTConfig(obs_shape=obs_shape, num_actions=3, context_len=3, memory_tokens=2, d_model=16,
-                                 n_heads=2, n_layers=1, obs_encoder=encoder))
+def test_weight_decay_by_shape_and_module_type_on_rmdt(encoder, obs_shape, tiny_policy):
+    model = tiny_policy(obs_shape=obs_shape, num_actions=3, obs_encoder=encoder)
     decayed = decayed_names(model)
     encoder_matrices = {n for n, p in model.named_parameters() if n.startswith("embed_obs") and p.ndim >= 2}
     assert encoder_matrices and encoder_matrices <= decayed  # the name rule left the encoders undecayed
@@ -34,9 +32,8 @@ def test_weight_decay_by_shape_and_module_type_on_rmdt(encoder, obs_shape):
         assert name not in decayed, name
 
 
-def test_weight_decay_on_a_recurrent_model():
-    model = RecurrentModel(RecurrentConfig(layer="lru", obs_shape=[4], num_actions=3, d_model=16, n_heads=2,
-                                           n_layers=1, memory_size=4))
+def test_weight_decay_on_a_recurrent_model(tiny_policy):
+    model = tiny_policy("lru", num_actions=3)
     decayed = decayed_names(model)
     assert {"embed_obs.net.0.weight", "blocks.0.memory.B.weight", "blocks.0.mlp.0.weight"} <= decayed
     for name in ("no_action", "embed_action.embed.weight", "blocks.0.memory.nu_log", "blocks.0.memory.D",
@@ -60,13 +57,14 @@ from rmdt.training.guard import NonFiniteError  # noqa: E402
 from rmdt.training.optim import lr_factor  # noqa: E402
 
 
-def cli(argv, capsys):
-    """train.py's main() in this process (so a test can monkeypatch it): (status, stderr lines)."""
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    status = module.main([str(a) for a in argv])
-    return status, [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+@pytest.fixture
+def cli(load_script, capsys):
+    """``cli(argv)``: train.py's main() in this process (so a test can monkeypatch it): (status, error lines)."""
+    def main(argv):
+        status = load_script("train.py").main([str(a) for a in argv])
+        return status, [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+
+    return main
 
 
 def all_finite(checkpoint):
@@ -74,15 +72,16 @@ def all_finite(checkpoint):
 
 
 @pytest.mark.parametrize("fault", [["training.lr=1e6", "training.grad_clip=0"], ["data.return_scale=1e-30"]])
-def test_non_finite_training_stops_and_never_saves_it(tiny, tmp_path, fault, capsys):
+def test_non_finite_training_stops_and_never_saves_it(tiny, tmp_path, fault, cli):
     run = tmp_path / "run"
-    status, errors = cli([CONFIG, *tiny, *fault, "training.checkpoint_every=1", "--run-dir", run], capsys)
+    status, errors = cli([CONFIG, *tiny, *fault, "training.checkpoint_every=1", "--run-dir", run])
     assert status == 2 and len(errors) == 1 and "not finite" in errors[0], errors
     assert errors[0].startswith("error: step ") and ("loss" in errors[0] or "grad_norm" in errors[0])
     assert not (run / "final").exists()
     assert all(all_finite(c) for c in checkpoint_dirs(run))  # no checkpoint holds the bad weights
 
 
+@pytest.mark.slow
 def test_bad_step_keeps_the_finite_checkpoints(tiny, tmp_path):
     """A resumed run going bad (a huge lr from step 4) must not rotate the finite checkpoints away."""
     every = ["training.checkpoint_every=1", "training.keep_checkpoints=2"]
@@ -129,6 +128,7 @@ def poisoned_sampler(monkeypatch, bad_steps):
     monkeypatch.setattr(trainer, "build_sampler", build_poisoned)
 
 
+@pytest.mark.slow
 def test_max_bad_steps_skips_without_updating(tiny, tmp_path, monkeypatch):
     poisoned_sampler(monkeypatch, {2})
     config = load_config(CONFIG, tiny + ["training.max_bad_steps=1"])
@@ -143,7 +143,8 @@ def test_max_bad_steps_skips_without_updating(tiny, tmp_path, monkeypatch):
         train(config, run_dir=tmp_path / "two_bad")
 
 
-def test_damaged_or_missing_checkpoint_part_is_named_and_resume_falls_back(tiny, tmp_path, capsys):
+@pytest.mark.slow
+def test_damaged_or_missing_checkpoint_part_is_named_and_resume_falls_back(tiny, tmp_path, cli):
     config = load_config(CONFIG, tiny + ["model.dropout=0.1"])
     run = train(config, run_dir=tmp_path / "run").run_dir
     older, newest = checkpoint_dirs(run)
@@ -155,28 +156,30 @@ def test_damaged_or_missing_checkpoint_part_is_named_and_resume_falls_back(tiny,
     (older / "optimizer.bin").unlink()
     for checkpoint in checkpoint_dirs(run):
         (checkpoint / "random_states_0.pkl").write_bytes(b"")
-    status, errors = cli([CONFIG, *tiny, "model.dropout=0.1", "--run-dir", run, "--resume"], capsys)
+    status, errors = cli([CONFIG, *tiny, "model.dropout=0.1", "--run-dir", run, "--resume"])
     assert status == 2 and len(errors) == 1 and "no intact checkpoint" in errors[0]
     assert f"{older / 'optimizer.bin'}: missing" in errors[0]
 
 
-def test_resume_refuses_settings_it_cannot_apply(tiny, tmp_path, capsys):
+@pytest.mark.slow
+def test_resume_refuses_settings_it_cannot_apply(tiny, tmp_path, cli):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
     stored = (run / "config.yaml").read_bytes()
     status, errors = cli([CONFIG, *tiny, "seed=1", "training.batch_size=16", "model.d_model=32",
-                          "--run-dir", run, "--resume"], capsys)
+                          "--run-dir", run, "--resume"])
     assert status == 2 and len(errors) == 1
     for key in ("seed (0 -> 1)", "training.batch_size (8 -> 16)", "model.d_model (16 -> 32)"):
         assert key in errors[0]
-    status, errors = cli([CONFIG, *tiny, "training.steps=4", "--run-dir", run, "--resume"], capsys)
+    status, errors = cli([CONFIG, *tiny, "training.steps=4", "--run-dir", run, "--resume"])
     assert status == 2 and "training.steps=4 is below the step" in errors[0]
     assert (run / "config.yaml").read_bytes() == stored
     missing = tmp_path / "typo"
-    status, errors = cli([CONFIG, *tiny, "--run-dir", missing, "--resume"], capsys)
+    status, errors = cli([CONFIG, *tiny, "--run-dir", missing, "--resume"])
     assert status == 2 and f"run directory {missing} does not exist" in errors[0] and not missing.exists()
 
 
+@pytest.mark.slow
 def test_resume_applies_more_steps_and_a_new_lr(tiny, tmp_path):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
@@ -196,7 +199,7 @@ def test_resume_applies_more_steps_and_a_new_lr(tiny, tmp_path):
     assert values == sorted(values, reverse=True) and values[-1] == pytest.approx(config.training.min_lr_ratio)
 
 
-def test_full_disk_keeps_the_previous_checkpoint_and_leaves_no_staging(tiny, tmp_path, monkeypatch, capsys):
+def test_full_disk_keeps_the_previous_checkpoint_and_leaves_no_staging(tiny, tmp_path, monkeypatch, cli):
     from accelerate import Accelerator
 
     save_state, calls = Accelerator.save_state, []
@@ -209,7 +212,7 @@ def test_full_disk_keeps_the_previous_checkpoint_and_leaves_no_staging(tiny, tmp
 
     monkeypatch.setattr(Accelerator, "save_state", full_disk)
     run = tmp_path / "run"
-    status, errors = cli([CONFIG, *tiny, "--run-dir", run], capsys)
+    status, errors = cli([CONFIG, *tiny, "--run-dir", run])
     first = run / "checkpoints" / "step_000003"
     assert status == 2 and errors == [f"error: cannot write checkpoint {run / 'checkpoints' / 'step_000006'}: "
                                       f"No space left on device; the previous checkpoint {first} is intact"]
@@ -247,16 +250,15 @@ def test_data_checks_run_before_the_run_folder_exists(tiny, tmp_path):
     assert not run.exists()
 
 
-def test_errors_are_printed_by_the_main_process_only(monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_errors_are_printed_by_the_main_process_only(monkeypatch, capsys, load_script):
+    module = load_script("train.py")
     monkeypatch.setenv("RANK", "1")
     assert module.error_line(ValueError("a\nb")) == 2 and capsys.readouterr().err == ""
     monkeypatch.setenv("RANK", "0")
     assert module.error_line(ValueError("a\nb")) == 2 and capsys.readouterr().err == "error: a b\n"
 
 
+@pytest.mark.slow
 def test_trackers_get_the_resolved_config_and_missing_ones_are_named(tiny, tmp_path):
     from rmdt.config import ConfigError
 
@@ -272,6 +274,7 @@ def test_trackers_get_the_resolved_config_and_missing_ones_are_named(tiny, tmp_p
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_train_twice_in_one_process_with_another_precision(tiny, tmp_path):
     train(load_config(CONFIG, tiny), run_dir=tmp_path / "fp32")
     policy = train(load_config(CONFIG, tiny + ["training.mixed_precision=bf16"]), run_dir=tmp_path / "bf16").policy
@@ -279,6 +282,7 @@ def test_train_twice_in_one_process_with_another_precision(tiny, tmp_path):
     assert (tmp_path / "bf16" / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_readme_python_api_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     readme = (ROOT / "README.md").read_text()
     code = readme.split("### Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
@@ -292,6 +296,7 @@ def test_readme_python_api_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     assert "success_rate" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_an_intermediate_checkpoint(tiny, tmp_path):
     from rmdt.evaluation import evaluate_checkpoint, load_policy
 
@@ -307,6 +312,7 @@ def test_evaluate_an_intermediate_checkpoint(tiny, tmp_path):
     assert json.loads(out.read_text())["checkpoint"] == str(middle.resolve())
 
 
+@pytest.mark.slow
 def test_a_hung_process_ends_the_run_after_the_collective_timeout(tiny, tmp_path):
     import os
     import subprocess

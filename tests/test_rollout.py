@@ -9,32 +9,29 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rmdt.evaluation.rollout import episode_seed, rollout
-from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.memoroid_layers import LAYERS
-from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
+from rmdt.models.recurrent import RecurrentModel
 
 K, N, OBS, ACTIONS = 2, 3, 3, 2  # short segments: episodes of up to 10 steps cross several boundaries
 
 
-def rmdt(**overrides) -> RMDTModel:
-    torch.manual_seed(0)
-    args = dict(obs_shape=[OBS], num_actions=ACTIONS, context_len=K, memory_tokens=2, d_model=16, n_layers=2,
-                n_heads=2, initializer_range=0.2)
-    return RMDTModel(RMDTConfig(**{**args, **overrides})).eval()
+# name: (kind, fields) of the tiny policies the tests run
+MODELS = {"rmdt": ("rmdt", {}), "rmdt_mrv": ("rmdt", dict(memory_update="mrv")),
+          "rmdt_gated": ("rmdt", dict(memory_update="gated")), "dt": ("rmdt", dict(memory_tokens=0)),
+          "dt_sliding": ("rmdt", dict(memory_tokens=0, dt_context="sliding")),
+          "rmdt_cache": ("rmdt", dict(cache_len=4)), "trxl": ("rmdt", dict(memory_tokens=0, cache_len=8)),
+          **{layer: (layer, {}) for layer in LAYERS}}
 
 
-def recurrent(layer="ffm", **overrides) -> RecurrentModel:
-    torch.manual_seed(0)
-    args = dict(obs_shape=[OBS], num_actions=ACTIONS, layer=layer, d_model=16, n_layers=1, memory_size=4,
-                context_size=2, n_heads=2, initializer_range=0.2)
-    return RecurrentModel(RecurrentConfig(**{**args, **overrides})).eval()
+@pytest.fixture
+def make_model(tiny_policy):
+    """``make_model(name="rmdt", **fields)``: the tiny policy MODELS names; RMDTs of two layers."""
+    def make(name="rmdt", **fields):
+        kind, own = MODELS[name]
+        defaults = dict(context_len=K, n_layers=2) if kind == "rmdt" else {}
+        return tiny_policy(kind, **{"obs_shape": [OBS], "num_actions": ACTIONS, **defaults, **own, **fields})
 
-
-MODELS = {"rmdt": lambda: rmdt(), "rmdt_mrv": lambda: rmdt(memory_update="mrv"),
-          "rmdt_gated": lambda: rmdt(memory_update="gated"), "dt": lambda: rmdt(memory_tokens=0),
-          "dt_sliding": lambda: rmdt(memory_tokens=0, dt_context="sliding"),
-          "rmdt_cache": lambda: rmdt(cache_len=4), "trxl": lambda: rmdt(memory_tokens=0, cache_len=8),
-          **{layer: (lambda layer=layer: recurrent(layer)) for layer in LAYERS}}
+    return make
 
 
 def episode_data(batch_size: int, length: int, seed: int = 1):
@@ -74,16 +71,16 @@ def act_with_offsets(model, rtg, obs, actions, offsets) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", ["rmdt", "rmdt_mrv", "dt", "rmdt_cache", "trxl", "ffm", "lru"])
-def test_act_with_rows_at_different_segment_positions_equals_the_forward_pass(name):
+def test_act_with_rows_at_different_segment_positions_equals_the_forward_pass(name, make_model):
     """Rows start their episodes 0, 1, K+1, 3K and 5 steps in: each row's outputs are its own window's."""
-    model = MODELS[name]()
+    model = make_model(name)
     rtg, obs, actions = episode_data(5, N * K)
     got = act_with_offsets(model, rtg, obs, actions, offsets=[0, 1, K + 1, 3 * K, 5])
     torch.testing.assert_close(got, forward_outputs(model, rtg, obs, actions), atol=1e-5, rtol=0)
 
 
-def test_sliding_dt_rows_restarted_at_different_steps_equal_a_row_alone():
-    model = MODELS["dt_sliding"]()
+def test_sliding_dt_rows_restarted_at_different_steps_equal_a_row_alone(make_model):
+    model = make_model("dt_sliding")
     rtg, obs, actions = episode_data(4, N * K)
     alone = torch.cat([act_with_offsets(model, rtg[b:b + 1], obs[b:b + 1], actions[b:b + 1], [0]) for b in range(4)])
     torch.testing.assert_close(act_with_offsets(model, rtg, obs, actions, [0, 2, K + 1, 7]), alone, atol=1e-5, rtol=0)
@@ -91,9 +88,9 @@ def test_sliding_dt_rows_restarted_at_different_steps_equal_a_row_alone():
 
 @pytest.mark.parametrize("name", list(MODELS))
 @pytest.mark.parametrize("steps", [K, K + 1], ids=["at_boundary", "mid_segment"])
-def test_reset_restarts_exactly_the_done_rows(name, steps):
+def test_reset_restarts_exactly_the_done_rows(name, steps, make_model):
     """After ``reset``, done rows act as a fresh state does and the other rows as if nothing happened."""
-    model = MODELS[name]()
+    model = make_model(name)
     g = torch.Generator().manual_seed(3)
     state = model.initial_state(4)
     for _ in range(steps):
@@ -103,17 +100,18 @@ def test_reset_restarts_exactly_the_done_rows(name, steps):
     inputs = (torch.randn(4, OBS, generator=g), torch.randint(0, ACTIONS, (4,), generator=g), torch.zeros(4),
               torch.randn(4, generator=g))
     restarted, _ = model.act(model.reset(copy.deepcopy(state), done), *inputs)  # act consumes its state
+    untouched, _ = model.act(model.reset(copy.deepcopy(state), np.zeros(4, bool)), *inputs)  # numpy mask, no row
     kept, _ = model.act(state, *inputs)
     fresh, _ = model.act(model.initial_state(4), *inputs)
     torch.testing.assert_close(restarted[done], fresh[done], atol=1e-6, rtol=0)
     torch.testing.assert_close(restarted[~done], kept[~done], atol=1e-6, rtol=0)
     if not (name == "dt" and steps == K):  # (a DT's next segment starts afresh anyway)
         assert not torch.allclose(kept[done], fresh[done])  # the reset rows really had a state to lose
-    assert model.reset(state, np.zeros(4, bool)) is not None  # numpy masks, and no row at all
+    torch.testing.assert_close(untouched, kept, atol=0, rtol=0)
 
 
-def test_the_memory_hook_sees_only_the_rows_crossing_a_boundary_together():
-    model, seen = rmdt(), []
+def test_the_memory_hook_sees_only_the_rows_crossing_a_boundary_together(make_model):
+    model, seen = make_model(), []
     model.set_memory_hook(lambda memory: seen.append(memory.shape[0]) or torch.zeros_like(memory))
     state = model.initial_state(3)
     obs, action, zero = torch.randn(3, OBS), torch.zeros(3, dtype=torch.long), torch.zeros(3)
@@ -176,8 +174,8 @@ def run_queue(model, num_envs, episodes=7, **kwargs):
 
 @pytest.mark.parametrize("name", ["rmdt", "dt", "dt_sliding", "trxl", "ffm"])
 @pytest.mark.parametrize("sample", [False, True], ids=["greedy", "sampled"])
-def test_an_episode_acts_the_same_alone_in_lockstep_and_restarted_mid_batch(name, sample):
-    model = MODELS[name]()
+def test_an_episode_acts_the_same_alone_in_lockstep_and_restarted_mid_batch(name, sample, make_model):
+    model = make_model(name)
     alone, alone_actions = run_queue(model, num_envs=1, sample_actions=sample)  # one after another
     lockstep, lockstep_actions = run_queue(model, num_envs=7, sample_actions=sample)  # all at once
     queued, queued_actions = run_queue(model, num_envs=3, sample_actions=sample)  # restarts at other positions
@@ -188,8 +186,8 @@ def test_an_episode_acts_the_same_alone_in_lockstep_and_restarted_mid_batch(name
         np.testing.assert_array_equal(out.returns, alone.returns)
 
 
-def test_sampled_actions_follow_the_logits_and_differ_from_greedy():
-    model = rmdt(initializer_range=0.02)  # small logits: near-uniform policy
+def test_sampled_actions_follow_the_logits_and_differ_from_greedy(make_model):
+    model = make_model(initializer_range=0.02)  # small logits: near-uniform policy
     _, greedy = run_queue(model, num_envs=3)
     _, sampled = run_queue(model, num_envs=3, sample_actions=True)
     _, again = run_queue(model, num_envs=2, sample_actions=True)
@@ -198,8 +196,8 @@ def test_sampled_actions_follow_the_logits_and_differ_from_greedy():
     assert 0.2 < taken.mean() < 0.8  # both actions drawn
 
 
-def test_the_queue_counts_exactly_the_episodes_with_their_seeds_and_real_steps():
-    model = rmdt()
+def test_the_queue_counts_exactly_the_episodes_with_their_seeds_and_real_steps(make_model):
+    model = make_model()
     out, actions = run_queue(model, num_envs=3, episodes=8)
     expected = [np.random.default_rng(episode_seed(11, k)).integers(2, 11) for k in range(8)]
     np.testing.assert_array_equal(out.lengths, expected)  # episode k ran with its own seed, in order
@@ -236,8 +234,8 @@ class Observer(torch.nn.Module):
         self.ended.append(done.copy())
 
 
-def test_observers_are_told_which_rows_ended_at_each_step():
-    observer = Observer(rmdt())
+def test_observers_are_told_which_rows_ended_at_each_step(make_model):
+    observer = Observer(make_model())
     out = rollout(observer, SeededEpisodes(3), target_return=2.0, seed=11, episodes=5)
     ended = np.array(observer.ended)
     assert ended.sum() == 5 and ended.shape[1] == 3
@@ -245,11 +243,9 @@ def test_observers_are_told_which_rows_ended_at_each_step():
 
 
 @pytest.mark.parametrize("mode", ["NextStep", "SameStep", "Disabled"])
-def test_gymnasium_vector_envs_in_every_autoreset_mode_give_the_same_episodes(mode):
+def test_gymnasium_vector_envs_in_every_autoreset_mode_give_the_same_episodes(mode, tiny_policy):
     """CartPole-v1 (reward 1 per step) with a random-init policy: 5 episodes over 2 environments."""
-    torch.manual_seed(0)
-    model = RMDTModel(RMDTConfig(obs_shape=[4], num_actions=2, context_len=K, memory_tokens=2, d_model=16,
-                                 n_layers=1, n_heads=2, initializer_range=0.5)).eval()
+    model = tiny_policy(num_actions=2, context_len=K, initializer_range=0.5)
     runs = []
     for num_envs, vectorization in ((2, "sync"), (5, "sync"), (2, "async")):
         if vectorization == "async" and mode != "NextStep":
@@ -268,11 +264,11 @@ def test_gymnasium_vector_envs_in_every_autoreset_mode_give_the_same_episodes(mo
     assert len(set(runs[0].lengths.tolist())) > 1
 
 
-def test_an_async_env_that_cannot_cancel_its_autoreset_is_refused():
+def test_an_async_env_that_cannot_cancel_its_autoreset_is_refused(make_model):
     env = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="async", vector_kwargs={"shared_memory": False})
     try:
         with pytest.raises(ValueError, match="shared_memory=True"):
-            rollout(rmdt(obs_shape=[4]), env, target_return=1.0, seed=0)
+            rollout(make_model(obs_shape=[4]), env, target_return=1.0, seed=0)
     finally:
         env.close()
 

@@ -1,28 +1,26 @@
-"""Options that trade speed and memory (issue 15): attention dropout apart from dropout, blocks
-without feed-forward, the valve's own head count, recomputed segments, compiled loss, and memoroid
-scans that stay in float32 / complex64 under autocast."""
+"""Options that trade speed and memory: attention dropout apart from dropout, blocks without
+feed-forward, the valve's own head count, recomputed segments and the compiled loss (the scans under
+autocast: test_autocast_scans.py)."""
+from pathlib import Path
+
 import pytest
 import torch
 
 from rmdt.config import ConfigError, load_config
 from rmdt.data.segments import Batch
-from rmdt.models import RMDTConfig, RMDTModel
-from rmdt.models.memoroid_layers import FFM, LRU
 from rmdt.models.transformer import Attention
 from rmdt.training.trainer import LossForward
-from pathlib import Path
+from training_helpers import assert_gradients_reach
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "tmaze" / "quickstart.yaml"
 
 K, N = 4, 3
 
 
-def make_model(**overrides) -> RMDTModel:
-    args = dict(obs_shape=[3], num_actions=5, context_len=K, memory_tokens=2, d_model=16, n_layers=2, n_heads=4,
-                initializer_range=0.2)
-    args.update(overrides)
-    torch.manual_seed(0)
-    return RMDTModel(RMDTConfig(**args))
+@pytest.fixture
+def make_model(tiny_policy):
+    """``make_model(**fields)``: this module's tiny RMDT, four heads so the valve can have fewer."""
+    return tiny_policy.with_defaults("rmdt", obs_shape=[3], num_actions=5, context_len=K, n_layers=2, n_heads=4)
 
 
 def make_batch(lengths=(12, 7, 3), seed=1) -> Batch:
@@ -49,7 +47,7 @@ def test_dropout_acts_on_the_output_and_attn_dropout_on_the_weights():
     assert not torch.allclose(dropped, reference) and (dropped != 0).all()
 
 
-def test_blocks_without_feed_forward_and_valve_heads():
+def test_blocks_without_feed_forward_and_valve_heads(make_model):
     full, lean = make_model(memory_update="mrv"), make_model(memory_update="mrv", feed_forward=False, mrv_heads=2)
     assert all(block.mlp is None and block.ln_2 is None for block in lean.blocks)
     mlp = sum(p.numel() for b in full.blocks for m in (b.mlp, b.ln_2) for p in m.parameters())
@@ -57,12 +55,13 @@ def test_blocks_without_feed_forward_and_valve_heads():
     assert lean.mrv.n_heads == 2 and lean.blocks[0].attn.n_heads == 4
     loss, _ = lean.train().loss(make_batch())
     loss.backward()
-    assert torch.isfinite(loss) and all(p.grad is not None for p in lean.parameters())
+    assert torch.isfinite(loss)
+    assert_gradients_reach(lean)
 
 
 @pytest.mark.parametrize("overrides", [dict(memory_update="mrv", memory_replay=2, grad_segments=2),
                                        dict(memory_update="gated", memory_noise=0.1)])
-def test_checkpointed_segments_give_the_same_loss_and_gradients(overrides):
+def test_checkpointed_segments_give_the_same_loss_and_gradients(overrides, make_model):
     """Recomputation in backward draws the same dropout masks (the RNG state is restored), and the
     replay counts and memory noise are drawn once, outside the recomputed segment."""
     model = make_model(dropout=0.2, attn_dropout=0.1, **overrides).train()
@@ -82,7 +81,7 @@ def test_checkpointed_segments_give_the_same_loss_and_gradients(overrides):
         torch.testing.assert_close(grads_ck[name], grad, rtol=0, atol=0, msg=name)
 
 
-def test_checkpointing_stores_less_for_backward():
+def test_checkpointing_stores_less_for_backward(make_model):
     """Only each segment's inputs are kept: the tensors saved for backward shrink."""
     model = make_model(n_layers=3).train()
     batch = make_batch()
@@ -100,7 +99,7 @@ def test_checkpointing_stores_less_for_backward():
     assert saved_bytes(True) < 0.5 * saved_bytes(False)
 
 
-def test_compiled_loss_is_what_the_trainer_calls(monkeypatch):
+def test_compiled_loss_is_what_the_trainer_calls(monkeypatch, make_model):
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda fn: compiled.append(fn) or (lambda batch: ("compiled", batch)))
     model = make_model()
@@ -108,7 +107,7 @@ def test_compiled_loss_is_what_the_trainer_calls(monkeypatch):
     assert LossForward(model)(make_batch())[0].ndim == 0
 
 
-def test_config_options_are_checked():
+def test_config_options_are_checked(make_model):
     with pytest.raises(ValueError, match="RMDTConfig.attn_dropout"):
         make_model(attn_dropout=1.0)
     with pytest.raises(ValueError, match="RMDTConfig.mrv_heads"):
@@ -116,19 +115,3 @@ def test_config_options_are_checked():
     with pytest.raises(ConfigError, match=r"checkpoint_segments needs a model kind that recomputes segments \(rmdt\), got .ffm."):
         load_config(QUICKSTART, ["model.kind=ffm", "training.checkpoint_segments=true"])
     assert load_config(QUICKSTART, ["training.checkpoint_segments=true", "training.compile=true"]).training.compile
-
-
-@pytest.mark.parametrize("layer", [FFM(8, memory_size=4, context_size=2, horizon=50), LRU(8, state_size=6)])
-def test_complex_scans_stay_in_full_precision_under_bf16_autocast(layer):
-    torch.manual_seed(0)
-    x = torch.randn(2, 40, 8)
-    starts = torch.zeros(2, 40, dtype=torch.bool)
-    starts[:, [0, 17]] = True
-    full, full_state = layer(x, starts)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed, state = layer(x, starts)
-    assert state[0].dtype == torch.complex64 == full_state[0].dtype
-    # The scan itself is exact; only the layer's linear maps run in bf16 (~3 significant digits).
-    torch.testing.assert_close(mixed.float(), full, rtol=0.05, atol=0.05)
-    mixed.float().square().sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in layer.parameters() if p.grad is not None)

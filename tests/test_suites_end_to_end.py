@@ -53,6 +53,7 @@ def test_suite_configs_compose_with_every_preset(path):
     ("minigrid/memory.yaml", "{env_id: MiniGrid-MemoryS9-v0, episodes: 12, random_share: 0.1, seed: 0}", ["dt",
      "evaluation.env_args={id: MiniGrid-MemoryS9-v0, wrapper: minigrid_symbolic, max_episode_steps: 40}"]),
 ])
+@pytest.mark.slow
 def test_trains_and_evaluates_with_references(tmp_path, monkeypatch, config_name, data, extra):
     from rmdt.envs import oracle_play
 

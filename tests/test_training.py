@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("extra", [[], ["data.num_segments_schedule=[[0, 1], [3, 2], [5, 3]]", "model.cache_len=6"]],
                          ids=["plain", "curriculum_and_cache"])
+@pytest.mark.slow
 def test_resume_after_a_kill_gives_the_same_parameters(tiny, tmp_path, extra):
     config = load_config(CONFIG, tiny + ["model.dropout=0.1"] + extra)  # dropout: RNG state must resume too
     straight = params(train(config, run_dir=tmp_path / "a").policy)
@@ -50,6 +51,7 @@ def test_run_directory_contents_and_refusal_to_overwrite(tiny, tmp_path):
         train(config, run_dir=run)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_one_big_batch(tiny, tmp_path):
     one = params(train(load_config(CONFIG, tiny), run_dir=tmp_path / "one").policy)
     four = params(train(load_config(CONFIG, tiny + ["training.grad_accum=4"]), run_dir=tmp_path / "four").policy)
@@ -57,6 +59,7 @@ def test_gradient_accumulation_matches_one_big_batch(tiny, tmp_path):
         torch.testing.assert_close(one[key], four[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_named_and_resume_falls_back(tiny, tmp_path):
     config = load_config(CONFIG, tiny)
     run = train(config, run_dir=tmp_path / "run").run_dir
@@ -72,6 +75,7 @@ def test_corrupt_checkpoint_is_named_and_resume_falls_back(tiny, tmp_path):
         train(config, run_dir=run, resume=True)
 
 
+@pytest.mark.slow
 def test_two_processes_hold_identical_parameters_matching_one_process(tiny, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -87,6 +91,7 @@ def test_two_processes_hold_identical_parameters_matching_one_process(tiny, tmp_
         torch.testing.assert_close(rank0[key], single[key], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_train_then_evaluate(tiny, tmp_path):
     run = tmp_path / "cli"
     done = subprocess.run([sys.executable, "train.py", str(CONFIG), *tiny, "--run-dir", str(run)],
@@ -104,6 +109,7 @@ def test_cli_train_then_evaluate(tiny, tmp_path):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     done = subprocess.run([sys.executable, "train.py", str(CONFIG), "training.stepz=3"], cwd=ROOT,
                           capture_output=True, text=True)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from rmdt.config import Config
-from rmdt.progress import progress_bar
+from rmdt.progress import BarSafeHandler, progress_bar
 
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "aim": "aim"}
 
@@ -47,7 +47,7 @@ class RunLogger:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log.setLevel(logging.INFO)
         formatter = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-        for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(self.run_dir / "train.log")):
+        for handler in (BarSafeHandler(sys.stderr), logging.FileHandler(self.run_dir / "train.log")):
             handler.setFormatter(formatter)
             self.log.addHandler(handler)
 
