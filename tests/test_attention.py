@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from rmdt.evaluation.attention import (TOKEN_TYPES, AttentionMaps, assemble_maps, capture_attention,
-                                       capture_window, export_attention, export_maps, memory_summary,
-                                       state_norm)
+from rmdt.evaluation.attention import (
+    TOKEN_TYPES,
+    AttentionMaps,
+    assemble_maps,
+    capture_attention,
+    capture_window,
+    export_attention,
+    export_maps,
+    memory_summary,
+    state_norm,
+)
 from rmdt.models.policy import Policy
 
 K, N = 3, 3

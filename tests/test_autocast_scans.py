@@ -1,9 +1,9 @@
 """The complex-valued FFM and LRU scans stay complex64 under bf16 autocast (there is no complex bf16)."""
 import pytest
 import torch
+from training_helpers import assert_gradients_reach
 
 from rmdt.models.memoroid_layers import LAYERS
-from training_helpers import assert_gradients_reach
 
 
 @pytest.mark.parametrize("name", ["ffm", "lru"])

@@ -1,7 +1,6 @@
 """Every bench script keeps running: each one on tiny settings here, checking what it prints or writes
 (bench/gpu_check.py: tests/test_gpu_check.py). The README's figures and tables come from them."""
 import ast
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_helpers import CONFIG
 
 from rmdt.config import load_config
 from rmdt.data import SegmentSampler
@@ -18,17 +18,12 @@ from rmdt.data.prefetch import PrefetchingSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-QUICKSTART = ROOT / "configs" / "tmaze" / "quickstart.yaml"
 
 
-def load(name: str):
-    """bench/<name>.py as a module, kept in sys.modules: the pool processes it forks unpickle its functions."""
-    module_name = "bench_" + name.replace("/", "_")
-    spec = importlib.util.spec_from_file_location(module_name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def load(load_script):
+    """``load("perf/speed")``: bench/perf/speed.py as a module (conftest's load_script)."""
+    return lambda name: load_script(f"bench/{name}.py")
 
 
 # ---- the folder ----
@@ -55,7 +50,7 @@ def test_bench_scripts_import_no_other_bench_script():
 
 # ---- perf/ ----
 @pytest.mark.slow  # a fresh process per memory row
-def test_speed_benchmark_quick_mode(tmp_path, capsys):
+def test_speed_benchmark_quick_mode(tmp_path, capsys, load):
     """bench/speed.py --quick: every row of the table, ratios and the JSON, without the reference."""
     out = tmp_path / "speed.json"
     report = load("perf/speed").main(["--quick", "--threads", "1", "--out", str(out)])
@@ -70,7 +65,7 @@ def test_speed_benchmark_quick_mode(tmp_path, capsys):
     assert memory["peak_gb"] >= memory["rss_before_gb"] > 0
 
 
-def test_speed_benchmark_throughput_mode_reads_the_rate_config(tmp_path, capsys):
+def test_speed_benchmark_throughput_mode_reads_the_rate_config(tmp_path, capsys, load):
     """--throughput: RATE's T-Maze model of configs/tmaze/rate.yaml (--set overrides it), per precision."""
     out = tmp_path / "throughput.json"
     report = load("perf/speed").main(["--quick", "--throughput", "--batches", "1", "--precision", "no",
@@ -84,7 +79,7 @@ def test_speed_benchmark_throughput_mode_reads_the_rate_config(tmp_path, capsys)
     assert report["tokens_per_batch"] == 4 * 3 * (3 * 4 + 2 * 2)  # batch x N x (3K + 2 memory tokens)
 
 
-def test_loader_benchmark_sampler_only_measures_every_data_and_start(tmp_path, capsys):
+def test_loader_benchmark_sampler_only_measures_every_data_and_start(tmp_path, capsys, load):
     out = tmp_path / "loader.json"
     load("perf/loader").main(["--sampler-only", "--tiny", "--seconds", "0.05", "--json", str(out)])
     lines = capsys.readouterr().out.splitlines()
@@ -97,7 +92,7 @@ def test_loader_benchmark_sampler_only_measures_every_data_and_start(tmp_path, c
 
 
 @pytest.mark.slow
-def test_loader_benchmark_tiny_run_prints_every_part(tmp_path, capsys):
+def test_loader_benchmark_tiny_run_prints_every_part(tmp_path, capsys, load):
     out = tmp_path / "loader.json"
     load("perf/loader").main(["--tiny", "--seconds", "0.02", "--repeats", "1", "--json", str(out)])
     text = capsys.readouterr().out
@@ -111,7 +106,7 @@ def test_loader_benchmark_tiny_run_prints_every_part(tmp_path, capsys):
     assert "sampler time hidden" in text and "windows/s eaten" in text
 
 
-def test_loader_benchmark_measures_each_loader_and_step_mode():
+def test_loader_benchmark_measures_each_loader_and_step_mode(load):
     bench = load("perf/loader")
     data = bench.memory_maze_data(episodes=2, length=40)
     sampler = SegmentSampler(data, 4, 2, "uniform", seed=0)
@@ -126,7 +121,7 @@ def test_loader_benchmark_measures_each_loader_and_step_mode():
     assert all(len(v) == 2 and min(v) > 0 for v in times.values())
 
 
-def test_memoroid_benchmark_prints_ratios_to_lstm(capsys):
+def test_memoroid_benchmark_prints_ratios_to_lstm(capsys, load):
     load("perf/memoroid_vs_rnn").main(["--lengths", "4", "--repeats", "1"])
     lines = capsys.readouterr().out.splitlines()
     assert "| layer | T=4 |" in lines
@@ -134,7 +129,7 @@ def test_memoroid_benchmark_prints_ratios_to_lstm(capsys):
     assert sum(line.startswith("| ffm") for line in lines) == 2  # both scans
 
 
-def test_rnn_resets_benchmark_compares_both_scans_and_they_agree(capsys):
+def test_rnn_resets_benchmark_compares_both_scans_and_they_agree(capsys, load):
     load("perf/rnn_resets").main(["--batch", "2", "--steps", "12", "--size", "4", "--mean-episode", "4",
                                   "--repeats", "1"])
     lines = capsys.readouterr().out.splitlines()
@@ -144,7 +139,7 @@ def test_rnn_resets_benchmark_compares_both_scans_and_they_agree(capsys):
         assert float(line.rsplit("max |difference| ", 1)[1]) < 1e-5
 
 
-def test_tape_vs_segments_benchmark_tabulates_both_batchings(tiny, capsys):
+def test_tape_vs_segments_benchmark_tabulates_both_batchings(tiny, capsys, load):
     data = [o for o in tiny if o.startswith(("data.recipe_args", "data.root"))]
     load("perf/tape_vs_segments").main(["--steps", "1", "--set", *data, "data.tape_len=12", "data.context_len=4",
                                         "model.d_model=8", "model.memory_size=4", "model.context_size=2",
@@ -155,7 +150,7 @@ def test_tape_vs_segments_benchmark_tabulates_both_batchings(tiny, capsys):
     assert lines[3].startswith("| configs/tmaze/ffm_segments.yaml | segments | 24 (")
 
 
-def test_atari_benchmark_store_figures(capsys):
+def test_atari_benchmark_store_figures(capsys, load):
     load("perf/atari").store_figures(2500, seconds=0.05)
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].startswith("store: 2,500 steps") and rows[2].startswith("memory-mapped store")
@@ -163,7 +158,7 @@ def test_atari_benchmark_store_figures(capsys):
 
 
 @pytest.mark.slow
-def test_atari_benchmark_quick_run_prints_every_part(capsys):
+def test_atari_benchmark_quick_run_prints_every_part(capsys, load):
     pytest.importorskip("ale_py")
     load("perf/atari").main(["--quick"])
     text = capsys.readouterr().out
@@ -174,7 +169,7 @@ def test_atari_benchmark_quick_run_prints_every_part(capsys):
 
 
 @pytest.mark.slow
-def test_memory_maze_benchmark_quick_run(capsys):
+def test_memory_maze_benchmark_quick_run(capsys, load):
     pytest.importorskip("dm_control")
     load("perf/memory_maze").main(["--steps", "4", "--envs", "1", "--reference", "1", "--reference-steps", "3"])
     lines = capsys.readouterr().out.splitlines()
@@ -183,7 +178,7 @@ def test_memory_maze_benchmark_quick_run(capsys):
 
 
 # ---- experiments/ ----
-def test_table_averages_seeds_per_model(tmp_path, capsys):
+def test_table_averages_seeds_per_model(tmp_path, capsys, load):
     for seed, rates in enumerate([(1.0, 0.5), (1.0, 1.0), (0.5, 0.5)]):
         name = "rmdt" if seed < 2 else "dt"
         report = {"results": [{"corridor_length": n, "success_rate": r} for n, r in zip((90, 900), rates)]}
@@ -199,7 +194,7 @@ def test_table_averages_seeds_per_model(tmp_path, capsys):
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path):
+def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path, load):
     bench = load("experiments/memory_suites")
     rows = [dict(task=t, model=m, seed=s, **{"return": r, "normalised": n, "ref_min": -0.5, "ref_max": 1.0})
             for t, m, s, r, n in [("popgym/a", "gru", 0, 1.0, 100.0), ("popgym/a", "gru", 1, 0.25, 50.0),
@@ -229,7 +224,7 @@ def test_memory_suites_has_a_config_for_every_task_and_model(load):
     assert replay.model.kind == "rmdt" and replay.model.memory_replay == 3
 
 
-def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_path, capsys):
+def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_path, capsys, load):
     bench = load("experiments/memory_suites")
     with pytest.raises(SystemExit, match="no evaluated runs"):
         bench.main(["--collect", "--out", str(tmp_path), "--tasks", "popgym/count_recall_easy"])
@@ -244,7 +239,7 @@ def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_p
     assert not (tmp_path / "runs" / "popgym_count_recall_easy_rmdt__0").exists()  # nothing trained
 
 
-def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_path, capsys):
+def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_path, capsys, load):
     bench = load("experiments/memory_suites")
     report = tmp_path / "runs" / "popgym_count_recall_easy_ffm__1" / "eval" / "results.json"
     report.parent.mkdir(parents=True)
@@ -265,7 +260,7 @@ def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_p
 
 @pytest.mark.slow
 def test_tmaze_seeds_script_trains_evaluates_and_skips_what_is_done(tiny, tmp_path):
-    script = ["bash", str(BENCH / "experiments/tmaze_seeds.sh"), str(QUICKSTART), "0", "--", *tiny]
+    script = ["bash", str(BENCH / "experiments/tmaze_seeds.sh"), str(CONFIG), "0", "--", *tiny]
     env = {**os.environ, "PYTHON": sys.executable, "TAG": "tiny"}
     done = subprocess.run(script, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     run = tmp_path / "runs" / "results" / "tiny__0"
@@ -277,7 +272,7 @@ def test_tmaze_seeds_script_trains_evaluates_and_skips_what_is_done(tiny, tmp_pa
 
 
 @pytest.mark.slow
-def test_memory_suites_quick_run_trains_evaluates_and_tabulates(tmp_path, capsys):
+def test_memory_suites_quick_run_trains_evaluates_and_tabulates(tmp_path, capsys, load):
     pytest.importorskip("popgym")
     load("experiments/memory_suites").main(["--quick", "--out", str(tmp_path), "--tasks", "popgym/repeat_first_easy",
                                             "--models", "gru"])
@@ -289,7 +284,7 @@ def test_memory_suites_quick_run_trains_evaluates_and_tabulates(tmp_path, capsys
 
 
 # ---- analysis/ ----
-def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_path, capsys):
+def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_path, capsys, load):
     from rmdt.models import RMDTConfig, RMDTModel
 
     bench = load("analysis/tmaze_memory_drift")
@@ -308,7 +303,7 @@ def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_pa
     assert f"| {tmp_path.name} | " in capsys.readouterr().out and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsys):
+def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsys, load):
     """Every oracle T-Maze episode ends with its one turn: the late-turn group counts exactly one step
     per episode that fits in a window, and no turn is early."""
     from rmdt.config import load_config
@@ -332,8 +327,8 @@ def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsy
     assert lines[2] == f"| run | {late[1]:.2f} ({late[0]}) | - | - | {early[1]:.2f} ({early[0]}) |"
 
 
-def test_mrv_diagnosis_prints_every_probe_of_the_valve(tiny, capsys):
-    load("analysis/mrv_diagnosis").main([str(QUICKSTART), *tiny, "model.memory_update=mrv", "--steps", "2",
+def test_mrv_diagnosis_prints_every_probe_of_the_valve(tiny, capsys, load):
+    load("analysis/mrv_diagnosis").main([str(CONFIG), *tiny, "model.memory_update=mrv", "--steps", "2",
                                          "--every", "1"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["step", "loss", "dL/dmemory"] and len(lines) == 4

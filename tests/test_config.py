@@ -5,13 +5,13 @@ import re
 from pathlib import Path
 
 import pytest
+from training_helpers import CONFIG
 
-from rmdt.config import Config, ConfigError, DataConfig, evaluation_config, load_config, override_evaluation
+from rmdt.config import ConfigError, DataConfig, evaluation_config, load_config, override_evaluation
 from rmdt.envs.registry import ENVS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
-QUICKSTART = ROOT / "configs" / "tmaze" / "quickstart.yaml"
 NAMED = "model: dt\ndata: {recipe: tmaze}\nevaluation: {env: tmaze}\n"  # what a config must name
 # The whole `evaluation` of a checkpoint's config.json written before env_args existed (flat, every env's keys)
 OLD_FLAT_EVALUATION = {
@@ -27,7 +27,7 @@ def test_every_shipped_config_loads(path):
 
 
 def test_overrides_apply_with_yaml_types(tmp_path):
-    config = load_config(QUICKSTART, ["training.steps=2000", "model.memory_tokens=8", "training.lr=3e-4",
+    config = load_config(CONFIG, ["training.steps=2000", "model.memory_tokens=8", "training.lr=3e-4",
                                       "model.grad_segments=null", "evaluation.env_args.corridor_lengths=[9, 90]",
                                       "evaluation.target_return=[1, 0.5]"])
     assert config.training.steps == 2000 and config.model.memory_tokens == 8
@@ -59,7 +59,7 @@ def test_without_file_the_model_and_the_environment_must_be_named():
 ])
 def test_bad_values_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
-        load_config(QUICKSTART, [override])
+        load_config(CONFIG, [override])
 
 
 def test_bad_file_is_named(tmp_path):
@@ -104,7 +104,7 @@ def test_only_the_chosen_envs_settings_are_kept_typed():
 ])
 def test_bad_evaluation_settings_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
-        load_config(QUICKSTART, [override])
+        load_config(CONFIG, [override])
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -115,7 +115,7 @@ def test_bad_evaluation_settings_name_the_key(override, match):
 ])
 def test_bad_settings_of_each_env_are_refused(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        load_config(QUICKSTART, overrides)
+        load_config(CONFIG, overrides)
 
 
 def test_bad_evaluation_settings_fail_before_any_data_is_built(monkeypatch, capsys, tmp_path, load_script):
@@ -132,7 +132,7 @@ def test_bad_evaluation_settings_fail_before_any_data_is_built(monkeypatch, caps
     for override, message in [("evaluation.env=tmze", "did you mean tmaze?"),
                               ("evaluation.env_args.corridor_lenghts=[3]", "did you mean evaluation.env_args.corr"),
                               ("evaluation.env_args.maze_size=9", "a setting of env 'memory_maze'")]:
-        assert cli.main([str(QUICKSTART), override, "--run-dir", str(run)]) == 2
+        assert cli.main([str(CONFIG), override, "--run-dir", str(run)]) == 2
         assert message in capsys.readouterr().err
         assert not run.exists()
 
@@ -147,7 +147,7 @@ def test_an_old_flat_evaluation_converts_to_the_chosen_envs_settings(tmp_path):
     atari = evaluation_config({**OLD_FLAT_EVALUATION, "env": "atari", "max_steps": 30})
     assert atari.env_args == ENVS.settings("atari")(game="Breakout", sticky_actions=0.0, max_steps=30)
     old_yaml = tmp_path / "config.yaml"  # a run's config.yaml written before env_args
-    old_yaml.write_text(QUICKSTART.read_text().split("evaluation:")[0] + "evaluation:\n" + "".join(
+    old_yaml.write_text(CONFIG.read_text().split("evaluation:")[0] + "evaluation:\n" + "".join(
         f"  {key}: {value if value is not None else 'null'}\n" for key, value in
         {**OLD_FLAT_EVALUATION, "env": "tmaze", "corridor_lengths": [9, 30]}.items()))
     assert load_config(old_yaml).evaluation.env_args.corridor_lengths == [9, 30]
@@ -162,7 +162,7 @@ def test_evaluation_overrides_are_checked_against_the_evaluation_settings():
         evaluation_overrides(["episodez=3"])
     with pytest.raises(ConfigError, match="did you mean corridor_lengths"):
         evaluation_overrides(["corridor_length=[3]"])
-    tmaze = load_config(QUICKSTART).evaluation
+    tmaze = load_config(CONFIG).evaluation
     changed = override_evaluation(tmaze, evaluation_overrides(["episodes=4", "corridor_lengths=[3]"]))
     assert changed.episodes == 4 and changed.env_args.corridor_lengths == [3] and tmaze.episodes == 100
     with pytest.raises(ConfigError, match="evaluation.episodes must be int"):
@@ -210,14 +210,14 @@ def test_an_old_checkpoint_still_evaluates_and_cli_settings_follow_its_env(tmp_p
 def test_unusable_values_fail_in_load_config_naming_the_override(override, match):
     """Each of these passed load_config before and failed only after the data was loaded (or never)."""
     with pytest.raises(ConfigError, match=rf"^override {re.escape(override)}: {match}"):
-        load_config(QUICKSTART, [override])
+        load_config(CONFIG, [override])
 
 
 def test_batch_size_must_split_over_the_processes_of_a_launch(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ConfigError, match=r"divisible by processes \(3\) x training\.grad_accum \(1\)"):
-        load_config(QUICKSTART, ["training.batch_size=64"])
-    assert load_config(QUICKSTART, ["training.batch_size=63"]).training.batch_size == 63
+        load_config(CONFIG, ["training.batch_size=64"])
+    assert load_config(CONFIG, ["training.batch_size=63"]).training.batch_size == 63
 
 
 def test_errors_name_the_file_or_the_override_that_set_the_key(tmp_path):
@@ -236,15 +236,15 @@ def test_errors_name_the_file_or_the_override_that_set_the_key(tmp_path):
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(good))}: training\.lr must be > 0"):
         load_config(good, ["training.steps=10"])
     with pytest.raises(ConfigError, match=r"^override model\.n_heads=3: model\.d_model must be .*n_heads=3"):
-        load_config(QUICKSTART, ["model.n_heads=3"])  # a check of two keys blames the override that set either
+        load_config(CONFIG, ["model.n_heads=3"])  # a check of two keys blames the override that set either
     with pytest.raises(ConfigError, match=r"^override 'training\.steps=\[1': the value is not valid YAML"):
-        load_config(QUICKSTART, ["training.steps=[1"])
+        load_config(CONFIG, ["training.steps=[1"])
 
 
 def test_the_recipe_and_its_arguments_are_checked_before_any_build():
     with pytest.raises(ConfigError, match=r"^override data\.recipe=tmaz: data\.recipe: unknown dataset recipe "
                                           r"'tmaz' \(did you mean tmaze\?\)"):
-        load_config(QUICKSTART, ["data.recipe=tmaz"])
+        load_config(CONFIG, ["data.recipe=tmaz"])
     with pytest.raises(ConfigError, match=r"recipe tmaze has no argument 'episodez' \(did you mean episodes\?\)"):
-        load_config(QUICKSTART, ["data.recipe_args={episodez: 3}"])
+        load_config(CONFIG, ["data.recipe_args={episodez: 3}"])
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from training_helpers import CONFIG
 
 from rmdt.progress import BarSafeHandler, progress_bar
-from training_helpers import CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = 240  # wider than every log line, so a line wraps only where something is glued to it

@@ -1,15 +1,14 @@
 """Curriculum over segments per window: schedules, batches that depend only on (seed, step), config errors."""
+
 import numpy as np
 import pytest
 import torch
+from training_helpers import CONFIG
 
 from rmdt.config import ConfigError, load_config
 from rmdt.data import Trajectories, build_sampler
 from rmdt.data.curriculum import CurriculumSampler, parse_schedule, segments_at
 from rmdt.data.segments import SegmentSampler
-from pathlib import Path
-
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "tmaze" / "quickstart.yaml"
 
 
 def trajectories(episodes=20, length=13) -> Trajectories:
@@ -40,8 +39,8 @@ def test_bad_schedules_name_the_key(schedule, match):
 
 def test_config_checks_the_schedule():
     with pytest.raises(ConfigError, match="data.num_segments_schedule"):
-        load_config(QUICKSTART, ["data.num_segments_schedule=[[0, 5]]"])
-    assert load_config(QUICKSTART, ["data.num_segments_schedule=linear 1->3 over 30"]).data.num_segments_schedule
+        load_config(CONFIG, ["data.num_segments_schedule=[[0, 5]]"])
+    assert load_config(CONFIG, ["data.num_segments_schedule=linear 1->3 over 30"]).data.num_segments_schedule
 
 
 def test_batches_are_the_first_n_segments_of_the_full_windows_and_depend_only_on_seed_and_step():
@@ -58,6 +57,6 @@ def test_batches_are_the_first_n_segments_of_the_full_windows_and_depend_only_on
 
 
 def test_build_sampler_applies_the_config_schedule():
-    config = load_config(QUICKSTART, ["data.context_len=2", "data.num_segments_schedule=[[0, 1], [2, 3]]"])
+    config = load_config(CONFIG, ["data.context_len=2", "data.num_segments_schedule=[[0, 1], [2, 3]]"])
     sampler = build_sampler(config.data, trajectories(), seed=0)
     assert sampler.batch(0, 4).mask.shape == (4, 2) and sampler.batch(2, 4).mask.shape == (4, 6)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from rmdt.data.minari_source import dataset_path, load_minari
+from rmdt.envs.double_pendulum import recipe
 from rmdt.envs.gymnasium.evaluator import settings_from_data
 from rmdt.evaluation.scores import d4rl_name, d4rl_references, normalise
-from rmdt.envs.double_pendulum import recipe
 
 pytest.importorskip("mujoco")
 TINY = dict(controller=1, noisy=2, random=3, max_noise=0.3, reference_episodes=1, seed=4)

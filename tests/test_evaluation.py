@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from rmdt.envs.tmaze.evaluator import length_seed, plot, scalars
 from rmdt.evaluation import evaluate_policy
 from rmdt.evaluation.rollout import mean_interval, wilson_interval
-from rmdt.envs.tmaze.evaluator import length_seed, plot, scalars
 from rmdt.models.policy import Policy
 
 SETTINGS = dict(env="tmaze", target_return=1.0, episodes=32, seed=3, env_args={"corridor_lengths": [1, 5, 40]})

@@ -9,9 +9,9 @@ import pytest
 
 from rmdt.config import load_config
 from rmdt.data.minari_source import load_minari
-from rmdt.evaluation import evaluate_checkpoint
 from rmdt.envs.double_pendulum import recipe
 from rmdt.envs.gymnasium.evaluator import Settings, make_vector_env
+from rmdt.evaluation import evaluate_checkpoint
 from rmdt.training import train
 
 pytest.importorskip("mujoco")

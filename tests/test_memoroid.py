@@ -8,8 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rmdt.models.memoroid import (FASTER_SCAN, Resettable, linear_recurrence, loop_scan, parallel_scan, scan,
-                                  sequential_scan)
+from rmdt.models.memoroid import (
+    FASTER_SCAN,
+    Resettable,
+    linear_recurrence,
+    loop_scan,
+    parallel_scan,
+    scan,
+    sequential_scan,
+)
 from rmdt.models.memoroid_layers import FFM, LAYERS, DiagonalLinearMonoid, FFMMonoid, SumMonoid
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from rmdt.data.minari_source import load_minari, metadata_file
-from rmdt.models.embeddings import build_obs_encoder
 from rmdt.envs.minigrid import recipe
+from rmdt.models.embeddings import build_obs_encoder
 
 SMALL = "MiniGrid-MemoryS9-v0"
 

@@ -3,7 +3,6 @@ import json
 
 import pytest
 import torch
-
 from clue_task import clue_batch
 
 from rmdt.data.segments import Batch

@@ -1,18 +1,15 @@
 """The input pipeline: prefetched batches are the sampler's batches, and frame-store batches carry
 unique frames + an index that gather to exactly the stacks models saw before."""
-from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from training_helpers import CONFIG, params
 
 from rmdt.config import load_config
 from rmdt.data import SegmentSampler, TapeSampler, Trajectories, build_sampler
 from rmdt.data.frame_store import FrameStacks, FrameStoreWriter, load_frame_store
 from rmdt.data.prefetch import PrefetchingSampler
 from rmdt.training import train
-from training_helpers import CONFIG, params
-
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "tmaze" / "quickstart.yaml"
 
 
 @pytest.fixture
@@ -66,8 +63,8 @@ def test_prefetched_batches_are_the_samplers_in_order_after_jumps_and_size_chang
         assert_same_batches(ahead.batch(step, size), plain.batch(step, size))
     assert ahead.trajectories is data  # the wrapped sampler's attributes show through
     ahead.close()
-    built = build_sampler(load_config(QUICKSTART, ["data.prefetch=3"]).data, data, 5)
-    bare = build_sampler(load_config(QUICKSTART, ["data.prefetch=0"]).data, data, 5)
+    built = build_sampler(load_config(CONFIG, ["data.prefetch=3"]).data, data, 5)
+    bare = build_sampler(load_config(CONFIG, ["data.prefetch=0"]).data, data, 5)
     assert isinstance(built, PrefetchingSampler) and built.workers == 3 and isinstance(bare, SegmentSampler)
     assert_same_batches(built.batch(4, 8), bare.batch(4, 8))
     with pytest.raises(ValueError, match="workers"):

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import assert_gradients_reach
 
 from rmdt.config import ConfigError, load_config
-from rmdt.models.registry import MODELS
 from rmdt.data.segments import Batch
 from rmdt.models import RecurrentModel
 from rmdt.models.memoroid_layers import LAYERS as MEMOROIDS
+from rmdt.models.registry import MODELS
 from rmdt.models.rnn_layers import RNN_LAYERS
-from training_helpers import assert_gradients_reach
 
 LAYERS = [*MEMOROIDS, *RNN_LAYERS]
 

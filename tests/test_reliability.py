@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import CONFIG
 
 from rmdt.config import load_config
 from rmdt.training.optim import make_optimizer
-from training_helpers import CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from rmdt.data.trajectories import Trajectories  # noqa: E402
 from rmdt.training import train  # noqa: E402
-from rmdt.training.checkpoint import CheckpointError, checkpoint_dirs, verify_checkpoint  # noqa: E402
+from rmdt.training.checkpoint import checkpoint_dirs, verify_checkpoint  # noqa: E402
 from rmdt.training.guard import NonFiniteError  # noqa: E402
 from rmdt.training.optim import lr_factor  # noqa: E402
 

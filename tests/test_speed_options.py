@@ -1,18 +1,15 @@
 """Options that trade speed and memory: attention dropout apart from dropout, blocks without
 feed-forward, the valve's own head count, recomputed segments and the compiled loss (the scans under
 autocast: test_autocast_scans.py)."""
-from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import CONFIG, assert_gradients_reach
 
 from rmdt.config import ConfigError, load_config
 from rmdt.data.segments import Batch
 from rmdt.models.transformer import Attention
 from rmdt.training.trainer import LossForward
-from training_helpers import assert_gradients_reach
-
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "tmaze" / "quickstart.yaml"
 
 K, N = 4, 3
 
@@ -113,5 +110,5 @@ def test_config_options_are_checked(make_model):
     with pytest.raises(ValueError, match="RMDTConfig.mrv_heads"):
         make_model(mrv_heads=3)
     with pytest.raises(ConfigError, match=r"checkpoint_segments needs a model kind that recomputes segments \(rmdt\), got .ffm."):
-        load_config(QUICKSTART, ["model.kind=ffm", "training.checkpoint_segments=true"])
-    assert load_config(QUICKSTART, ["training.checkpoint_segments=true", "training.compile=true"]).training.compile
+        load_config(CONFIG, ["model.kind=ffm", "training.checkpoint_segments=true"])
+    assert load_config(CONFIG, ["training.checkpoint_segments=true", "training.compile=true"]).training.compile

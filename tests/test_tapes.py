@@ -1,15 +1,14 @@
 """Tape batching: whole episodes end to end, start flags at timesteps 0, no padding, reproducible."""
+
 import numpy as np
 import pytest
 import torch
+from training_helpers import CONFIG
 
 from rmdt.config import load_config
 from rmdt.data import SegmentSampler, TapeSampler, build_sampler
 from rmdt.data.returns import returns_to_go
 from rmdt.data.trajectories import Trajectories
-from pathlib import Path
-
-QUICKSTART = Path(__file__).resolve().parents[1] / "configs" / "tmaze" / "quickstart.yaml"
 
 
 def make_trajectories(lengths=(3, 7, 1, 5, 12, 2)) -> Trajectories:
@@ -62,6 +61,6 @@ def test_bad_tape_length_is_refused():
 
 def test_config_chooses_the_sampler():
     t = make_trajectories()
-    assert isinstance(build_sampler(load_config(QUICKSTART, ["model.kind=ffm", "data.batching=tape", "data.prefetch=0"]).data,
+    assert isinstance(build_sampler(load_config(CONFIG, ["model.kind=ffm", "data.batching=tape", "data.prefetch=0"]).data,
                                     t, 0), TapeSampler)
-    assert isinstance(build_sampler(load_config(QUICKSTART, ["model.kind=ffm", "data.prefetch=0"]).data, t, 0), SegmentSampler)
+    assert isinstance(build_sampler(load_config(CONFIG, ["model.kind=ffm", "data.prefetch=0"]).data, t, 0), SegmentSampler)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import CONFIG, params
 
 from rmdt.config import load_config
 from rmdt.training import train
 from rmdt.training.checkpoint import CheckpointError, checkpoint_dirs
-from training_helpers import CONFIG, params
 
 ROOT = Path(__file__).resolve().parents[1]
 
