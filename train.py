@@ -29,7 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.steps=2000, or model=PRESET "
                                                      "(a preset of rmdt.presets, e.g. model=ffm)")
     parser.add_argument("--run-dir", help="run directory (default runs/{name}__{seed}__{time})")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last intact checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --run-dir from its last intact checkpoint")
     add_import_argument(parser)
     args = parser.parse_intermixed_args(argv)  # overrides may also follow the flags
     if args.resume and not args.run_dir:

@@ -6,8 +6,8 @@
 GPU time is lent for minutes, so this script must run the first time: data is made on the spot in
 memory (T-Maze oracle episodes from rmdt's own env, a synthetic Atari frame store of random 84x84
 frames in rmdt's store format), nothing is downloaded, and minari / ale_py are never imported.
-For RMDT, DT and every registered model kind (``rmdt.models.registry.MODELS``) on both datasets, at the sizes of the repository's
-configs (``configs/tmaze/*.yaml``, ``configs/atari/breakout_*.yaml``), it trains a few dozen steps
+For RMDT, DT and every registered model kind (``rmdt.models.registry.MODELS``) on both datasets, at
+the sizes of the repository's configs (``configs/tmaze/*.yaml``, ``configs/atari/breakout_*.yaml``), it trains a few dozen steps
 through Accelerate (mixed precision and, for fp16, its gradient scaler) on the same batches from
 the same initial weights in each precision, and reports:
 
@@ -44,9 +44,9 @@ import torch
 
 from rmdt.atomic import write_text
 from rmdt.config import load_config
-from rmdt.models.registry import MODELS
 from rmdt.data import build_sampler
 from rmdt.data.synthetic import random_frame_store, tmaze_oracle
+from rmdt.models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -62,7 +62,7 @@ def test_observations_are_gymnasiums_atari_preprocessing_with_a_zero_padded_stac
 def test_finished_games_stay_done_frozen_and_pay_nothing():
     env = AtariEnvs("Breakout", 2, max_steps=5)
     env.reset(seed=0)
-    for t in range(5):
+    for _ in range(5):
         obs, reward, terminated, truncated, _ = env.step(np.array([1, 3]))
     assert truncated.all() and env.done.all()
     frozen = obs.copy()

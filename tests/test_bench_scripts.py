@@ -112,8 +112,8 @@ def test_loader_benchmark_measures_each_loader_and_step_mode(load):
     sampler = SegmentSampler(data, 4, 2, "uniform", seed=0)
     for make in (lambda: sampler, lambda: PrefetchingSampler(sampler, 1), lambda: bench.ProcessSampler(sampler, 1)):
         assert bench.loader_rate(make, batch_size=4, seconds=0.05) > 0
-    config = load_config(ROOT / "configs" / "tmaze" / "quickstart.yaml", ["model.obs_encoder=nature_cnn", "model.d_model=16", "model.n_layers=1",
-                                "model.n_heads=2", "data.context_len=4", "data.num_segments=2"])
+    config = load_config(CONFIG, ["model.obs_encoder=nature_cnn", "model.d_model=16", "model.n_layers=1",
+                                  "model.n_heads=2", "data.context_len=4", "data.num_segments=2"])
     from rmdt.models.factory import build_policy
 
     times = bench.step_times(build_policy(config, data), sampler, batch_size=2, steps=1, repeats=2)

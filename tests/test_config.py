@@ -201,10 +201,12 @@ def test_an_old_checkpoint_still_evaluates_and_cli_settings_follow_its_env(tmp_p
     ("training.keep_checkpoints=-1", r"training\.keep_checkpoints must be >= 0"),
     ("training.eval_every=-5", r"training\.eval_every must be >= 0"),
     ("training.warmup_steps=-1", r"training\.warmup_steps must be >= 0"),
-    ("training.grad_accum=3", r"training\.batch_size=64 must be divisible by processes \(1\) x training\.grad_accum \(3\)"),
+    ("training.grad_accum=3",
+     r"training\.batch_size=64 must be divisible by processes \(1\) x training\.grad_accum \(3\)"),
     ("model.n_heads=5", r"model\.d_model must be a positive integer divisible by n_heads=5, got 64"),
     ("model.memory_update=grated", r"model\.memory_update must be one of .*got 'grated' \(did you mean gated\?\)"),
-    ("model.obs_encoder=nature_cn", r"model\.obs_encoder must be one of \['mlp', 'nature_cnn'.*\(did you mean nature_cnn\?\)"),
+    ("model.obs_encoder=nature_cn",
+     r"model\.obs_encoder must be one of \['mlp', 'nature_cnn'.*\(did you mean nature_cnn\?\)"),
     ("model.dropout=1.5", r"model\.dropout must be in \[0, 1\)"),
 ])
 def test_unusable_values_fail_in_load_config_naming_the_override(override, match):

@@ -24,7 +24,7 @@ def test_round_trips_through_minari_with_env_spec_and_reference_scores(tiny):
     loaded = load_minari(name, root)
     episodes, ref_min, ref_max = recipe.collect(**TINY)  # the same arguments give the same episodes
     assert loaded.num_episodes == 6 and loaded.actions.shape[1:] == (1,) and not loaded.discrete
-    for i, (obs, actions, rewards, terminations, truncations) in enumerate(episodes):
+    for i, (obs, actions, rewards, *_) in enumerate(episodes):
         got = loaded.episode(i)
         np.testing.assert_array_equal(got[0], obs[:-1].astype(np.float32))
         np.testing.assert_array_equal(got[1], actions)

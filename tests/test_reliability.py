@@ -27,7 +27,8 @@ def test_weight_decay_by_shape_and_module_type_on_rmdt(encoder, obs_shape, tiny_
     decayed = decayed_names(model)
     encoder_matrices = {n for n, p in model.named_parameters() if n.startswith("embed_obs") and p.ndim >= 2}
     assert encoder_matrices and encoder_matrices <= decayed  # the name rule left the encoders undecayed
-    assert {"blocks.0.attn.query.weight", "blocks.0.mlp.fc.weight", "head.weight", "embed_return.proj.weight"} <= decayed
+    assert {"blocks.0.attn.query.weight", "blocks.0.mlp.fc.weight", "head.weight",
+            "embed_return.proj.weight"} <= decayed
     for name in ("memory", "position.weight", "embed_action.embed.weight", "blocks.0.ln_1.weight", "head.bias"):
         assert name not in decayed, name
 

@@ -109,6 +109,7 @@ def test_config_options_are_checked(make_model):
         make_model(attn_dropout=1.0)
     with pytest.raises(ValueError, match="RMDTConfig.mrv_heads"):
         make_model(mrv_heads=3)
-    with pytest.raises(ConfigError, match=r"checkpoint_segments needs a model kind that recomputes segments \(rmdt\), got .ffm."):
+    with pytest.raises(ConfigError, match=r"checkpoint_segments needs a model kind that recomputes segments "
+                                          r"\(rmdt\), got .ffm."):
         load_config(CONFIG, ["model.kind=ffm", "training.checkpoint_segments=true"])
     assert load_config(CONFIG, ["training.checkpoint_segments=true", "training.compile=true"]).training.compile

@@ -13,7 +13,7 @@ from rmdt.presets import PRESETS
 from rmdt.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE_CONFIGS = sorted((ROOT / "configs" / "popgym").glob("*.yaml")) + sorted((ROOT / "configs" / "minigrid").glob("*.yaml"))
+SUITE_CONFIGS = [*sorted((ROOT / "configs" / "popgym").glob("*.yaml")), *sorted((ROOT / "configs" / "minigrid").glob("*.yaml"))]
 TINY_MODEL = {"d_model": 16, "n_layers": 1, "n_heads": 2, "memory_size": 4, "context_size": 2}
 TINY = ["training.steps=3", "training.batch_size=4", "training.warmup_steps=1", "training.log_every=3",
         "evaluation.episodes=3", "evaluation.num_envs=2"]
@@ -59,8 +59,8 @@ def test_trains_and_evaluates_with_references(tmp_path, monkeypatch, config_name
 
     monkeypatch.setattr(oracle_play, "REFERENCE_EPISODES", 4)
     preset, *extra = extra
-    config = load_config(ROOT / "configs" / config_name, [f"data.root={tmp_path / 'minari'}", f"data.recipe_args={data}",
-                                                          *tiny(preset), *extra])
+    config = load_config(ROOT / "configs" / config_name,
+                         [f"data.root={tmp_path / 'minari'}", f"data.recipe_args={data}", *tiny(preset), *extra])
     run = train(config, run_dir=tmp_path / "run").run_dir
     saved = json.loads((run / "final" / "config.json").read_text())["evaluation"]["env_args"]
     assert saved["wrapper"] == config.evaluation.env_args.wrapper

@@ -61,6 +61,7 @@ def test_bad_tape_length_is_refused():
 
 def test_config_chooses_the_sampler():
     t = make_trajectories()
-    assert isinstance(build_sampler(load_config(CONFIG, ["model.kind=ffm", "data.batching=tape", "data.prefetch=0"]).data,
-                                    t, 0), TapeSampler)
-    assert isinstance(build_sampler(load_config(CONFIG, ["model.kind=ffm", "data.prefetch=0"]).data, t, 0), SegmentSampler)
+    tape = load_config(CONFIG, ["model.kind=ffm", "data.batching=tape", "data.prefetch=0"])
+    assert isinstance(build_sampler(tape.data, t, 0), TapeSampler)
+    segments = load_config(CONFIG, ["model.kind=ffm", "data.prefetch=0"])
+    assert isinstance(build_sampler(segments.data, t, 0), SegmentSampler)

@@ -57,9 +57,9 @@ def separation(memory: torch.Tensor, clue: np.ndarray) -> float:
 def drift(run: str, length: int, episodes: int, seed: int) -> tuple[list[float], float]:
     """The clue separation after each segment boundary of one rollout, and that rollout's success rate."""
     from rmdt.envs.tmaze.env import TMazeVectorEnv
+    from rmdt.envs.tmaze.evaluator import length_seed
     from rmdt.evaluation import load_policy
     from rmdt.evaluation.rollout import rollout
-    from rmdt.envs.tmaze.evaluator import length_seed
 
     policy = load_policy(run)
     if not getattr(policy.config, "memory_tokens", 0):

@@ -5,8 +5,8 @@ oracle data by the same trainer and evaluated by the same gymnasium evaluator.
         [--models ...] [--quick]
 
 For each task (a base config ``configs/popgym/<task>.yaml``, ``configs/minigrid/memory.yaml``), model
-(a preset of ``rmdt.presets``, composed as ``model=NAME``) and seed it trains (``seed=S``) and evaluates, skipping runs whose evaluation is already on disk, so an interrupted
-table resumes. Writes ``results.json`` (every run's raw and normalised
+(a preset of ``rmdt.presets``, composed as ``model=NAME``) and seed it trains (``seed=S``) and
+evaluates, skipping runs whose evaluation is already on disk, so an interrupted table resumes. Writes ``results.json`` (every run's raw and normalised
 return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
 the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
 references; then the normalised scores as a task x model grid with POPGym's mean over its tasks per
@@ -74,7 +74,7 @@ def merged(paths, have: set, tasks, models, seeds) -> list[dict]:
         try:
             found = json.loads(Path(path).read_text())
         except (OSError, ValueError) as error:
-            raise SystemExit(f"--merge {path}: cannot read a results.json ({error})")
+            raise SystemExit(f"--merge {path}: cannot read a results.json ({error})") from None
         for row in found:
             key = (row["task"], row["model"], row["seed"])
             if key not in have and row["task"] in tasks and row["model"] in models and row["seed"] in seeds:

@@ -40,7 +40,7 @@ def main(argv=None) -> None:
         optimizer, _ = make_optimizer(policy, config)
         runs.append((path, config, build_sampler(config.data, trajectories, 0), policy, optimizer, []))
     for step in range(args.steps + 1):
-        for path, config, sampler, policy, optimizer, times in runs:
+        for _, config, sampler, policy, optimizer, times in runs:
             batch = sampler.batch(step, config.training.batch_size)
             start = time.perf_counter()
             loss, _ = policy.loss(batch)
@@ -51,7 +51,7 @@ def main(argv=None) -> None:
                 times.append(time.perf_counter() - start)
     print("| config | batching | steps per batch (real) | ms per optimizer step | real steps/s |")
     print("|---|---|---|---|---|")
-    for path, config, sampler, policy, optimizer, times in runs:
+    for path, config, sampler, _, _, times in runs:
         batch = sampler.batch(0, config.training.batch_size)
         real, computed = int(batch.mask.sum()), batch.mask.numel()
         best = min(times)

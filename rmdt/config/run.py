@@ -20,22 +20,27 @@ from rmdt.errors import ConfigError
 from rmdt.models.registry import MODELS, check_model_section, model_section
 from rmdt.presets import ATOMIC_KEYS, PRESETS
 from rmdt.suggest import did_you_mean
-from rmdt.typed import build, check_type, merge, parse_override
+from rmdt.typed import build, merge, parse_override
+
 
 @dataclass
 class DataConfig:
-    recipe: str | None = None  # build the dataset with the recipe of this environment (rmdt.envs; reused if on disk); null: use `dataset`
+    recipe: str | None = None  # build the dataset with this environment's recipe (rmdt.envs; reused if on disk)
+    #                            null: use `dataset`
     recipe_args: dict = field(default_factory=dict)  # keyword arguments of that recipe's build()
     dataset: str | None = None  # Minari dataset id or directory, D4RL-layout .hdf5 file, or frame store (Atari)
-    root: str | None = None  # Minari datasets directory (default: read $MINARI_DATASETS_PATH then ~/.minari/datasets, build into the first)
+    root: str | None = None  # Minari datasets directory (default: read $MINARI_DATASETS_PATH then
+    #                          ~/.minari/datasets, build into the first)
     num_actions: int | None = None  # discrete action count for D4RL files with integer actions
     context_len: int = 30  # K: steps per segment (the transformer's context)
     num_segments: int = 3  # N: segments per training window; windows are N*K steps
-    num_segments_schedule: list | str | None = None  # curriculum: [[step, N], ...] from step 0, or "linear A->B over S"; step s trains on the first N(s) segments of its windows (null: always N)
+    num_segments_schedule: list | str | None = None  # curriculum: [[step, N], ...] from step 0, or "linear A->B
+    #                      over S"; step s trains on the first N(s) segments of its windows (null: always N)
     window_starts: str = "episode"  # "episode": windows begin at episode starts; "uniform": at any step
     discount: float = 1.0  # discount of the return-to-go
     return_scale: float = 1.0  # return-to-go is divided by this before it enters the model
-    batching: str = "segments"  # "segments": padded windows of N*K steps; "tape": whole episodes end to end (recurrent models)
+    batching: str = "segments"  # "segments": padded windows of N*K steps; "tape": whole episodes end to end
+    #                             (recurrent models)
     tape_len: int = 180  # steps per tape (batch row) when batching is "tape"
     prefetch: int = 2  # threads building the batches of the next steps during the current one (0: none)
 
@@ -46,7 +51,8 @@ class TrainingConfig:
     batch_size: int = 64  # windows per optimizer step, over all processes and accumulation steps
     grad_accum: int = 1  # micro-batches accumulated per optimizer step
     lr: float = 1e-3  # peak learning rate of AdamW
-    weight_decay: float = 0.01  # AdamW weight decay of weight matrices and kernels (never of norms, biases, embedding tables, positions, memory)
+    weight_decay: float = 0.01  # AdamW weight decay of weight matrices and kernels (never of norms, biases,
+    #                             embedding tables, positions, memory)
     betas: list = field(default_factory=lambda: [0.9, 0.95])  # AdamW betas
     warmup_steps: int = 100  # linear warm-up from 0 to lr
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
@@ -56,11 +62,14 @@ class TrainingConfig:
     checkpoint_every: int = 250  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     eval_every: int = 0  # steps between evaluations in the environment during training (0: never)
-    max_bad_steps: int = 0  # steps with a non-finite loss or gradient norm skipped before the run stops (0: stop at the first)
-    collective_timeout_s: float = 300.0  # several processes: seconds a process waits for the others before the run stops
-    trackers: list = field(default_factory=lambda: ["tensorboard"])  # Accelerate trackers: tensorboard, wandb, mlflow, aim ([]: none)
-    checkpoint_segments: bool = False  # rmdt: recompute each segment's activations in backward (memory of one segment, ~1.5x time)
-    compile: bool = False  # torch.compile the policy's loss (see README, Measured: where it wins)
+    max_bad_steps: int = 0  # steps with a non-finite loss or gradient norm skipped before the run stops
+    #                         (0: stop at the first)
+    collective_timeout_s: float = 300.0  # several processes: seconds one waits for the others before the run stops
+    trackers: list = field(default_factory=lambda: ["tensorboard"])  # Accelerate trackers: tensorboard, wandb,
+    #                                                                  mlflow, aim ([]: none)
+    checkpoint_segments: bool = False  # segment models: recompute each segment's activations in backward
+    #                                    (the memory of one segment, for about 1.5x the time)
+    compile: bool = False  # torch.compile the policy's loss (docs/performance.md: where it wins)
 
 
 @dataclass
@@ -226,7 +235,8 @@ def validate(config: Config) -> None:
          f"training.checkpoint_every must be >= 1, got {t.checkpoint_every}"),
         (t.keep_checkpoints >= 0, ("training.keep_checkpoints",),
          f"training.keep_checkpoints must be >= 0 (0 keeps all), got {t.keep_checkpoints}"),
-        (t.eval_every >= 0, ("training.eval_every",), f"training.eval_every must be >= 0 (0: never), got {t.eval_every}"),
+        (t.eval_every >= 0, ("training.eval_every",),
+         f"training.eval_every must be >= 0 (0: never), got {t.eval_every}"),
         (not t.checkpoint_segments or model.checkpointable_segments, ("training.checkpoint_segments",),
          f"training.checkpoint_segments needs a model kind that recomputes segments "
          f"({', '.join(k for k, e in MODELS.items() if e.model_class.checkpointable_segments)}), got {m.kind!r}"),

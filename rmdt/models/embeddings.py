@@ -99,7 +99,8 @@ class SymbolicGridEncoder(nn.Module):
         super().__init__()
         side = math.isqrt(max(obs_shape[-1] - 1, 0) // 3) if len(obs_shape) == 1 else 0
         if side < 1 or 3 * side * side + 1 != obs_shape[-1]:
-            raise ValueError(f"symbolic_grid needs flat observations of k*k*3 + 1 entries (k >= 1), got shape {obs_shape}")
+            raise ValueError("symbolic_grid needs flat observations of k*k*3 + 1 entries (k >= 1), "
+                             f"got shape {obs_shape}")
         self.side = side
         self.offsets = tuple(sum(self.CHANNEL_SIZES[:i]) for i in range(3))  # each channel's rows of the table
         self.cells = nn.Embedding(sum(self.CHANNEL_SIZES), self.CELL)

@@ -38,11 +38,12 @@ class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
     layer: str = "ffm"  # memory layer: a memoroid ("ffm", "linear_attention", "lru") or an RNN ("gru", "lstm")
     d_model: int = 64  # width of the step embedding and of every layer
     n_layers: int = 2  # residual blocks of [memoroid layer ; MLP]
-    memory_size: int = 32  # FFM traces m; LRU complex state size; linear attention key size per head (RNNs: unused, state d_model)
+    memory_size: int = 32  # FFM traces m; LRU complex state size; linear attention key size per head
     context_size: int = 4  # FFM contexts c (state m * c complex numbers)
     n_heads: int = 4  # linear attention heads (divides d_model)
     horizon: int = 1024  # FFM initialisation: longest expected episode (decays and periods)
-    scan: str = "auto"  # "auto" (faster for the device), "parallel" (GRU/LSTM: packed runs between resets) or "sequential"
+    scan: str = "auto"  # "auto" (faster for the device), "parallel" (GRU/LSTM: packed runs between resets)
+    #                     or "sequential"
     dropout: float = 0.0  # on the step embedding and the residual branches
     obs_encoder: str = "mlp"  # name in rmdt.models.embeddings.OBS_ENCODERS
     obs_mean: list | None = None  # observation mean from the dataset; None: 0

@@ -33,8 +33,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
 from rmdt.models import hidden_cache
-from rmdt.models.embeddings import (ActionEmbedding, ObsNormalizer, PositionEmbedding,
-                                    ReturnEmbedding, build_obs_encoder)
+from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, PositionEmbedding, ReturnEmbedding, build_obs_encoder
 from rmdt.models.policy import Policy, action_loss
 from rmdt.models.policy_config import PolicyConfigChecks
 from rmdt.models.transformer import Attention, Block, KVCache

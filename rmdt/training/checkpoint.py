@@ -101,7 +101,8 @@ def read_state(checkpoint: Path) -> dict:
         state = json.loads(state_file.read_text())
         int(state["step"]), float(state["train_seconds"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{state_file}: not a usable checkpoint state ({type(error).__name__}: {error})") from error
+        raise CheckpointError(
+            f"{state_file}: not a usable checkpoint state ({type(error).__name__}: {error})") from error
     return state
 
 

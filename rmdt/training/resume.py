@@ -64,8 +64,8 @@ def plan_resume(config: Config, run_dir: Path, processes: int) -> ResumePlan:
     refused = [key for key in changed if not key.startswith(RESUMABLE)]
     if refused:
         listed = ", ".join(f"{key} ({old.get(key)!r} -> {new[key]!r})" for key in refused)
-        raise ResumeError(f"--resume: {stored_file} rules this run; cannot change {listed} "
-                          f"(only {', '.join(k.rstrip('.') + ('*' if k.endswith('.') else '') for k in RESUMABLE)} may)")
+        allowed = ", ".join(k.rstrip(".") + ("*" if k.endswith(".") else "") for k in RESUMABLE)
+        raise ResumeError(f"--resume: {stored_file} rules this run; cannot change {listed} (only {allowed} may)")
     checkpoint, state, skipped = newest_intact(run_dir, processes)
     step = int(state["step"])
     if config.training.steps < step:

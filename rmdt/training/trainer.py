@@ -30,8 +30,13 @@ from rmdt.data.trajectories import Trajectories
 from rmdt.envs.registry import ENVS
 from rmdt.evaluation import evaluate_policy
 from rmdt.models.factory import build_policy
-from rmdt.training.checkpoint import (CheckpointError, checkpoint_dirs, load_checkpoint, normalize_permissions,
-                                      save_checkpoint)
+from rmdt.training.checkpoint import (
+    CheckpointError,
+    checkpoint_dirs,
+    load_checkpoint,
+    normalize_permissions,
+    save_checkpoint,
+)
 from rmdt.training.guard import FiniteGuard, NonFiniteError, assert_finite_parameters
 from rmdt.training.logs import RunLogger, check_trackers
 from rmdt.training.optim import make_optimizer

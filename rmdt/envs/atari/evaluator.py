@@ -67,7 +67,8 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
 
 def describe(row: dict) -> str:
     low, high = row["ci95"]
-    return (f"{row['game']}  return {row['mean_return']:.1f}  [{low:.1f}, {high:.1f}]  target {row['target_return']:g}  "
+    return (f"{row['game']}  return {row['mean_return']:.1f}  [{low:.1f}, {high:.1f}]  "
+            f"target {row['target_return']:g}  "
             f"({row['episodes']} episodes, mean length {row['mean_length']:.0f}, {row['episodes_per_second']:.2f} "
             f"episodes/s, {row['env_steps_per_second']:,.0f} env steps/s)")
 
@@ -84,7 +85,8 @@ def plot(results: list[dict], path, title: str = "") -> None:
         episode_returns(ax, row)
         if row["game"] in RATE_RETURNS:
             ax.axhline(RATE_RETURNS[row["game"]], color="grey", linestyle=":", label="RATE paper")
-        ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="game score", title=f"{row['game']} (target {row['target_return']:g})")
+        ax.set(xlim=(-0.5, 0.5), xticks=[], ylabel="game score",
+               title=f"{row['game']} (target {row['target_return']:g})")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=7)
     fig.suptitle(title)

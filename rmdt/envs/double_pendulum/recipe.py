@@ -137,7 +137,8 @@ def build(controller: int = DEFAULTS["controller"], noisy: int = DEFAULTS["noisy
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--controller", type=int, default=DEFAULTS["controller"], help="episodes of the LQR controller")
-    parser.add_argument("--noisy", type=int, default=DEFAULTS["noisy"], help="episodes of the controller with action noise")
+    parser.add_argument("--noisy", type=int, default=DEFAULTS["noisy"],
+                        help="episodes of the controller with action noise")
     parser.add_argument("--random", type=int, default=DEFAULTS["random"], help="episodes of uniformly random actions")
     parser.add_argument("--max-noise", type=float, default=DEFAULTS["max_noise"],
                         help=f"noisy episodes draw their noise scale from [{MIN_NOISE}, this]")
@@ -146,9 +147,10 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of every episode and of the noise")
     add_root_argument(parser)
     args = parser.parse_args(argv)
-    name = build(args.controller, args.noisy, args.random, args.max_noise, args.reference_episodes, args.seed, args.root)
-    data = show_dataset(name, args.root)
-    print(f"reference returns: random {data.metadata['ref_min_score']:.1f}, controller {data.metadata['ref_max_score']:.1f}")
+    name = build(args.controller, args.noisy, args.random, args.max_noise, args.reference_episodes, args.seed,
+                 args.root)
+    meta = show_dataset(name, args.root).metadata
+    print(f"reference returns: random {meta['ref_min_score']:.1f}, controller {meta['ref_max_score']:.1f}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.evaluation.scores import D4RL_ENV_IDS, d4rl_name, d4rl_references, normalise
 from rmdt.plotting import episode_returns, pyplot, save_png
 
+
 def settings_from_data(env_args: dict, trajectories) -> dict:
     """``env_args`` with what it leaves unset taken from the training data's facts (the environment,
     its kwargs and step limit, the dict observation key order, the reference returns)."""

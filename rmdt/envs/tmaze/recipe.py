@@ -9,6 +9,7 @@ build and reuses it; the same arguments always give identical arrays (all random
 from __future__ import annotations
 
 import argparse
+
 import numpy as np
 
 from rmdt.envs.recipe_cli import add_root_argument, show_dataset
