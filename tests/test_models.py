@@ -370,6 +370,29 @@ def test_save_load_round_trip(tmp_path, memory_kind):
     assert isinstance(AutoModel.from_pretrained(tmp_path), RMDTModel)
 
 
+# The parameter names of the checkpoint format: every checkpoint written so far names its weights so.
+BASE_KEYS = ["memory", "embed_obs.net.0.weight", "embed_obs.net.0.bias", "embed_obs.net.2.weight",
+             "embed_obs.net.2.bias", "embed_return.proj.weight", "embed_return.proj.bias", "embed_action.embed.weight",
+             "position.weight"] + [f"blocks.0.{name}" for name in (
+                 "ln_1.weight", "ln_1.bias", "attn.query.weight", "attn.query.bias", "attn.key_value.weight",
+                 "attn.key_value.bias", "attn.proj.weight", "attn.proj.bias", "ln_2.weight", "ln_2.bias",
+                 "mlp.fc.weight", "mlp.fc.bias", "mlp.proj.weight", "mlp.proj.bias")] + [
+             "ln_f.weight", "ln_f.bias", "head.weight", "head.bias"]
+VALVE_KEYS = [f"mrv.{layer}.{kind}" for layer in ("query", "key_value", "proj") for kind in ("weight", "bias")] + [
+    "mrv_norm.weight", "mrv_norm.bias"]
+RULE_KEYS = {"replace": [], "mrv": VALVE_KEYS, "mrv_residual": VALVE_KEYS, "gated": ["gate.weight", "gate.bias"]}
+
+
+@pytest.mark.parametrize("memory_update", list(RULE_KEYS))
+def test_state_dict_names_are_the_checkpoint_format(memory_update):
+    """The memory-update rules are modules of their own, but their layers keep the names checkpoints use."""
+    model = make_model(memory_update=memory_update, n_layers=1)
+    assert list(model.state_dict()) == BASE_KEYS[:-2] + RULE_KEYS[memory_update] + BASE_KEYS[-2:]
+    assert list(make_model(cache_len=3, n_layers=1).state_dict()) == BASE_KEYS[:1] + ["cache_position"] + BASE_KEYS[1:]
+    rule_layers = {name for name in ("mrv", "mrv_norm", "gate") if getattr(model, name) is not None}
+    assert rule_layers == {key.split(".")[0] for key in RULE_KEYS[memory_update]}
+
+
 def test_obs_normalisation_is_applied():
     a = make_model(obs_mean=[1.0, 2.0, 3.0], obs_std=[2.0, 2.0, 2.0])
     b = make_model()
@@ -512,3 +535,26 @@ def test_residual_valve_keeps_memory_slots_apart():
 
     assert slot_cosine("mrv") > 0.99
     assert slot_cosine("mrv_residual") < 0.9
+
+
+@pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
+def test_output_attentions_are_per_layer_segment_maps_and_change_nothing(memory_kind):
+    """``output_attentions=True``: per layer (B, N, heads, T, T) softmax weights over [cache ; read ; 3K ; write];
+    the predictions and memory are the fused path's up to rounding, and without it there are none."""
+    model = make_model(**memory_kind)
+    batch = make_batch(model.config, lengths=[3 * K, 2 * K - 1, 4])
+    M, C = model.config.memory_tokens, model.config.cache_len
+    T = C + 2 * M + 3 * K
+    with torch.no_grad():
+        plain = run(model, batch)
+        out = run(model, batch, output_attentions=True)
+    assert plain.attentions is None
+    torch.testing.assert_close(out.action_preds, plain.action_preds, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.memory, plain.memory, atol=1e-5, rtol=0)
+    assert len(out.attentions) == 2 and all(w.shape == (3, N, 2, T, T) for w in out.attentions)
+    for w in out.attentions:
+        torch.testing.assert_close(w[..., C:, :].sum(-1), torch.ones(3, N, 2, T - C))  # every query row
+        assert not w[..., :C, :].any()  # cache slots give keys only
+    with torch.no_grad():
+        again = run(model, batch)
+    assert torch.equal(again.action_preds, plain.action_preds)  # nothing left switched on
