@@ -44,7 +44,9 @@ def main(argv=None) -> int:
     parser.add_argument("--per-head", action="store_true", help="with --export-attention: heatmaps of every head too")
     args = parser.parse_intermixed_args(argv)  # KEY=VALUE settings may also follow the flags
     from rmdt.config import evaluation_overrides
-    from rmdt.evaluation import env_evaluator, evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
+    from rmdt.evaluation import env_evaluator, evaluate_checkpoint
+    from rmdt.evaluation.attention_export import export_checkpoint_attention
+    from rmdt.evaluation.probe import probe_checkpoint
 
     try:
         overrides = evaluation_overrides(args.settings)

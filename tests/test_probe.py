@@ -9,8 +9,8 @@ import pytest
 import torch
 from clue_task import SEGMENTS, clue_batch
 
-from rmdt.evaluation import ENV_EVALUATORS, probe_checkpoint
-from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe
+from rmdt.evaluation import ENV_EVALUATORS
+from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe, probe_checkpoint
 from rmdt.models import RMDTConfig, RMDTModel
 from rmdt.models.policy import Policy
 

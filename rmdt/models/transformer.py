@@ -43,9 +43,6 @@ class Attention(nn.Module):
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.resid_drop = nn.Dropout(dropout)
-        # Analysis only: a callable that receives the (B, n_heads, T_query, T_key) softmax weights
-        # of every call (rmdt.evaluation.attention). None keeps the fused SDPA path, which hides them.
-        self.capture = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return rearrange(x, "b t (h e) -> b h t e", h=self.n_heads)
@@ -62,10 +59,8 @@ class Attention(nn.Module):
         elif past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         weights = None
-        if output_attentions or self.capture is not None:
+        if output_attentions:
             y, weights = self._attend_explicitly(q, k, v, mask)
-            if self.capture is not None:
-                self.capture(weights.detach(), slots)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                dropout_p=self.dropout if self.training else 0.0)

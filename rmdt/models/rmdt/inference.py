@@ -14,9 +14,7 @@ passed to ``act`` is consumed: it must not be acted on again.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +68,7 @@ class RMDTRollouts:
     def _fresh_cache(self, memory: torch.Tensor, cache_kv: list[KVCache] | None = None) -> list[KVCache]:
         """Slot buffers (B, heads, C + M + 3K + 1, d/heads) holding the hidden-state cache's keys/values
         ``cache_kv`` (None: zeros, all masked) and the read tokens of ``memory``."""
-        M, C, heads = self.config.memory_tokens, self.config.cache_len, self.config.n_heads
+        C, heads = self.config.cache_len, self.config.n_heads
         B, dh = memory.shape[0], self.config.d_model // heads
         rest = memory.new_zeros(B, heads, 3 * self.config.context_len + 1, dh)
         if cache_kv is None:
@@ -88,19 +86,6 @@ class RMDTRollouts:
         if C:
             mask = mask | ((keys < C) & torch.cat([valid, valid.new_zeros(valid.shape[0], len(keys) - C)], 1)[:, None])
         return self._run(x, mask[:, None], cache, slots, inputs)
-
-    @contextlib.contextmanager
-    def _capturing_rows(self, rows: torch.Tensor):
-        """Passes over a subset of the batch tell an attention recorder (if any) which rows they hold."""
-        layers = [block.attn for block in self.blocks if block.attn.capture is not None]
-        saved = [attn.capture for attn in layers]
-        for attn in layers:
-            attn.capture = functools.partial(attn.capture, rows=rows)
-        try:
-            yield
-        finally:
-            for attn, capture in zip(layers, saved):
-                attn.capture = capture
 
     def _empty_hidden(self, batch_size: int, like: torch.Tensor) -> dict:
         """The hidden-state cache fields of a state whose episodes all start now (none without a cache)."""
@@ -130,8 +115,7 @@ class RMDTRollouts:
             return dataclasses.replace(state, step=step)
         index = torch.as_tensor(rows, device=state.memory.device)
         memory = self.memory.detach().to(state.memory.device).expand(len(rows), -1, -1)
-        with self._capturing_rows(index):
-            fresh = self._fresh_cache(memory)
+        fresh = self._fresh_cache(memory)
         hidden = {name: getattr(state, name).index_copy(0, index, value)
                   for name, value in self._empty_hidden(len(rows), memory).items()}
         return dataclasses.replace(state, memory=state.memory.index_copy(0, index, memory),
@@ -158,29 +142,28 @@ class RMDTRollouts:
             return dataclasses.replace(state, step=step)
         index = torch.as_tensor(rows, device=state.memory.device)
         end = C + M + 3 * K
-        with self._capturing_rows(index):
-            cache = [(k[index], v[index]) for k, v in state.cache]
-            a = self.embed_action(last_action[index])[:, None] + self.position(M + 3 * K - 1, M + 3 * K)
-            inputs = [] if C else None
-            cache = self._run_slots(self.drop(a), index.new_full((len(rows), 1), end - 1), cache,
-                                    state.cache_valid[index] if C else None, inputs)[1]
-            memory, hidden, changed = state.memory[index], None, {}
-            if M:
-                write = self.drop(memory + self.position(M + 3 * K, 2 * M + 3 * K))
-                mask = (torch.arange(end + M, device=write.device) >= C).view(1, 1, 1, -1) if C else None
-                memory = self._update_memory(memory, self._run(write, mask, [(k[:, :, :end], v[:, :, :end])
-                                                                              for k, v in cache])[0])
-            if C:
-                segment = state.segment_hidden[index, :, :3 * K].clone()
-                segment[:, :, -1] = torch.stack(inputs, dim=1)[:, :, 0]
-                hidden, valid = hidden_cache.roll(state.cache_hidden[index], state.cache_valid[index], segment,
-                                                  segment.new_ones(len(rows), 3 * K, dtype=torch.bool))
-            memory, hidden = self._hooked(memory, hidden)
-            if C:
-                changed = dict(cache_hidden=state.cache_hidden.index_copy(0, index, hidden),
-                               cache_valid=state.cache_valid.index_copy(0, index, valid))
-            kv = hidden_cache.cache_keys_values(self.blocks, hidden, self.cache_position) if C else None
-            fresh = self._fresh_cache(memory, kv)
+        cache = [(k[index], v[index]) for k, v in state.cache]
+        a = self.embed_action(last_action[index])[:, None] + self.position(M + 3 * K - 1, M + 3 * K)
+        inputs = [] if C else None
+        cache = self._run_slots(self.drop(a), index.new_full((len(rows), 1), end - 1), cache,
+                                state.cache_valid[index] if C else None, inputs)[1]
+        memory, hidden, changed = state.memory[index], None, {}
+        if M:
+            write = self.drop(memory + self.position(M + 3 * K, 2 * M + 3 * K))
+            mask = (torch.arange(end + M, device=write.device) >= C).view(1, 1, 1, -1) if C else None
+            memory = self._update_memory(memory, self._run(write, mask, [(k[:, :, :end], v[:, :, :end])
+                                                                          for k, v in cache])[0])
+        if C:
+            segment = state.segment_hidden[index, :, :3 * K].clone()
+            segment[:, :, -1] = torch.stack(inputs, dim=1)[:, :, 0]
+            hidden, valid = hidden_cache.roll(state.cache_hidden[index], state.cache_valid[index], segment,
+                                              segment.new_ones(len(rows), 3 * K, dtype=torch.bool))
+        memory, hidden = self._hooked(memory, hidden)
+        if C:
+            changed = dict(cache_hidden=state.cache_hidden.index_copy(0, index, hidden),
+                           cache_valid=state.cache_valid.index_copy(0, index, valid))
+        kv = hidden_cache.cache_keys_values(self.blocks, hidden, self.cache_position) if C else None
+        fresh = self._fresh_cache(memory, kv)
         return dataclasses.replace(state, memory=state.memory.index_copy(0, index, memory),
                                    cache=_put_rows(state.cache, index, fresh), step=step, **changed)
 

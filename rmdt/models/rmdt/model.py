@@ -20,8 +20,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from rmdt.models import hidden_cache
-from rmdt.models.embeddings import (ActionEmbedding, ObsNormalizer, PositionEmbedding,
-                                    ReturnEmbedding, build_obs_encoder)
+from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, PositionEmbedding, ReturnEmbedding, build_obs_encoder
 from rmdt.models.policy import Policy, action_loss
 from rmdt.models.rmdt.config import RMDTConfig
 from rmdt.models.rmdt.inference import RMDTRollouts
