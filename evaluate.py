@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--per-head", action="store_true", help="with --export-attention: heatmaps of every head too")
     args = parser.parse_intermixed_args(argv)  # KEY=VALUE settings may also follow the flags
     from rmdt.config import evaluation_overrides
-    from rmdt.evaluation import env_evaluator, evaluate_checkpoint
+    from rmdt.evaluation import checkpoint_policy, env_evaluator, evaluate_checkpoint
     from rmdt.evaluation.attention_export import export_checkpoint_attention
     from rmdt.evaluation.probe import probe_checkpoint
 
@@ -56,10 +56,11 @@ def main(argv=None) -> int:
             overrides["target_return"] = args.target_return[0] if len(args.target_return) == 1 else args.target_return
         if args.lengths is not None:
             overrides["env_args"]["corridor_lengths"] = args.lengths
+        checkpoint = checkpoint_policy(args.checkpoint)  # loaded once, for every report below
         if args.probe_memory:
-            out = probe_checkpoint(args.checkpoint, overrides, args.out, cache=args.probe_cache)
+            out = probe_checkpoint(checkpoint, overrides, args.out, cache=args.probe_cache)
         else:
-            out = evaluate_checkpoint(args.checkpoint, overrides, args.out)
+            out = evaluate_checkpoint(checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
         describe = env_evaluator(report["env"]).describe
         runs = report["interventions"] if args.probe_memory else {"": report}
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
                 print(f"memory {name:<8}  {describe(row)}" if name else describe(row))
         print(f"results: {out}\nplot:    {out.with_suffix('.png')}")
         if args.export_attention:
-            index = export_checkpoint_attention(args.checkpoint, args.export_attention, overrides,
+            index = export_checkpoint_attention(checkpoint, args.export_attention, overrides,
                                                 args.attention_episodes, args.attention_segments, args.per_head)
             files = sum(len(setting["files"]) for setting in index["settings"])
             if "note" in index:

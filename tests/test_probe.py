@@ -205,11 +205,16 @@ def test_models_without_segment_memory_are_refused_clearly():
         memory_probe(Recurrent(), TMAZE, progress=False)
 
 
-def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys):
-    """``evaluate.py --probe-memory --export-attention DIR`` writes what it prints."""
+def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys, monkeypatch):
+    """``evaluate.py --probe-memory --export-attention DIR`` writes what it prints, loading the checkpoint once."""
+    import rmdt.evaluation
+
     spec = importlib.util.spec_from_file_location("evaluate_cli", Path(__file__).resolve().parents[1] / "evaluate.py")
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
+    loads = []
+    load_policy = rmdt.evaluation.load_policy
+    monkeypatch.setattr(rmdt.evaluation, "load_policy", lambda *args: loads.append(args) or load_policy(*args))
     model = make_model(obs_shape=[4], num_actions=4, evaluation=TMAZE | {"corridor_lengths": [4], "episodes": 4})
     model.save_pretrained(tmp_path / "run" / "final")
     assert cli.main([str(tmp_path / "run"), "--probe-memory", "--export-attention", str(tmp_path / "maps"),
@@ -224,5 +229,6 @@ def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys):
     assert index["settings"][0]["files"][0] == "00_episode0.npz" and index["checkpoint"]
     assert all((tmp_path / "maps" / name).is_file() for name in index["settings"][0]["files"])
     assert "attention: 3 files" in out  # npz, heatmap of the one layer, memory summary
+    assert len(loads) == 1  # the probe and the export share one loaded policy
     assert cli.main([str(tmp_path / "nowhere"), "--probe-memory"]) == 2
     assert "no config.json" in capsys.readouterr().err
