@@ -558,3 +558,17 @@ def test_output_attentions_are_per_layer_segment_maps_and_change_nothing(memory_
     with torch.no_grad():
         again = run(model, batch)
     assert torch.equal(again.action_preds, plain.action_preds)  # nothing left switched on
+
+
+def test_the_package_keeps_its_names_and_one_dict_chooses_the_memory_update():
+    from rmdt.models.rmdt import (MEMORY_UPDATE_RULES, MEMORY_UPDATES, POSITION_EMBEDDINGS, RMDTOutput,  # noqa: F401
+                                  RMDTState)
+
+    assert MEMORY_UPDATES == tuple(MEMORY_UPDATE_RULES) == ("replace", "mrv", "mrv_residual", "gated")
+    assert POSITION_EMBEDDINGS == ("learned", "sinusoidal")
+    for name, rule in MEMORY_UPDATE_RULES.items():
+        model = make_model(memory_update=name)
+        assert type(model._update_memory.__self__) is rule
+        assert not any(isinstance(module, rule) for module in model.modules())  # its layers only: no extra prefix
+    dt = make_model(memory_tokens=0, memory_update="gated")  # no memory: nothing to update, no gate
+    assert type(dt._update_memory.__self__) is MEMORY_UPDATE_RULES["replace"] and dt.gate is None
