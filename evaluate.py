@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     parser.add_argument("--probe-memory", action="store_true",
                         help="evaluate with memory intact, zeroed and shuffled across environments")
     parser.add_argument("--probe-cache", action="store_true",
-                        help="with --probe-memory: zero / shuffle the hidden-state cache (model.cache_len) with the memory")
+                        help="with --probe-memory: zero / shuffle the hidden-state cache (model.cache_len) "
+                             "with the memory")
     parser.add_argument("--export-attention", metavar="DIR",
                         help="also run --attention-episodes episodes per setting and write their attention maps "
                              "(.npz, PNG heatmaps per layer, memory read/write summary) to DIR")
@@ -48,7 +49,9 @@ def main(argv=None) -> int:
     args = parser.parse_intermixed_args(argv)  # KEY=VALUE settings may also follow the flags
     from rmdt.config import evaluation_overrides
     from rmdt.envs.registry import ENVS
-    from rmdt.evaluation import evaluate_checkpoint, export_checkpoint_attention, probe_checkpoint
+    from rmdt.evaluation import checkpoint_policy, evaluate_checkpoint
+    from rmdt.evaluation.attention_export import export_checkpoint_attention
+    from rmdt.evaluation.probe import probe_checkpoint
 
     try:
         import_plugins(args.imports)
@@ -59,10 +62,11 @@ def main(argv=None) -> int:
             overrides["target_return"] = args.target_return[0] if len(args.target_return) == 1 else args.target_return
         if args.lengths is not None:
             overrides["env_args"]["corridor_lengths"] = args.lengths
+        checkpoint = checkpoint_policy(args.checkpoint)  # loaded once, for every report below
         if args.probe_memory:
-            out = probe_checkpoint(args.checkpoint, overrides, args.out, cache=args.probe_cache)
+            out = probe_checkpoint(checkpoint, overrides, args.out, cache=args.probe_cache)
         else:
-            out = evaluate_checkpoint(args.checkpoint, overrides, args.out)
+            out = evaluate_checkpoint(checkpoint, overrides, args.out)
         report = json.loads(open(out).read())
         describe = ENVS.evaluator(report["env"]).describe
         runs = report["interventions"] if args.probe_memory else {"": report}
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
                 print(f"memory {name:<8}  {describe(row)}" if name else describe(row))
         print(f"results: {out}\nplot:    {out.with_suffix('.png')}")
         if args.export_attention:
-            index = export_checkpoint_attention(args.checkpoint, args.export_attention, overrides,
+            index = export_checkpoint_attention(checkpoint, args.export_attention, overrides,
                                                 args.attention_episodes, args.attention_segments, args.per_head)
             files = sum(len(setting["files"]) for setting in index["settings"])
             if "note" in index:

@@ -1,22 +1,19 @@
-"""Attention capture and export: same outputs as the fused path, row sums, masks, shapes, labels, files."""
+"""Attention maps from the model's outputs and their export: same outputs as the fused path, row sums, masks,
+shapes, labels, files, and the export of a rollout equals the forward pass over the same episode."""
 import json
+import math
 from types import SimpleNamespace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from rmdt.evaluation.attention import (
-    TOKEN_TYPES,
-    AttentionMaps,
-    assemble_maps,
-    capture_attention,
-    capture_window,
-    export_attention,
-    export_maps,
-    memory_summary,
-    state_norm,
-)
+from rmdt.evaluation import evaluate_policy
+from rmdt.evaluation.attention import TOKEN_TYPES, AttentionMaps, episode_maps, memory_summary, window_maps
+from rmdt.evaluation.attention_export import export_attention, export_maps
+from rmdt.evaluation.probe import state_norm
+from rmdt.evaluation.rollout import Episode, episode_seed, recording
 from rmdt.models.policy import Policy
 
 K, N = 3, 3
@@ -31,7 +28,6 @@ TMAZE = dict(env="tmaze", target_return=1.0, corridor_lengths=[7], periodic_leng
 def make_model(tiny_policy):
     """``make_model(**fields)``: this module's tiny RMDT / DT, evaluated on a short T-Maze."""
     return tiny_policy.with_defaults("rmdt", context_len=K, n_layers=2, evaluation=TMAZE)
-
 
 def make_window(batch_size=3, lengths=None, seed=1):
     g = torch.Generator().manual_seed(seed)
@@ -64,32 +60,40 @@ def act_through(model, r, o, a, steps):
     return torch.stack(outputs, dim=1), state
 
 
+def recorded(r, o, a, steps, length=None):
+    """The window's first ``steps`` steps as recorded rollout episodes (``length``: steps the episodes took)."""
+    return [Episode(observations=o[b, :steps].numpy(), actions=a[b, :steps].numpy(),
+                    rewards=np.zeros(steps, np.float32), returns_to_go=r[b, :steps].numpy(),
+                    length=steps if length is None else length)
+            for b in range(len(r))]
+
+
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS + list(CACHE_KINDS.values()), ids=MEMORY_IDS + list(CACHE_KINDS))
-def test_capture_gives_the_same_forward_and_act_outputs(memory_kind, make_model):
+def test_output_attentions_give_the_same_forward_outputs_and_act_is_forward(memory_kind, make_model):
+    """Maps are asked of the forward pass (explicit softmax, same outputs up to rounding); rollout maps come
+    from it too, which is sound because ``act`` computes what the forward pass computes."""
     model = make_model(**memory_kind)
     r, o, a, mask = make_window(lengths=[9, 5, 2])
     with torch.no_grad():
         plain = model(r, o, a, mask)
-        with capture_attention(model) as recorders:
-            captured = model(r, o, a, mask)
+        captured = model(r, o, a, mask, output_attentions=True)
+        full = model(r, o, a).action_preds
     torch.testing.assert_close(captured.action_preds, plain.action_preds, atol=1e-5, rtol=0)
     torch.testing.assert_close(captured.memory, plain.memory, atol=1e-5, rtol=0)
-    assert [len(recorders[0].segments[b]) for b in range(3)] == [N] * 3  # the capture really ran
-    plain_out, _ = act_through(model, r, o, a, N * K)
-    with capture_attention(model) as recorders:
-        captured_out, _ = act_through(model, r, o, a, N * K)
-    torch.testing.assert_close(captured_out, plain_out, atol=1e-5, rtol=0)
-    assert torch.equal(model.greedy_action(captured_out), model.greedy_action(plain_out))
-    assert [len(recorders[0].segments[b]) for b in range(3)] == [N] * 3
-    assert all(block.attn.capture is None for block in model.blocks)  # off again: the SDPA path
+    assert [w.shape[1] for w in captured.attentions] == [N] * 2  # every segment of every layer
+    assert [len(m.weights) for m in window_maps(model, r, o, a)] == [N] * 3
+    act_out, _ = act_through(model, r, o, a, N * K)
+    torch.testing.assert_close(act_out, full, atol=1e-5, rtol=0)
+    assert torch.equal(model.greedy_action(act_out), model.greedy_action(full))
 
 
-def test_capture_is_switched_off_after_an_error(make_model):
+def test_a_recording_is_switched_off_after_an_error(make_model):
     model = make_model(memory_tokens=2)
     with pytest.raises(RuntimeError, match="boom"):
-        with capture_attention(model):
+        with recording(2) as rollouts:
             raise RuntimeError("boom")
-    assert all(block.attn.capture is None for block in model.blocks)
+    evaluate_policy(model, TMAZE, progress=False)
+    assert rollouts == []  # later rollouts record nothing
 
 
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
@@ -97,7 +101,7 @@ def test_window_maps_have_the_layout_and_are_masked_distributions(memory_kind, m
     model = make_model(**memory_kind)
     M = model.config.memory_tokens
     T = 2 * M + 3 * K
-    maps = capture_window(model, *make_window(lengths=[9, 5, 2]))
+    maps = window_maps(model, *make_window(lengths=[9, 5, 2]))
     assert [m.weights.shape for m in maps] == [(3, 2, 2, T, T), (2, 2, 2, T, T), (1, 2, 2, T, T)]
     expected = [f"m{i}" for i in range(M)] + [f"{c}{k}" for k in range(K) for c in "Roa"] + [f"w{i}" for i in range(M)]
     assert maps[0].token_label.tolist() == expected
@@ -111,15 +115,13 @@ def test_window_maps_have_the_layout_and_are_masked_distributions(memory_kind, m
 
 
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS[::3], ids=MEMORY_IDS[::3])
-def test_maps_recorded_step_by_step_equal_the_window_maps(memory_kind, make_model):
-    """Each act call's rows land where the forward pass puts them, across segment boundaries."""
+def test_maps_of_a_recorded_episode_equal_the_window_maps(memory_kind, make_model):
+    """A rollout's maps hold the rows ``act`` ran, where the forward pass puts them, across segment boundaries."""
     model = make_model(**memory_kind)
     r, o, a, _ = make_window(batch_size=2)
-    window = capture_window(model, r, o, a)
+    window = window_maps(model, r, o, a)
     steps = N * K - 1  # the last segment stops before its final action and write tokens
-    with capture_attention(model) as recorders:
-        act_through(model, r, o, a, steps)
-    stepwise = assemble_maps(model, recorders, torch.ones(2, steps, dtype=torch.bool), masked_padding=False)
+    stepwise = episode_maps(model, recorded(r, o, a, steps))
     for got, want in zip(stepwise, window):
         assert_rows_are_distributions(got)
         # a complete segment ran every row (a DT never feeds its last action: no write follows it)
@@ -130,15 +132,15 @@ def test_maps_recorded_step_by_step_equal_the_window_maps(memory_kind, make_mode
 
 
 @pytest.mark.parametrize("name", list(CACHE_KINDS))
-def test_cache_keys_are_their_own_token_type_and_step_by_step_maps_equal_the_window_maps(name, make_model):
+def test_cache_keys_are_their_own_token_type_and_episode_maps_equal_the_window_maps(name, make_model):
     """Keys [cache C ; read M ; 3K ; write M]: cache keys (labelled c0..) are open to trajectory queries
-    only and only where the episode already has C earlier tokens, are never queries, and act's maps
+    only and only where the episode already has C earlier tokens, are never queries, and a rollout's maps
     equal the forward pass's."""
     model = make_model(**CACHE_KINDS[name])
     M, C = model.config.memory_tokens, model.config.cache_len
     T = C + 2 * M + 3 * K
     r, o, a, _ = make_window(batch_size=2)
-    window = capture_window(model, r, o, a)
+    window = window_maps(model, r, o, a)
     maps = window[0]
     assert maps.weights.shape == (N, 2, 2, T, T) and maps.cache_len == C
     assert maps.token_label[:C].tolist() == [f"c{i}" for i in range(C)]
@@ -152,10 +154,7 @@ def test_cache_keys_are_their_own_token_type_and_step_by_step_maps_equal_the_win
     assert maps.weights[1:, :, :, trajectory, :C].sum() > 0
     assert_rows_are_distributions(maps)
     steps = N * K - 1
-    with capture_attention(model) as recorders:
-        act_through(model, r, o, a, steps)
-    for got, want in zip(assemble_maps(model, recorders, torch.ones(2, steps, dtype=torch.bool),
-                                       masked_padding=False), window):
+    for got, want in zip(episode_maps(model, recorded(r, o, a, steps)), window):
         assert_rows_are_distributions(got)
         assert got.computed[0, C:C + M + 3 * K].all()
         rows = np.broadcast_to(got.computed[:, None, None, :, None], got.weights.shape)
@@ -164,7 +163,7 @@ def test_cache_keys_are_their_own_token_type_and_step_by_step_maps_equal_the_win
 
 
 def test_summary_reads_the_memory_columns_and_write_rows(make_model):
-    maps = capture_window(make_model(memory_tokens=2), *make_window(batch_size=1))[0]
+    maps = window_maps(make_model(memory_tokens=2), *make_window(batch_size=1))[0]
     read, write = memory_summary(maps)
     assert read.shape == (N, 2, 2) and write.shape == (N, 2, 2, len(TOKEN_TYPES))
     np.testing.assert_allclose(write.sum(-1), 1.0, atol=1e-5)  # every write row is a distribution
@@ -199,7 +198,7 @@ def test_export_through_the_evaluation_writes_npz_pngs_and_an_index(tmp_path, ma
 
 @pytest.mark.slow
 def test_per_head_heatmaps_on_request(tmp_path, make_model):
-    maps = capture_window(make_model(memory_tokens=2, n_layers=1), *make_window(batch_size=1))[0]
+    maps = window_maps(make_model(memory_tokens=2, n_layers=1), *make_window(batch_size=1))[0]
     assert export_maps(maps, tmp_path, "w", per_head=True) == [
         tmp_path / "w.npz", tmp_path / "w_layer0.png", tmp_path / "w_layer0_heads.png", tmp_path / "w_memory.png"]
     assert (tmp_path / "w_layer0_heads.png").read_bytes()[:4] == b"\x89PNG"
@@ -242,14 +241,17 @@ def test_models_without_attention_export_state_norms_and_say_so(tmp_path):
     with np.load(tmp_path / "00_episode0.npz") as f:
         assert f["state_norm"].shape == (9,)  # never turns: times out after L + 2 steps
     with pytest.raises(TypeError, match="no attention maps"):
-        with capture_attention(RecurrentPolicy()):
-            pass
+        window_maps(RecurrentPolicy(), *make_window()[:3])
 
 
 @pytest.mark.parametrize("kind", ["ffm", "gru", "lstm"])
 @pytest.mark.slow
-def test_recurrent_baseline_exports_state_norms(tmp_path, kind, tiny_policy):
-    model = tiny_policy(kind, evaluation=TMAZE, initializer_range=0.02)
+def test_recurrent_baseline_exports_state_norms(tmp_path, kind):
+    from rmdt.models.recurrent import RecurrentConfig, RecurrentModel
+
+    torch.manual_seed(0)
+    model = RecurrentModel(RecurrentConfig(layer=kind, obs_shape=[4], num_actions=4, d_model=16, n_layers=1,
+                                           memory_size=4, context_size=2, evaluation=TMAZE)).eval()
     index = export_attention(model, TMAZE, tmp_path, episodes=2, progress=False)  # 2 rows: batch dims differ from 1
     assert "RecurrentModel has no attention maps" in index["note"]
     for episode in (0, 1):
@@ -283,3 +285,68 @@ def test_exports_stop_at_each_episodes_own_end(tmp_path):
 def test_a_sliding_window_dt_is_refused_with_a_reason(tmp_path, make_model):
     with pytest.raises(ValueError, match="dt_context 'sliding'"):
         export_attention(make_model(memory_tokens=0, dt_context="sliding"), TMAZE, tmp_path, progress=False)
+
+
+CARTPOLE = dict(env="gymnasium", target_return=50.0, env_args=dict(id="CartPole-v1", max_episode_steps=40), episodes=2,
+                seed=2)
+
+
+def without_timings(report: dict) -> dict:
+    return {**report, "results": [{k: v for k, v in row.items() if not k.endswith("per_second")}
+                                  for row in report["results"]]}
+
+
+def play_alone(model, seed: int):
+    """One CartPole episode played by ``act`` on its own, greedily: (observations, actions, returns-to-go)."""
+    env = gym.make("CartPole-v1", max_episode_steps=40)
+    obs, _ = env.reset(seed=seed)
+    state, last = model.initial_state(1), torch.zeros(1, dtype=torch.long)
+    to_go, done = CARTPOLE["target_return"], False
+    observations, actions, returns = [], [], []
+    while not done:
+        output, state = model.act(state, torch.as_tensor(obs)[None], last, torch.zeros(1),
+                                  torch.tensor([to_go], dtype=torch.float32))
+        last = model.greedy_action(output)
+        observations.append(obs)
+        actions.append(int(last))
+        returns.append(to_go)
+        obs, reward, terminated, truncated, _ = env.step(int(last))
+        to_go -= reward
+        done = terminated or truncated
+    env.close()
+    return np.stack(observations), np.array(actions), np.array(returns, np.float32)
+
+
+@pytest.mark.parametrize("memory_kind", [dict(memory_tokens=2), dict(memory_tokens=0),
+                                         dict(memory_tokens=2, cache_len=4, memory_update="mrv")],
+                         ids=["rmdt", "dt", "cache"])
+def test_rollout_export_equals_the_forward_attentions_of_the_same_episode_and_actions_are_unchanged(
+        tmp_path, memory_kind, make_model):
+    """Each exported episode, played again alone step by step: ``forward(output_attentions=True)`` over it
+    gives the actions ``act`` took and the maps the export wrote (on the rows the rollout ran; the rest
+    is zero); the exporting evaluation reports what a plain one does."""
+    model = make_model(num_actions=2, evaluation=CARTPOLE, **memory_kind)
+    index = export_attention(model, CARTPOLE, tmp_path, episodes=2, progress=False)
+    assert without_timings(index["report"]) == without_timings(evaluate_policy(model, CARTPOLE, progress=False))
+    lengths = index["report"]["results"][0]["lengths"]
+    for e in range(2):
+        observations, actions, returns = play_alone(model, episode_seed(CARTPOLE["seed"], e))
+        T = len(actions)
+        assert T == lengths[e]
+        S = math.ceil(T / K)
+        pad = S * K - T
+        with torch.no_grad():
+            out = model(torch.as_tensor(np.pad(returns, (0, pad)))[None],
+                        torch.as_tensor(np.pad(observations, ((0, pad), (0, 0))))[None],
+                        torch.as_tensor(np.pad(actions, (0, pad)))[None], (torch.arange(S * K) < T)[None],
+                        output_attentions=True)
+        assert out.action_preds[0, :T].argmax(-1).tolist() == actions.tolist()
+        forward = torch.stack(out.attentions, dim=2)[0].numpy()  # (S, layers, heads, T, T)
+        exported = AttentionMaps.load(tmp_path / f"00_episode{e}.npz")
+        assert exported.weights.shape == forward.shape
+        rows = np.broadcast_to(exported.computed[:, None, None, :, None], forward.shape)
+        np.testing.assert_allclose(exported.weights[rows], forward[rows], atol=1e-5)
+        assert np.all(exported.weights[~rows] == 0)
+        M, C = model.config.memory_tokens, model.config.cache_len
+        assert exported.computed[:-1, C:C + M + 3 * K - 1].all()  # whole segments ran up to their last action
+        assert_rows_are_distributions(exported)

@@ -12,11 +12,19 @@ from rmdt.models.rmdt import segment_mask
 K, N, OBS = 4, 3, 3  # context length, segments per window, observation size
 
 
+def make_config(**overrides) -> RMDTConfig:
+    args = dict(obs_shape=[OBS], num_actions=5, context_len=K, memory_tokens=2, d_model=16, n_layers=2,
+                n_heads=2, dropout=0.0, initializer_range=0.2)  # large init: effects well above rounding
+    if overrides.get("act_dim") is not None:
+        args["num_actions"] = None
+    args.update(overrides)
+    return RMDTConfig(**args)
+
+
 @pytest.fixture
 def make_model(tiny_policy):
     """``make_model(**fields)``: this module's tiny RMDT (no dropout: outputs compared exactly)."""
     return tiny_policy.with_defaults("rmdt", obs_shape=[OBS], num_actions=5, context_len=K, n_layers=2, dropout=0.0)
-
 
 def make_batch(config: RMDTConfig, batch_size: int = 3, lengths=None, seed: int = 1) -> Batch:
     """Random (B, N*K) windows; ``lengths`` real steps per row, the rest zeroed padding."""
@@ -180,14 +188,15 @@ def test_memory_carries_segment_1_into_segment_3(memory_kind, make_model):
 
 @pytest.mark.parametrize("memory_tokens", [2, 0])
 @pytest.mark.slow
-def test_memory_is_learned_end_to_end(memory_tokens, tiny_policy):
+def test_memory_is_learned_end_to_end(memory_tokens):
     """Trained through the loss alone, RMDT recalls a clue two segments later; DT cannot.
 
     Only the first step of a segment is scored: later steps can copy the previous action.
     """
+    torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = tiny_policy(obs_shape=[2], num_actions=2, context_len=2, memory_tokens=memory_tokens, dropout=0.0,
-                        initializer_range=0.02).train()
+    model = RMDTModel(RMDTConfig(obs_shape=[2], num_actions=2, context_len=2, memory_tokens=memory_tokens,
+                                 d_model=16, n_layers=1, n_heads=2, dropout=0.0))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(60):
         loss, _ = model.loss(clue_batch(32, 2, g))
@@ -317,9 +326,9 @@ def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind, make
         torch.testing.assert_close(output, expected, atol=1e-5, rtol=0)
 
 
-def test_sliding_context_is_for_dt_only(make_model):
+def test_sliding_context_is_for_dt_only():
     with pytest.raises(ValueError, match="dt_context"):
-        make_model(memory_tokens=2, dt_context="sliding")
+        make_config(memory_tokens=2, dt_context="sliding")
 
 
 def test_act_cost_does_not_grow_with_episode_length(make_model):
@@ -334,9 +343,10 @@ def test_act_cost_does_not_grow_with_episode_length(make_model):
 
 @pytest.mark.parametrize("memory_kind", [dict(memory_tokens=2, memory_update="mrv"),
                                          dict(memory_tokens=0, position_embedding="sinusoidal")])  # RMDT, DT
-def test_save_load_round_trip(tmp_path, memory_kind, make_model):
-    model = make_model(**memory_kind, obs_mean=[0.5, -1.0, 2.0], obs_std=[2.0, 0.5, 1.0], return_scale=7.5)
-    config = model.config
+def test_save_load_round_trip(tmp_path, memory_kind):
+    torch.manual_seed(0)
+    config = make_config(**memory_kind, obs_mean=[0.5, -1.0, 2.0], obs_std=[2.0, 0.5, 1.0], return_scale=7.5)
+    model = RMDTModel(config).eval()
     batch = make_batch(config, lengths=[12, 7, 2])
     with torch.no_grad():
         expected = run(model, batch)
@@ -358,6 +368,29 @@ def test_save_load_round_trip(tmp_path, memory_kind, make_model):
 
     from transformers import AutoModel
     assert isinstance(AutoModel.from_pretrained(tmp_path), RMDTModel)
+
+
+# The parameter names of the checkpoint format: every checkpoint written so far names its weights so.
+BASE_KEYS = ["memory", "embed_obs.net.0.weight", "embed_obs.net.0.bias", "embed_obs.net.2.weight",
+             "embed_obs.net.2.bias", "embed_return.proj.weight", "embed_return.proj.bias", "embed_action.embed.weight",
+             "position.weight"] + [f"blocks.0.{name}" for name in (
+                 "ln_1.weight", "ln_1.bias", "attn.query.weight", "attn.query.bias", "attn.key_value.weight",
+                 "attn.key_value.bias", "attn.proj.weight", "attn.proj.bias", "ln_2.weight", "ln_2.bias",
+                 "mlp.fc.weight", "mlp.fc.bias", "mlp.proj.weight", "mlp.proj.bias")] + [
+             "ln_f.weight", "ln_f.bias", "head.weight", "head.bias"]
+VALVE_KEYS = [f"mrv.{layer}.{kind}" for layer in ("query", "key_value", "proj") for kind in ("weight", "bias")] + [
+    "mrv_norm.weight", "mrv_norm.bias"]
+RULE_KEYS = {"replace": [], "mrv": VALVE_KEYS, "mrv_residual": VALVE_KEYS, "gated": ["gate.weight", "gate.bias"]}
+
+
+@pytest.mark.parametrize("memory_update", list(RULE_KEYS))
+def test_state_dict_names_are_the_checkpoint_format(memory_update, make_model):
+    """The memory-update rules are modules of their own, but their layers keep the names checkpoints use."""
+    model = make_model(memory_update=memory_update, n_layers=1)
+    assert list(model.state_dict()) == BASE_KEYS[:-2] + RULE_KEYS[memory_update] + BASE_KEYS[-2:]
+    assert list(make_model(cache_len=3, n_layers=1).state_dict()) == BASE_KEYS[:1] + ["cache_position"] + BASE_KEYS[1:]
+    rule_layers = {name for name in ("mrv", "mrv_norm", "gate") if getattr(model, name) is not None}
+    assert rule_layers == {key.split(".")[0] for key in RULE_KEYS[memory_update]}
 
 
 def test_obs_normalisation_is_applied(make_model):
@@ -385,9 +418,9 @@ def test_obs_normalisation_is_applied(make_model):
     ("obs_mean", dict(obs_mean=[0.0, 1.0])),
     ("obs_std", dict(obs_std="1")),
 ])
-def test_bad_config_names_the_field(field, overrides, make_model):
+def test_bad_config_names_the_field(field, overrides):
     with pytest.raises(ValueError, match=f"RMDTConfig.{field}"):
-        make_model(**overrides)
+        make_config(**overrides)
 
 
 @pytest.mark.parametrize("cache_len", [0, 2])
@@ -502,3 +535,39 @@ def test_residual_valve_keeps_memory_slots_apart(make_model):
 
     assert slot_cosine("mrv") > 0.99
     assert slot_cosine("mrv_residual") < 0.9
+
+
+@pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
+def test_output_attentions_are_per_layer_segment_maps_and_change_nothing(memory_kind, make_model):
+    """``output_attentions=True``: per layer (B, N, heads, T, T) softmax weights over [cache ; read ; 3K ; write];
+    the predictions and memory are the fused path's up to rounding, and without it there are none."""
+    model = make_model(**memory_kind)
+    batch = make_batch(model.config, lengths=[3 * K, 2 * K - 1, 4])
+    M, C = model.config.memory_tokens, model.config.cache_len
+    T = C + 2 * M + 3 * K
+    with torch.no_grad():
+        plain = run(model, batch)
+        out = run(model, batch, output_attentions=True)
+    assert plain.attentions is None
+    torch.testing.assert_close(out.action_preds, plain.action_preds, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.memory, plain.memory, atol=1e-5, rtol=0)
+    assert len(out.attentions) == 2 and all(w.shape == (3, N, 2, T, T) for w in out.attentions)
+    for w in out.attentions:
+        torch.testing.assert_close(w[..., C:, :].sum(-1), torch.ones(3, N, 2, T - C))  # every query row
+        assert not w[..., :C, :].any()  # cache slots give keys only
+    with torch.no_grad():
+        again = run(model, batch)
+    assert torch.equal(again.action_preds, plain.action_preds)  # nothing left switched on
+
+
+def test_the_package_keeps_its_names_and_one_dict_chooses_the_memory_update(make_model):
+    from rmdt.models.rmdt import MEMORY_UPDATE_RULES, MEMORY_UPDATES, POSITION_EMBEDDINGS, RMDTOutput, RMDTState  # noqa: F401
+
+    assert MEMORY_UPDATES == tuple(MEMORY_UPDATE_RULES) == ("replace", "mrv", "mrv_residual", "gated")
+    assert POSITION_EMBEDDINGS == ("learned", "sinusoidal")
+    for name, rule in MEMORY_UPDATE_RULES.items():
+        model = make_model(memory_update=name)
+        assert type(model._update_memory.__self__) is rule
+        assert not any(isinstance(module, rule) for module in model.modules())  # its layers only: no extra prefix
+    dt = make_model(memory_tokens=0, memory_update="gated")  # no memory: nothing to update, no gate
+    assert type(dt._update_memory.__self__) is MEMORY_UPDATE_RULES["replace"] and dt.gate is None

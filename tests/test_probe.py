@@ -8,8 +8,7 @@ import torch
 from clue_task import SEGMENTS, clue_batch
 
 from rmdt.envs.registry import ENVS
-from rmdt.evaluation import probe_checkpoint
-from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe
+from rmdt.evaluation.probe import ShuffleMemory, intervention, memory_probe, plot_probe, probe_checkpoint
 from rmdt.models.policy import Policy
 
 K = 2
@@ -21,7 +20,6 @@ def make_model(tiny_policy):
     """``make_model(memory_tokens=2, **fields)``: this module's tiny RMDT (a DT with memory_tokens 0)."""
     make = tiny_policy.with_defaults("rmdt", obs_shape=[2], num_actions=2, context_len=K)
     return lambda memory_tokens=2, **fields: make(memory_tokens=memory_tokens, **fields)
-
 
 def run_act(model, batch, hook=None, cache=False):
     """``act`` over a clue-task batch; returns outputs (B, L, A) and the state after every step."""
@@ -206,9 +204,14 @@ def test_models_without_segment_memory_are_refused_clearly():
 
 
 @pytest.mark.slow
-def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys, load_script, make_model):
-    """``evaluate.py --probe-memory --export-attention DIR`` writes what it prints."""
+def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys, monkeypatch, load_script, make_model):
+    """``evaluate.py --probe-memory --export-attention DIR`` writes what it prints, loading the checkpoint once."""
+    import rmdt.evaluation
+
     cli = load_script("evaluate.py")
+    loads = []
+    load_policy = rmdt.evaluation.load_policy
+    monkeypatch.setattr(rmdt.evaluation, "load_policy", lambda *args: loads.append(args) or load_policy(*args))
     model = make_model(obs_shape=[4], num_actions=4, evaluation=TMAZE | {"corridor_lengths": [4], "episodes": 4})
     model.save_pretrained(tmp_path / "run" / "final")
     assert cli.main([str(tmp_path / "run"), "--probe-memory", "--export-attention", str(tmp_path / "maps"),
@@ -223,5 +226,6 @@ def test_evaluate_cli_probes_memory_and_exports_attention(tmp_path, capsys, load
     assert index["settings"][0]["files"][0] == "00_episode0.npz" and index["checkpoint"]
     assert all((tmp_path / "maps" / name).is_file() for name in index["settings"][0]["files"])
     assert "attention: 3 files" in out  # npz, heatmap of the one layer, memory summary
+    assert len(loads) == 1  # the probe and the export share one loaded policy
     assert cli.main([str(tmp_path / "nowhere"), "--probe-memory"]) == 2
     assert "no config.json" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rmdt.evaluation.rollout import episode_seed, rollout
+from rmdt.evaluation.rollout import episode_seed, recording, rollout
 from rmdt.models.memoroid_layers import LAYERS
 from rmdt.models.recurrent import RecurrentModel
 
@@ -211,35 +211,27 @@ def test_the_queue_counts_exactly_the_episodes_with_their_seeds_and_real_steps(m
         run_queue(model, num_envs=2, episodes=0)
 
 
-class Observer(torch.nn.Module):
-    """Wraps a policy; records what ``observe_done`` is told."""
-
-    def __init__(self, policy):
-        super().__init__()
-        self.policy, self.config, self.discrete, self.ended = policy, policy.config, policy.discrete, []
-
-    def initial_state(self, *args):
-        return self.policy.initial_state(*args)
-
-    def act(self, *args):
-        return self.policy.act(*args)
-
-    def reset(self, *args):
-        return self.policy.reset(*args)
-
-    def greedy_action(self, output):
-        return self.policy.greedy_action(output)
-
-    def observe_done(self, done):
-        self.ended.append(done.copy())
-
-
-def test_observers_are_told_which_rows_ended_at_each_step(make_model):
-    observer = Observer(make_model())
-    out = rollout(observer, SeededEpisodes(3), target_return=2.0, seed=11, episodes=5)
-    ended = np.array(observer.ended)
-    assert ended.sum() == 5 and ended.shape[1] == 3
-    assert ended[:, 0].nonzero()[0][0] + 1 == out.lengths[0]  # row 0 ran episode 0 first
+def test_a_recording_keeps_each_first_episode_of_the_first_rows_as_act_saw_it(make_model):
+    """Inside ``recording`` a rollout keeps, for its first rows, the episode each ran first, until it ended."""
+    env = SeededEpisodes(3)
+    with recording(2) as rollouts:
+        out = rollout(make_model(), env, target_return=2.0, seed=11, episodes=5)
+    (episodes,) = rollouts
+    assert [e.length for e in episodes] == out.lengths[:2].tolist()  # row r ran episode r first
+    for k, episode in enumerate(episodes):
+        rng = np.random.default_rng(episode_seed(11, k))
+        rng.integers(2, 11)
+        np.testing.assert_allclose(episode.observations[0], rng.normal(size=OBS).astype(np.float32))
+        assert episode.observations.shape == (episode.length, OBS)
+        assert episode.actions.tolist() == env.actions[episode_seed(11, k)]
+        before = np.concatenate([[0.0], np.cumsum(episode.rewards)[:-1]])
+        np.testing.assert_allclose(episode.returns_to_go, 2.0 - before, rtol=1e-6)  # the target less what was earned
+    with recording(2, max_steps=3) as short:
+        rollout(make_model(), SeededEpisodes(3), target_return=2.0, seed=11, episodes=5)
+    assert [len(e.observations) for e in short[0]] == [min(3, e.length) for e in episodes]
+    assert [e.length for e in short[0]] == [e.length for e in episodes]
+    rollout(make_model(), SeededEpisodes(3), target_return=2.0, seed=11, episodes=5)
+    assert len(rollouts) == 1 and len(short) == 1  # outside the block nothing is recorded
 
 
 @pytest.mark.parametrize("mode", ["NextStep", "SameStep", "Disabled"])

@@ -13,7 +13,8 @@ from rmdt.presets import PRESETS
 from rmdt.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE_CONFIGS = [*sorted((ROOT / "configs" / "popgym").glob("*.yaml")), *sorted((ROOT / "configs" / "minigrid").glob("*.yaml"))]
+SUITE_CONFIGS = [*sorted((ROOT / "configs" / "popgym").glob("*.yaml")),
+                 *sorted((ROOT / "configs" / "minigrid").glob("*.yaml"))]
 TINY_MODEL = {"d_model": 16, "n_layers": 1, "n_heads": 2, "memory_size": 4, "context_size": 2}
 TINY = ["training.steps=3", "training.batch_size=4", "training.warmup_steps=1", "training.log_every=3",
         "evaluation.episodes=3", "evaluation.num_envs=2"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from rmdt.atomic import write_text
 from rmdt.envs.registry import ENVS, env_evaluator  # noqa: F401  (env_evaluator: attention, probe)
@@ -109,23 +110,38 @@ def resolve_target(evaluator, evaluation, target: float | None) -> float:
     return float(target)
 
 
-def checkpoint_policy(path, device="cpu"):
-    """``(model_dir, policy, EvaluationConfig)`` of a checkpoint trained by rmdt (settings written in the
-    older flat shape are converted)."""
+class Checkpoint(NamedTuple):
+    """A loaded checkpoint: where it is, its policy and its evaluation settings."""
+
+    model_dir: Path
+    policy: object
+    evaluation: object  # rmdt.config.EvaluationConfig
+
+
+def checkpoint_policy(path, device="cpu") -> Checkpoint:
+    """The ``Checkpoint`` (model_dir, policy, EvaluationConfig) of a checkpoint trained by rmdt (settings
+    written in the older flat shape are converted). Load it once and pass it to ``evaluate_checkpoint``,
+    ``rmdt.evaluation.probe.probe_checkpoint`` and ``rmdt.evaluation.attention_export.export_checkpoint_attention``."""
     model_dir = checkpoint_model_dir(path)
     policy = load_policy(model_dir, device)
     evaluation = getattr(policy.config, "evaluation", None)
     if evaluation is None:
         raise ValueError(f"{model_dir}: config.json has no 'evaluation' settings (not trained by rmdt?)")
     try:
-        return model_dir, policy, as_evaluation(evaluation)
+        return Checkpoint(model_dir, policy, as_evaluation(evaluation))
     except ValueError as error:
         raise ValueError(f"{model_dir / 'config.json'}: {error}") from None
 
 
-def evaluate_checkpoint(path, overrides: dict | None = None, out=None, device="cpu") -> Path:
-    """Evaluates a checkpoint; writes the JSON report and a PNG plot beside it; returns the JSON path."""
-    model_dir, policy, evaluation = checkpoint_policy(path, device)
+def as_checkpoint(checkpoint, device="cpu") -> Checkpoint:
+    """``checkpoint`` itself when it is loaded already, else ``checkpoint_policy(checkpoint)``."""
+    return checkpoint if isinstance(checkpoint, Checkpoint) else checkpoint_policy(checkpoint, device)
+
+
+def evaluate_checkpoint(checkpoint, overrides: dict | None = None, out=None, device="cpu") -> Path:
+    """Evaluates a checkpoint (a path or a loaded ``Checkpoint``); writes the JSON report and a PNG plot
+    beside it; returns the JSON path."""
+    model_dir, policy, evaluation = as_checkpoint(checkpoint, device)
     report = evaluate_policy(policy, evaluation, overrides, device)
     report["checkpoint"] = str(model_dir.resolve())
     out = Path(out) if out else model_dir.parent / "eval" / "results.json"
@@ -133,43 +149,3 @@ def evaluate_checkpoint(path, overrides: dict | None = None, out=None, device="c
     ENVS.evaluator(report["env"]).plot(report["results"], out.with_suffix(".png"),
                                       title=f"{model_dir.parent.name or model_dir.name}")
     return out
-
-
-def probe_checkpoint(path, overrides: dict | None = None, out=None, device="cpu", progress: bool = True,
-                     cache: bool = False) -> Path:
-    """The memory probe (rmdt.evaluation.probe) of a checkpoint: memory intact, zeroed and shuffled
-    (``cache``: the hidden-state cache with it).
-
-    Writes the JSON report (default CHECKPOINT_RUN/eval/memory_probe.json) and a bar plot beside it;
-    returns the JSON path. Models without segment memory (recurrent baselines) are a ValueError.
-    """
-    from rmdt.evaluation.probe import memory_probe, plot_probe
-
-    model_dir, policy, evaluation = checkpoint_policy(path, device)
-    try:
-        report = memory_probe(policy, evaluation, overrides, device, progress, cache)
-    except NotImplementedError as error:
-        raise ValueError(f"{model_dir}: {error}") from error
-    report["checkpoint"] = str(model_dir.resolve())
-    out = Path(out) if out else model_dir.parent / "eval" / "memory_probe.json"
-    write_text(out, json.dumps(report, indent=2))
-    plot_probe(report, out.with_suffix(".png"), title=f"memory probe: {model_dir.parent.name or model_dir.name}")
-    return out
-
-
-def export_checkpoint_attention(path, out_dir, overrides: dict | None = None, episodes: int = 2,
-                                max_segments: int | None = 64, per_head: bool = False, device="cpu",
-                                progress: bool = True) -> dict:
-    """Attention maps of a checkpoint (rmdt.evaluation.attention): an evaluation run of ``episodes``
-    environments per setting, each exported to ``out_dir`` (recurrent models: state norms instead).
-
-    Returns the index also written to ``out_dir/attention.json``.
-    """
-    from rmdt.evaluation.attention import export_attention
-
-    model_dir, policy, evaluation = checkpoint_policy(path, device)
-    index = export_attention(policy, evaluation, out_dir, {**(overrides or {}), "episodes": episodes}, episodes,
-                             max_segments, per_head, device, progress)
-    index["checkpoint"] = str(model_dir.resolve())
-    write_text(Path(out_dir) / "attention.json", json.dumps(index, indent=2))
-    return index

@@ -4,15 +4,25 @@ The same evaluation (same environments, same seed) runs three times; in the last
 written at a segment boundary is replaced before the next segment reads it, by zeros or by the
 memory of another environment of the batch (a fresh derangement at each boundary, so none keeps
 its own). Rows run their own episodes (rollout's queue), so a shuffle mixes only the rows that
-cross a segment boundary at the same step, which are at the same position of their segments. A model whose decisions depend on what memory carries from earlier segments loses
-performance; one with no memory (DT) gets exactly the same results. Goes through the env registry,
-so it works in every environment ``evaluate.py`` knows.
+cross a segment boundary at the same step, which are at the same position of their segments. A
+model whose decisions depend on what memory carries from earlier segments loses performance; one
+with no memory (DT) gets exactly the same results. Goes through the env registry, so it works in
+every environment ``evaluate.py`` knows.
+
+Models without segment memory (recurrent baselines) carry a state instead: ``state_norm`` measures it
+and ``state_norms`` / ``export_state_norm`` give its per-step norm over recorded episodes (what the
+attention export writes for them).
 """
 from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from rmdt.atomic import atomic_path, write_text
 from rmdt.plotting import pyplot, save_png
 
 INTERVENTIONS = ("intact", "zeroed", "shuffled")
@@ -101,3 +111,98 @@ def plot_probe(report: dict, path, title: str = "") -> None:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def probe_checkpoint(checkpoint, overrides: dict | None = None, out=None, device="cpu", progress: bool = True,
+                     cache: bool = False) -> Path:
+    """The memory probe of a checkpoint (a path or a loaded ``rmdt.evaluation.Checkpoint``): memory intact,
+    zeroed and shuffled (``cache``: the hidden-state cache with it).
+
+    Writes the JSON report (default CHECKPOINT_RUN/eval/memory_probe.json) and a bar plot beside it;
+    returns the JSON path. Models without segment memory (recurrent baselines) are a ValueError.
+    """
+    from rmdt.evaluation import as_checkpoint
+
+    model_dir, policy, evaluation = as_checkpoint(checkpoint, device)
+    try:
+        report = memory_probe(policy, evaluation, overrides, device, progress, cache)
+    except NotImplementedError as error:
+        raise ValueError(f"{model_dir}: {error}") from error
+    report["checkpoint"] = str(model_dir.resolve())
+    out = Path(out) if out else model_dir.parent / "eval" / "memory_probe.json"
+    write_text(out, json.dumps(report, indent=2))
+    plot_probe(report, out.with_suffix(".png"), title=f"memory probe: {model_dir.parent.name or model_dir.name}")
+    return out
+
+
+# ---- the state of models without segment memory ----
+def state_norm(state, batch_size: int) -> torch.Tensor:
+    """(B,) L2 norm of everything in a policy state that has one row per environment.
+
+    The generic view of a recurrent model's memory (any nesting of tensors, dataclasses, tuples,
+    lists and dicts; complex values count by magnitude; flags and counters of other dtypes are skipped).
+    """
+    total = torch.zeros(batch_size)
+    stack = [state]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            if (item.is_floating_point() or item.is_complex()) and item.dim() and item.shape[0] == batch_size:
+                total += item.detach().abs().float().reshape(batch_size, -1).pow(2).sum(dim=1).cpu()
+        elif dataclasses.is_dataclass(item):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total.sqrt()
+
+
+@torch.no_grad()
+def state_norms(policy, episodes, device="cpu") -> list[np.ndarray]:
+    """Per recorded episode (rmdt.evaluation.rollout.Episode), the norm of the policy's state after each of
+    its recorded steps, replayed through ``act`` in one batch from a fresh state (a rollout's state is a
+    function of what ``act`` saw, which the recording holds)."""
+    steps = [len(e.observations) for e in episodes]
+    if not episodes or not max(steps):
+        return [np.zeros(0, np.float32) for _ in episodes]
+    T, E = max(steps), len(episodes)
+
+    def padded(name):
+        arrays = [np.asarray(getattr(e, name)) for e in episodes]
+        out = np.zeros((E, T, *arrays[0].shape[1:]), arrays[0].dtype)
+        for b, a in enumerate(arrays):
+            out[b, :len(a)] = a
+        return torch.as_tensor(out, device=device)
+
+    obs, actions, rewards, to_go = (padded(name) for name in ("observations", "actions", "rewards", "returns_to_go"))
+    was_training = policy.training
+    policy.eval()
+    try:
+        state, norms = policy.initial_state(E, device), []
+        last_action, last_reward = torch.zeros_like(actions[:, 0]), torch.zeros_like(rewards[:, 0])
+        for t in range(T):
+            _, state = policy.act(state, obs[:, t], last_action, last_reward, to_go[:, t])
+            norms.append(state_norm(state, E))
+            last_action, last_reward = actions[:, t], rewards[:, t]
+    finally:
+        policy.train(was_training)
+    norms = torch.stack(norms, dim=1).numpy()
+    return [norms[b, :n] for b, n in enumerate(steps)]
+
+
+def export_state_norm(norm: np.ndarray, out_dir, name: str, title: str = "") -> list[Path]:
+    """A recurrent model's per-step state norm: ``name.npz`` and ``name_state_norm.png``."""
+    out_dir = Path(out_dir)
+    paths = [out_dir / f"{name}.npz", out_dir / f"{name}_state_norm.png"]
+    with atomic_path(paths[0]) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, state_norm=norm.astype(np.float32), step=np.arange(len(norm)))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(np.arange(len(norm)), norm)
+    ax.set(xlabel="step", ylabel="state norm (L2)", title=title)
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_png(fig, paths[1])
+    return paths

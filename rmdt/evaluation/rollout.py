@@ -13,11 +13,16 @@ unseeded reset is replaced). rmdt's own vector envs (T-Maze, Atari, Memory Maze)
 and keep a finished row frozen at no cost (``frozen_when_done``), so a row with no episode left is
 simply stepped on; in gymnasium envs such rows run uncounted episodes until the last one ends.
 
-A policy, or a wrapper such as the attention recorder, that defines ``observe_done(done)`` is told
-after every step which rows' episodes ended at that step ((num_envs,) bool array), before they restart.
+Inside ``recording(...)`` every rollout also keeps the first episodes of its first environments, as
+``act`` saw them and as they were played (``Episode``): analyses such as the attention export replay
+them through the model afterwards (rmdt.evaluation.attention_export), so the rollout itself runs the
+policy exactly as an evaluation does. A context rather than an argument, because the environments'
+evaluators sit between the caller and ``rollout``.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass
 
@@ -32,6 +37,69 @@ class RolloutResult:
     returns: np.ndarray  # (episodes,) undiscounted return of each episode, in episode order
     lengths: np.ndarray  # (episodes,) steps of each episode
     env_steps: int  # real environment steps of the counted episodes (the sum of lengths)
+
+
+@dataclass
+class Episode:
+    """One recorded episode, step by step: what ``act`` saw and what was played."""
+
+    observations: np.ndarray  # (T', *obs_shape) the observation of each step
+    actions: np.ndarray  # (T', *action_shape) the action taken at each step (fed to act as the next last_action)
+    rewards: np.ndarray  # (T',) float32: the reward each step earned (the next last_reward)
+    returns_to_go: np.ndarray  # (T',) float32: the return-to-go of each step, divided by the return scale
+    length: int  # T: steps the episode took; T' = min(T, the recording's max_steps) of them are kept
+
+
+class _Tape:
+    """The first episode of each of the first ``rows`` environments of one rollout, up to ``max_steps`` steps."""
+
+    def __init__(self, rows: int, max_steps: int | None):
+        self.rows, self.max_steps = rows, max_steps
+        self.steps = 0
+        self.lengths = np.full(rows, -1)  # -1 while the row's first episode runs
+        self.columns: list[tuple] = []  # per step: (obs, action, reward, return_to_go) of the rows
+
+    def observe(self, obs) -> np.ndarray | None:
+        """A copy of the recorded rows' observations (taken before the env steps: it may reuse its buffer)."""
+        keep = (self.lengths < 0).any() and (self.max_steps is None or self.steps < self.max_steps)
+        return np.array(obs[:self.rows]) if keep else None
+
+    def record(self, seen, action: np.ndarray, reward: np.ndarray, return_to_go: np.ndarray, ended: np.ndarray) -> None:
+        """One step: ``seen`` from ``observe`` (None: past what is kept), then what was played and earned."""
+        if (self.lengths >= 0).all():
+            return
+        rows = slice(0, self.rows)
+        if seen is not None:
+            self.columns.append((seen, np.array(action[rows]), reward[rows].astype(np.float32),
+                                 return_to_go[rows].astype(np.float32)))
+        self.steps += 1
+        self.lengths[(self.lengths < 0) & ended[rows]] = self.steps
+
+    def episodes(self) -> list[Episode]:
+        lengths = np.where(self.lengths < 0, self.steps, self.lengths)
+        stacked = [np.stack(column, axis=1) for column in zip(*self.columns)] if self.columns else None
+        out = []
+        for b, length in enumerate(lengths.tolist()):
+            kept = min(length, len(self.columns))
+            obs, action, reward, to_go = (column[b, :kept] for column in stacked) if stacked else [np.zeros(0)] * 4
+            out.append(Episode(observations=obs, actions=action, rewards=reward, returns_to_go=to_go, length=length))
+        return out
+
+
+_RECORDING: contextvars.ContextVar = contextvars.ContextVar("rmdt_rollout_recording", default=None)
+
+
+@contextlib.contextmanager
+def recording(episodes: int, max_steps: int | None = None):
+    """Inside the block, every ``rollout`` records the first episode of each of its first ``episodes``
+    environments (up to ``max_steps`` steps of each; None: all); yields the list to which each rollout
+    appends its ``list[Episode]``, in environment order."""
+    rollouts: list[list[Episode]] = []
+    token = _RECORDING.set((episodes, max_steps, rollouts))
+    try:
+        yield rollouts
+    finally:
+        _RECORDING.reset(token)
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -52,7 +120,8 @@ def _autoreset_mode(env) -> str:
 
     mode = AutoresetMode(getattr(env, "metadata", {}).get("autoreset_mode", AutoresetMode.NEXT_STEP))
     base = getattr(env, "unwrapped", env)
-    if isinstance(base, AsyncVectorEnv) and mode == AutoresetMode.NEXT_STEP and not getattr(base, "shared_memory", True):
+    async_copying = isinstance(base, AsyncVectorEnv) and not getattr(base, "shared_memory", True)
+    if async_copying and mode == AutoresetMode.NEXT_STEP:
         # gymnasium 1.4's worker clears a pending NEXT_STEP autoreset on reset only with shared memory.
         raise ValueError("an AsyncVectorEnv in NEXT_STEP autoreset mode needs shared_memory=True to reset "
                          "single environments; use shared_memory=True or autoreset_mode SAME_STEP/DISABLED")
@@ -104,16 +173,19 @@ def rollout(policy, env, target_return: float, seed: int, episodes: int | None =
     to_go = np.full(n, target_return, np.float64)
     returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
     steps = np.zeros(n, np.int64)  # steps of each row's current episode
-    observe_done = getattr(policy, "observe_done", None)
+    asked = _RECORDING.get()
+    tape = _Tape(min(asked[0], n), asked[1]) if asked is not None else None
     counted = 0
     with progress_bar(total=episodes, desc=progress, disable=progress is None, leave=False, unit="episode") as bar:
         while counted < episodes:
             bar.set_postfix_str(f"step {steps.max()}", refresh=False)  # a long episode shows it advances
             obs_t = torch.as_tensor(obs, device=device)
-            rtg = torch.as_tensor(to_go / scale, dtype=torch.float32, device=device)
+            to_go_seen = to_go / scale
+            rtg = torch.as_tensor(to_go_seen, dtype=torch.float32, device=device)
             output, state = policy.act(state, obs_t, last_action, last_reward, rtg)
             last_action = _choose(policy, output, rngs)
-            obs, reward, terminated, truncated, _ = env.step(last_action.cpu().numpy())
+            played, seen = last_action.cpu().numpy(), tape.observe(obs) if tape is not None else None
+            obs, reward, terminated, truncated, _ = env.step(played)
             live = row_episode >= 0
             reward = np.where(live, np.asarray(reward, np.float64), 0.0)
             steps += live
@@ -123,8 +195,8 @@ def rollout(policy, env, target_return: float, seed: int, episodes: int | None =
             ended = live & (np.asarray(terminated) | np.asarray(truncated))
             if max_steps is not None:
                 ended |= live & (steps >= max_steps)
-            if observe_done is not None:
-                observe_done(ended)
+            if tape is not None:
+                tape.record(seen, played, reward, to_go_seen, ended)
             last_reward = torch.as_tensor(reward, dtype=torch.float32, device=device)
             if not ended.any():
                 continue
@@ -152,6 +224,8 @@ def rollout(policy, env, target_return: float, seed: int, episodes: int | None =
                     rngs[r] = _sampling_rng(seed, int(row_episode[r])) if sample_actions else None
             for r in idle:
                 rngs[r] = None
+    if tape is not None:
+        asked[2].append(tape.episodes())
     return RolloutResult(returns=returns, lengths=lengths, env_steps=int(lengths.sum()))
 
 

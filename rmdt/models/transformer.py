@@ -2,10 +2,10 @@
 and an optional key/value cache.
 
 The mask is what makes RMDT: read, trajectory and write tokens see different parts of the segment
-(see ``segment_mask`` in rmdt.py), so attention never assumes a causal pattern itself. The cache
-lets ``act`` run only the new tokens of a step. All attention, including the Memory Retention
-Valve's cross-attention, goes through the one ``Attention`` class, so capturing attention maps
-later is one flag in one place.
+(see ``segment_mask`` in rmdt.models.rmdt.model), so attention never assumes a causal pattern itself.
+The cache lets ``act`` run only the new tokens of a step. All attention, including the Memory
+Retention Valve's cross-attention, goes through the one ``Attention`` class; asked with
+``output_attentions=True`` it also returns its softmax weights (as Hugging Face models do).
 """
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ class Attention(nn.Module):
 
     ``context`` defaults to ``x`` (self-attention). ``mask``: bool, True where a query may attend,
     broadcastable to (B, n_heads, T_query, T_key); None means attend everywhere. Returns the
-    output and the keys/values of ``[past ; context]`` for reuse as the next cache.
+    output, the keys/values of ``[past ; context]`` for reuse as the next cache, and, when
+    ``output_attentions``, the (B, n_heads, T_query, T_key) softmax weights (else None): the fused
+    SDPA kernel hides them, so that call computes them explicitly (same outputs up to rounding).
 
     ``slots`` (B, T_query) int: ``past`` is then a fixed buffer of keys/values and each new token's
     are written into it, in place, at its own slot instead of appended, so rows of a batch can stand
@@ -41,16 +43,13 @@ class Attention(nn.Module):
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
         self.resid_drop = nn.Dropout(dropout)
-        # Analysis only: a callable that receives the (B, n_heads, T_query, T_key) softmax weights
-        # of every call (rmdt.evaluation.attention). None keeps the fused SDPA path, which hides them.
-        self.capture = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return rearrange(x, "b t (h e) -> b h t e", h=self.n_heads)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
-                context: torch.Tensor | None = None, slots: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
-        B, T, D = x.shape
+                context: torch.Tensor | None = None, slots: torch.Tensor | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
         q = self._heads(self.query(x))
         k, v = (self._heads(t) for t in self.key_value(x if context is None else context).chunk(2, dim=-1))
         if past is not None and slots is not None:
@@ -59,22 +58,21 @@ class Attention(nn.Module):
             k, v = past[0].scatter_(2, index, k.to(past[0].dtype)), past[1].scatter_(2, index, v.to(past[1].dtype))
         elif past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        if self.capture is None:
+        weights = None
+        if output_attentions:
+            y, weights = self._attend_explicitly(q, k, v, mask)
+        else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                dropout_p=self.dropout if self.training else 0.0)
-        else:
-            y = self._attend_and_capture(q, k, v, mask, slots)
-        return self.resid_drop(self.proj(rearrange(y, "b h t e -> b t (h e)"))), (k, v)
+        return self.resid_drop(self.proj(rearrange(y, "b h t e -> b t (h e)"))), (k, v), weights
 
-    def _attend_and_capture(self, q, k, v, mask, slots=None) -> torch.Tensor:
-        """What SDPA computes, with the softmax weights made explicit and handed to ``capture``
-        (with the queries' ``slots``, None when the queries are the last keys)."""
+    def _attend_explicitly(self, q, k, v, mask) -> tuple[torch.Tensor, torch.Tensor]:
+        """What SDPA computes, with the softmax weights made explicit: (output, weights)."""
         scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: masked keys get exactly 0
         weights = scores.softmax(dim=-1)
-        self.capture(weights.detach(), slots)
-        return F.dropout(weights, self.dropout, self.training) @ v
+        return F.dropout(weights, self.dropout, self.training) @ v, weights
 
 
 class MLP(nn.Module):
@@ -104,14 +102,17 @@ class Block(nn.Module):
         self.mlp = MLP(d_model, dropout) if feed_forward else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
-                slots: torch.Tensor | None = None, rows: slice | torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
+                slots: torch.Tensor | None = None, rows: slice | torch.Tensor | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
         """``rows`` (a slice or index of token positions): compute only those tokens' outputs (every
-        token still gives its keys/values), for callers that read nothing else of the final block."""
+        token still gives its keys/values), for callers that read nothing else of the final block.
+        Returns the output, the keys/values and (``output_attentions``) the attention weights."""
         h = self.ln_1(x)
         if rows is None:
-            a, cache = self.attn(h, mask, past, slots=slots)
+            a, cache, weights = self.attn(h, mask, past, slots=slots, output_attentions=output_attentions)
         else:
             x = x[:, rows]
-            a, cache = self.attn(h[:, rows], None if mask is None else mask[..., rows, :], past, context=h)
+            a, cache, weights = self.attn(h[:, rows], None if mask is None else mask[..., rows, :], past, context=h,
+                                          output_attentions=output_attentions)
         x = x + a
-        return (x if self.mlp is None else x + self.mlp(self.ln_2(x))), cache
+        return (x if self.mlp is None else x + self.mlp(self.ln_2(x))), cache, weights
