@@ -7,9 +7,9 @@ GPU time is lent for minutes, so this script must run the first time: data is ma
 memory (T-Maze oracle episodes from rmdt's own env, a synthetic Atari frame store of random 84x84
 frames in rmdt's store format), nothing is downloaded, and minari / ale_py are never imported.
 For RMDT, DT and every registered model kind (``rmdt.models.registry.MODELS``) on both datasets, at
-the sizes of the repository's configs (``configs/tmaze/*.yaml``, ``configs/atari/breakout_*.yaml``), it
-trains a few dozen steps through Accelerate (mixed precision and, for fp16, its gradient scaler) on the same batches from
-the same initial weights in each precision, and reports:
+the sizes of the repository's configs (``configs/tmaze/*.yaml``, ``configs/atari/breakout_*.yaml``),
+it trains a few dozen steps through Accelerate (mixed precision and, for fp16, its gradient scaler) on
+the same batches from the same initial weights in each precision, and reports:
 
 - losses finite at every step, and bf16 / fp16 following fp32: the first step's loss (same weights,
   same batch) within ``FIRST_TOL`` and the mean of the last quarter of steps within ``TAIL_TOL``

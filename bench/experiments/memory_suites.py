@@ -7,10 +7,11 @@ oracle data by the same trainer and evaluated by the same gymnasium evaluator.
 For each task (a base config ``configs/popgym/<task>.yaml``, ``configs/minigrid/memory.yaml``), model
 (a preset of ``rmdt.presets``, composed as ``model=NAME``) and seed it trains (``seed=S``) and
 evaluates, skipping runs whose evaluation is already on disk, so an interrupted table resumes.
-Writes ``results.json`` (every run's raw and normalised return), ``table.md`` (per task and model: mean and min-max over seeds of the raw return and of
-the normalised score ``100 * (return - random) / (oracle - random)``, with the oracle and random
-references; then the normalised scores as a task x model grid with POPGym's mean over its tasks per
-model, the aggregate the POPGym and memoroid papers report) and ``scores.png``.
+Writes ``results.json`` (every run's raw and normalised return), ``table.md`` (per task and model:
+mean and min-max over seeds of the raw return and of the normalised score
+``100 * (return - random) / (oracle - random)``, with the oracle and random references; then the
+normalised scores as a task x model grid with POPGym's mean over its tasks per model, the aggregate
+the POPGym and memoroid papers report) and ``scores.png``.
 ``--collect`` trains nothing and tabulates the runs already evaluated (a partial table).
 ``--quick`` runs a tiny setting (small data, a few steps, one seed) that only checks the pipeline.
 """
