@@ -24,7 +24,7 @@ def _parameters(function) -> list[tuple[str, object, object]]:
     return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values() if p.name != "self"]
 
 
-@pytest.mark.parametrize("name", ENVS.names())
+@pytest.mark.parametrize("name", list(ENVS))
 def test_every_evaluator_keeps_the_protocol_with_its_signatures(name):
     evaluator = ENVS.evaluator(name)
     assert isinstance(evaluator, Evaluator)
@@ -62,7 +62,7 @@ def test_unknown_names_fail_with_the_closest_name():
 
 
 def test_a_name_is_registered_once_unless_replaced(monkeypatch):
-    monkeypatch.setattr(ENVS, "packages", dict(ENVS.packages))
+    monkeypatch.setattr(ENVS, "entries", dict(ENVS.entries))
     register_env("tmaze", "rmdt.envs.tmaze")  # the same again: nothing to do
     with pytest.raises(ValueError, match="already registered as 'rmdt.envs.tmaze'"):
         register_env("tmaze", "my.tmaze")
@@ -77,7 +77,7 @@ def test_an_env_of_one_module_outside_rmdt_registers_and_resolves(monkeypatch, t
         "    return [{'size': settings.size}]\n\n"
         "def build(size=3, root=None):\n    return f'toy-{size}'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(ENVS, "packages", dict(ENVS.packages))
+    monkeypatch.setattr(ENVS, "entries", dict(ENVS.entries))
     register_env("toy", "toy_env")
     assert ENVS.settings("toy")().size == 3 and ENVS.recipe("toy").build(5) == "toy-5" and "toy" in ENVS.recipe_names()
     from rmdt.config import evaluation_config

@@ -167,7 +167,7 @@ def run_act_plain(policy, batch):
 @pytest.mark.parametrize("memory_tokens", [2, 0])
 @pytest.mark.slow
 def test_probe_of_trained_rmdt_drops_and_of_trained_dt_does_not(monkeypatch, memory_tokens, make_model):
-    monkeypatch.setitem(ENVS.packages, "clue", __name__)  # this module is the env
+    monkeypatch.setitem(ENVS.entries, "clue", __name__)  # this module is the env
     model = make_model(memory_tokens, initializer_range=0.02).train()
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)

@@ -46,3 +46,13 @@ class Recipe(Protocol):
 
     def main(self, argv=None) -> None:
         """The recipe's command line."""
+
+
+def no_default_target(settings) -> None:
+    """``default_target`` of an environment without one: its configs set ``evaluation.target_return``."""
+    return None
+
+
+def settings_unchanged(env_args: dict, trajectories) -> dict:
+    """``settings_from_data`` of an environment whose settings come from the run config alone."""
+    return dict(env_args)

@@ -23,44 +23,25 @@ import importlib
 import importlib.util
 from types import ModuleType
 
+from rmdt.registry import Registry, UnknownName
 from rmdt.suggest import did_you_mean
 
 
-class UnknownEnv(ValueError):
+class UnknownEnv(UnknownName):
     """An environment name, or a part of one, that the registry does not have."""
 
 
-class EnvRegistry:
+class EnvRegistry(Registry[str]):
     """Environment name -> dotted package path; the parts are imported on first use (see the module docstring)."""
 
+    unknown = UnknownEnv
+
     def __init__(self) -> None:
-        self.packages: dict[str, str] = {}
-
-    def register(self, name: str, package: str, replace: bool = False) -> None:
-        """Adds environment ``name`` at ``package`` (a dotted path, not imported now); registering a name again
-        with another package is an error unless ``replace``."""
-        if not replace and self.packages.get(name, package) != package:
-            raise ValueError(f"environment {name!r} is already registered as {self.packages[name]!r} "
-                             "(pass replace=True to change it)")
-        self.packages[name] = package
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.packages
-
-    def __iter__(self):
-        return iter(list(self.packages))
-
-    def __len__(self) -> int:
-        return len(self.packages)
-
-    def names(self) -> list[str]:
-        return list(self.packages)
+        super().__init__("environment")
 
     def package(self, name: str) -> str:
         """The dotted package path of ``name``; UnknownEnv (with the closest name) if it is not registered."""
-        if name not in self.packages:
-            raise UnknownEnv(f"unknown environment {name!r}{did_you_mean(name, self.packages)}")
-        return self.packages[name]
+        return self[name]
 
     def settings(self, name: str) -> type:
         """The ``Settings`` dataclass of ``name``'s ``evaluation.env_args`` (its settings module only)."""
@@ -71,20 +52,20 @@ class EnvRegistry:
         return _part(self._evaluated_by(name), "evaluator", name)
 
     def has_recipe(self, name: str) -> bool:
-        return name in self.packages and _find(self.packages[name], "recipe", "build") is not None
+        return name in self.entries and _find(self.entries[name], "recipe", "build") is not None
 
     def recipe_names(self) -> list[str]:
         """The environments with a dataset recipe (the values ``data.recipe`` takes)."""
-        return [name for name in self.packages if self.has_recipe(name)]
+        return [name for name in self.entries if self.has_recipe(name)]
 
     def recipe(self, name: str) -> ModuleType:
         """The dataset recipe of ``name`` (an ``rmdt.envs.protocol.Recipe``); UnknownEnv if there is none."""
         if not self.has_recipe(name):
             known = self.recipe_names()
-            if name in self.packages:
+            if name in self.entries:
                 raise UnknownEnv(f"environment {name!r} has no dataset recipe{did_you_mean(name, known)}")
             raise UnknownEnv(f"unknown dataset recipe {name!r}{did_you_mean(name, known)}")
-        return _part(self.packages[name], "recipe", name)
+        return _part(self.entries[name], "recipe", name)
 
     def _evaluated_by(self, name: str) -> str:
         """The package whose settings and evaluator ``name`` uses: its own, or the one its ``EVALUATOR`` names."""

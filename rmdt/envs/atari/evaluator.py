@@ -9,6 +9,7 @@ import time
 
 from rmdt.envs.atari.env import AtariEnvs, rom_id
 from rmdt.envs.atari.settings import Settings
+from rmdt.envs.protocol import settings_unchanged as settings_from_data  # noqa: F401  (the Evaluator protocol)
 from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.plotting import episode_returns, pyplot, save_png
@@ -29,11 +30,6 @@ def game_target(game: str) -> float:
 def default_target(settings: Settings) -> float:
     """The target return used when ``evaluation.target_return`` is null: the DT paper's for the game."""
     return game_target(settings.game)
-
-
-def settings_from_data(env_args: dict, trajectories) -> dict:
-    """Unchanged: Atari's settings come from the run config alone."""
-    return dict(env_args)
 
 
 def evaluate(policy, evaluation, settings: Settings, target_return: float, device="cpu", progress: bool = True,

@@ -12,6 +12,8 @@ import numpy as np
 
 from rmdt.envs.memory_maze.env import MemoryMazeVectorEnv
 from rmdt.envs.memory_maze.settings import Settings
+from rmdt.envs.protocol import no_default_target as default_target  # noqa: F401  (the Evaluator protocol)
+from rmdt.envs.protocol import settings_unchanged as settings_from_data  # noqa: F401
 from rmdt.evaluation import target_suffix
 from rmdt.evaluation.rollout import mean_interval, rollout
 from rmdt.plotting import episode_returns, pyplot, save_png
@@ -78,16 +80,6 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
     return [{"maze_size": size, "max_steps": steps, "mean_return": float(np.mean(returns)),
              "ci95": [low, high], "returns": returns, "episodes": episodes,
              "env_steps_per_second": env_steps / seconds}]
-
-
-def default_target(settings: Settings) -> None:
-    """None: Memory Maze has no default, its configs set target_return."""
-    return None
-
-
-def settings_from_data(env_args: dict, trajectories) -> dict:
-    """Unchanged: Memory Maze's settings come from the run config alone."""
-    return dict(env_args)
 
 
 def describe(row: dict) -> str:

@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 
+from rmdt.envs.protocol import no_default_target as default_target  # noqa: F401  (the Evaluator protocol)
+from rmdt.envs.protocol import settings_unchanged as settings_from_data  # noqa: F401
 from rmdt.envs.tmaze.env import TMazeVectorEnv
 from rmdt.envs.tmaze.settings import Settings
 from rmdt.evaluation import by_target, target_suffix
@@ -37,16 +39,6 @@ def evaluate(policy, evaluation, settings: Settings, target_return: float, devic
                         "ci95": [low, high], "episodes": episodes,
                         "env_steps_per_second": out.env_steps / seconds})
     return results
-
-
-def default_target(settings: Settings) -> None:
-    """None: T-Maze has no default, its configs set target_return (1.0, the reward of a correct turn)."""
-    return None
-
-
-def settings_from_data(env_args: dict, trajectories) -> dict:
-    """Unchanged: the settings are the lengths to evaluate, which the data does not decide."""
-    return dict(env_args)
 
 
 def describe(row: dict) -> str:
