@@ -13,16 +13,15 @@ import torch
 from rmdt.envs.registry import ENVS
 
 ROOT = Path(__file__).resolve().parents[1]
-# What every tiny policy starts from; initializer_range 0.2: effects well above rounding.
-TINY_POLICY = dict(obs_shape=[4], num_actions=4, d_model=16, n_layers=1, n_heads=2, initializer_range=0.2)
-TINY_RMDT = dict(context_len=3, memory_tokens=2)
-TINY_RECURRENT = dict(memory_size=4, context_size=2)
+# What every tiny policy starts from (the fields its kind has); initializer_range 0.2: effects well above rounding.
+TINY_POLICY = dict(obs_shape=[4], num_actions=4, context_len=3, d_model=16, n_layers=1, n_heads=2,
+                   initializer_range=0.2, memory_tokens=2, memory_size=4, context_size=2)
 
 
 class TinyPolicies:
     """The tiny-policy factory. ``make(kind=None, seed=0, **fields)`` builds one in eval mode with its
-    weights drawn from ``seed``: kind ``rmdt`` is RMDT / DT, any other kind the recurrent policy of that
-    memory layer (ffm, lru, linear_attention, gru, lstm). ``fields`` are config fields over the defaults;
+    weights drawn from ``seed``, of any kind of the model registry (rmdt: RMDT / DT; ffm, lru, ...: the
+    recurrent policy of that memory layer). ``fields`` are config fields over the defaults;
     an ``act_dim`` makes the actions continuous (unless ``num_actions`` is given too).
     ``with_defaults(kind, **fields)`` is a factory with a test module's own kind and fields."""
 
@@ -33,19 +32,17 @@ class TinyPolicies:
         return TinyPolicies(kind or self.kind, **{**self.defaults, **defaults})
 
     def __call__(self, kind: str | None = None, seed: int = 0, **fields):
-        from rmdt.models import RecurrentConfig, RecurrentModel, RMDTConfig, RMDTModel
+        from rmdt.models.registry import MODELS, config_fields
 
-        kind = kind or self.kind
-        if kind == "rmdt":
-            config_class, model_class, args = RMDTConfig, RMDTModel, {**TINY_POLICY, **TINY_RMDT}
-        else:
-            config_class, model_class = RecurrentConfig, RecurrentModel
-            args = {**TINY_POLICY, **TINY_RECURRENT, "layer": kind}
+        entry = MODELS[kind or self.kind]
+        declared = config_fields(entry.config_class)
+        args = {key: value for key, value in TINY_POLICY.items() if key in declared}
+        args.update(entry.implied)
         args.update(self.defaults)
         if fields.get("act_dim") is not None:
             args["num_actions"] = None
         torch.manual_seed(seed)
-        return model_class(config_class(**{**args, **fields})).eval()
+        return entry.model_class(entry.config_class(**{**args, **fields})).eval()
 
 
 @pytest.fixture
