@@ -16,11 +16,12 @@ DQN-Replay.
 """
 from __future__ import annotations
 
-import difflib
 import re
 
 import numpy as np
 from gymnasium.vector import VectorEnv
+
+from rmdt.suggest import did_you_mean
 
 FRAME_SKIP = 4
 STACK = 4
@@ -37,8 +38,7 @@ def rom_id(game: str) -> str:
     base = match.group(1) if match else game
     name = base if base in known else re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = did_you_mean(name, known, list_known=False)
         raise ValueError(f"unknown Atari game {game!r}: ALE has no ROM {name!r}{hint}")
     return name
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from rmdt.envs import oracle_play
 from rmdt.envs.recipe_cli import show_dataset
+from rmdt.suggest import did_you_mean
 
 DEFAULTS = dict(episodes=1000, random_share=0.1, seed=0)
 LEVELS = ("Easy", "Medium", "Hard")
@@ -146,11 +147,7 @@ def parse_task(task: str) -> tuple[str, str]:
     """``"RepeatFirstEasy"`` or ``"popgym-RepeatFirstEasy-v0"`` -> (task, family)."""
     name = re.sub(r"^popgym-|-v0$", "", task)
     if name not in TASKS:
-        from difflib import get_close_matches
-
-        close = get_close_matches(name, TASKS, n=1)
-        raise ValueError(f"POPGym task {task!r} has no oracle here"
-                         + (f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(TASKS)})"))
+        raise ValueError(f"POPGym task {task!r} has no oracle here{did_you_mean(name, TASKS)}")
     return name, next(f for f in ORACLES if name[len(f):] in LEVELS and name.startswith(f))
 
 
