@@ -17,7 +17,7 @@ from rmdt.atomic import write_text
 from rmdt.config import upgrade
 from rmdt.config.evaluation import EvaluationConfig
 from rmdt.errors import ConfigError
-from rmdt.models.registry import MODELS, check_model_section, model_section
+from rmdt.models.registry import MODELS, check_model_section, model_section, run_facts
 from rmdt.presets import ATOMIC_KEYS, PRESETS
 from rmdt.suggest import did_you_mean
 from rmdt.typed import build, merge, parse_override
@@ -78,7 +78,7 @@ class Config:
     seed: int = 0  # seed of model initialisation and of the window sampler
     data: DataConfig = field(default_factory=DataConfig)
     model: typing.Any = None  # {kind: ..., <that kind's fields>} (rmdt.models.registry), or a preset name
-    training: TrainingConfig = field(default_factory=lambda: TrainingConfig())
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig | None = None
 
     def to_dict(self) -> dict:
@@ -88,24 +88,21 @@ class Config:
         write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _preset_name(model) -> str | None:
-    """The preset a model section names: ``model: NAME`` or ``model: {preset: NAME, ...}``."""
-    if isinstance(model, str):
-        return model
-    return model.get("preset") if isinstance(model, dict) else None
+def _with_preset_section(values: dict) -> dict:
+    """``model: NAME`` (a file's or ``model=NAME`` on the command line) as ``model: {preset: NAME}``."""
+    return {**values, "model": {"preset": values["model"]}} if isinstance(values.get("model"), str) else values
 
 
 def compose(values: dict) -> dict:
     """A run config mapping with its model preset applied underneath it (the preset's values first,
     the file and the command line over them), ``{model}`` in the name filled, ``preset`` dropped."""
-    name = _preset_name(values.get("model"))
+    model = values.get("model")
+    name = model.get("preset") if isinstance(model, dict) else None
     if name is None:
         return values
     if name not in PRESETS:
         raise ConfigError(f"model preset {name!r} is unknown{did_you_mean(name, PRESETS)}", "model")
-    own = dict(values)
-    own["model"] = {k: v for k, v in values["model"].items() if k != "preset"} if isinstance(values["model"], dict) \
-        else {}
+    own = {**values, "model": {k: v for k, v in model.items() if k != "preset"}}
     composed = PRESETS[name].apply(own, dataclasses.asdict(DataConfig()))
     if isinstance(composed.get("name"), str):
         composed["name"] = composed["name"].replace("{model}", name)
@@ -117,8 +114,7 @@ def _apply_override(values: dict, tree: dict) -> dict:
     changes the model (a preset or ``model.kind``) keeps only the fields of the file's model section that
     the new kind has (sizes, the encoder), and one that changes ``evaluation.env`` drops the file's
     ``env_args``: the file wrote those for its own model and environment."""
-    if isinstance(tree.get("model"), str):
-        tree = {**tree, "model": {"preset": tree["model"]}}
+    tree = _with_preset_section(tree)
     change = tree.get("model") if isinstance(tree.get("model"), dict) else {}
     kind = change.get("kind")
     if kind is None and change.get("preset") in PRESETS:
@@ -154,8 +150,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             raise ConfigError(f"override {text!r}: the value is not valid YAML ({error})") from None
     try:
         values = upgrade.upgrade_run_config(values, lambda kind: MODELS[kind].fields if kind in MODELS else ())
-        if isinstance(values, dict) and isinstance(values.get("model"), str):
-            values = {**values, "model": {"preset": values["model"]}}
+        values = _with_preset_section(values) if isinstance(values, dict) else values
         for _, tree in parsed:
             values = _apply_override(values, tree)
         config = _build_config(compose(values))
@@ -253,7 +248,7 @@ def validate(config: Config) -> None:
             parse_schedule(d.num_segments_schedule, d.num_segments)
         except ValueError as error:
             raise ConfigError(str(error), "data.num_segments_schedule") from None
-    check_model_section(config.model, {"context_len": d.context_len, "return_scale": d.return_scale})
+    check_model_section(config.model, run_facts(d))
     validate_run_settings(t)
 
 

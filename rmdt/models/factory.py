@@ -7,7 +7,7 @@ import numpy as np
 
 from rmdt.data.trajectories import Trajectories
 from rmdt.envs.registry import ENVS
-from rmdt.models.registry import MODELS
+from rmdt.models.registry import MODELS, run_facts
 
 
 def observation_statistics(trajectories: Trajectories) -> tuple[list | None, list | None]:
@@ -34,11 +34,6 @@ def evaluation_settings(config, trajectories: Trajectories) -> dict:
     return evaluation
 
 
-def run_facts(config) -> dict:
-    """What the run config's data section decides for every model: K and the return scale."""
-    return {"context_len": config.data.context_len, "return_scale": config.data.return_scale}
-
-
 def build_policy(config, trajectories: Trajectories):
     """A fresh model of ``config.model.kind`` on ``trajectories`` (its evaluation settings travel with it)."""
     mean, std = observation_statistics(trajectories)
@@ -46,5 +41,5 @@ def build_policy(config, trajectories: Trajectories):
     model_config = kind.config(
         config.model, obs_shape=list(trajectories.observations.shape[1:]), num_actions=trajectories.num_actions,
         act_dim=None if trajectories.discrete else int(np.prod(trajectories.actions.shape[1:]) or 1),
-        obs_mean=mean, obs_std=std, evaluation=evaluation_settings(config, trajectories), **run_facts(config))
+        obs_mean=mean, obs_std=std, evaluation=evaluation_settings(config, trajectories), **run_facts(config.data))
     return kind.model_class(model_config)

@@ -25,6 +25,11 @@ DATA_FACTS = ("obs_shape", "num_actions", "act_dim", "obs_mean", "obs_std")  # f
 RUN_FACTS = {"context_len": "data.context_len", "return_scale": "data.return_scale"}  # from the data section
 
 
+def run_facts(data) -> dict:
+    """The ``RUN_FACTS`` of a run config's data section (a DataConfig): K and the return scale."""
+    return {fact: getattr(data, key.removeprefix("data.")) for fact, key in RUN_FACTS.items()}
+
+
 @dataclass(frozen=True)
 class ModelKind:
     name: str
