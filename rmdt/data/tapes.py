@@ -1,4 +1,4 @@
-"""Tape-based batching (seed 001): each batch row is a tape of whole episodes laid end to end.
+"""Tape-based batching (the memoroid paper, arXiv 2402.09900): each batch row is a tape of whole episodes laid end to end.
 
 A tape has no padding and cuts no episode at its start: every episode on it begins at its first
 step, and the start flags that recurrent models reset on are the steps where ``timesteps == 0``.

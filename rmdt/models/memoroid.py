@@ -1,4 +1,4 @@
-"""Memoroids (seed 001): recurrent models whose update is a monoid, so a sequence is one scan.
+"""Memoroids (arXiv 2402.09900): recurrent models whose update is a monoid, so a sequence is one scan.
 
 A monoid is an identity and an associative operator on elements (tuples of tensors shaped
 ``(B, T, ...)`` or, for a carried state, ``(B, ...)``). ``Resettable`` wraps any monoid with a start

@@ -1,6 +1,7 @@
-"""Three memoroid layers (seeds 000, 001): Fast and Forgetful Memory, linear attention and a
-diagonal linear recurrence (LRU / S5 style). Each maps (B, T, size) -> (B, T, size) through one
-resettable scan (``rmdt.models.memoroid``); ``LAYERS`` names them for configs.
+"""Three memoroid layers (FFM, arXiv 2310.04128; memoroids, arXiv 2402.09900): Fast and Forgetful
+Memory, linear attention and a diagonal linear recurrence (LRU / S5 style). Each maps
+(B, T, size) -> (B, T, size) through one resettable scan (``rmdt.models.memoroid``); ``LAYERS`` names
+them (the recurrent model picks its layer in ``rmdt.models.recurrent.MEMORY_LAYERS``).
 """
 from __future__ import annotations
 
@@ -165,7 +166,7 @@ class _InitMemory:
 
 
 class FFM(_InitMemory, MemoroidLayer):
-    """Fast and Forgetful Memory as the reference defines it (DESIGN.md, seed 000).
+    """Fast and Forgetful Memory as the reference defines it (Morad et al., arXiv 2310.04128).
 
     ``y, thru, gate = Linear(x)``; ``S_t = gamma * S_{t-1} + y * sigmoid(in_gate)`` over m traces
     and c contexts with gamma = exp(-alpha + i * omega); ``out = LayerNorm(Linear(Re S, Im S)) *

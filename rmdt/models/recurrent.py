@@ -1,5 +1,5 @@
 """A return-conditioned recurrent policy over memoroid layers (FFM, linear attention, LRU) or
-classic RNNs (GRU, LSTM: the baselines of seed 000), all with the same inputs, blocks and head.
+classic RNNs (GRU, LSTM: the baselines of the FFM paper), all with the same inputs, blocks and head.
 
 Each step is one input, the sum of embeddings of the return-to-go, the observation and the
 previous action (a learned "no action yet" vector at an episode's first step), run through
