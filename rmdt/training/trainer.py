@@ -14,6 +14,7 @@ rmdt.training.resume); a non-finite loss or gradient stops the run before anythi
 from __future__ import annotations
 
 import contextlib
+import gc
 import shutil
 import time
 from dataclasses import dataclass
@@ -133,8 +134,8 @@ def _train(config: Config, processes, run_dir, resume: bool, trajectories) -> Tr
                               project_config=ProjectConfiguration(str(run_dir), str(run_dir / "tensorboard")))
     with contextlib.closing(RunLogger(run_dir, accelerator)) as logger:  # the run folder exists from here on
         optimizer, scheduler = make_optimizer(policy, config, plan.schedule if plan else [[0, t.steps]])
-        model, optimizer, scheduler = accelerator.prepare(LossForward(policy, t.compile), optimizer, scheduler)
-        run = Run(config, run_dir, accelerator, logger, policy, model, optimizer, scheduler,
+        run = Run(config, run_dir, accelerator, logger, policy,
+                  *accelerator.prepare(LossForward(policy, t.compile), optimizer, scheduler),
                   build_sampler(config.data, trajectories, config.seed), rows,
                   plan.schedule if plan else [[0, t.steps]])
         if plan:
@@ -146,8 +147,21 @@ def _train(config: Config, processes, run_dir, resume: bool, trajectories) -> Tr
         params = sum(p.numel() for p in policy.parameters())
         logger.info(f"{type(policy).__name__}: {params:,} parameters; "
                     f"{accelerator.num_processes} process(es), mixed precision {t.mixed_precision}")
-        fit(run)
+        try:
+            fit(run)
+        finally:
+            release_prepared(run)
+        accelerator.wait_for_everyone()  # every process has freed its wrapper before the group goes
     return TrainResult(run_dir=run_dir, policy=policy)
+
+
+def release_prepared(run: Run) -> None:
+    """Frees the prepared model, optimizer and scheduler before ``end_training`` destroys the process
+    group. Their DistributedDataParallel wrapper holds the group: freed later, by a process whose peers
+    have already exited, gloo's teardown waits for them forever."""
+    run.model = run.optimizer = run.scheduler = None
+    run.accelerator.free_memory()
+    gc.collect()
 
 
 @dataclass
