@@ -24,7 +24,11 @@ def error_line(error: BaseException, every_process: bool = False) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from rmdt.presets import PRESETS
+
+    presets = "\n".join(f"  {name:<18}{preset.about}" for name, preset in PRESETS.items())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=f"model presets (model=NAME):\n{presets}")
     parser.add_argument("config", help="YAML file, e.g. configs/tmaze/rmdt.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.steps=2000, or model=PRESET "
                                                      "(a preset of rmdt.presets, e.g. model=ffm)")

@@ -79,3 +79,11 @@ def test_unknown_wrapper_is_named():
     with pytest.raises(ConfigError, match="env_args.wrapper must be one of popgym_flat, minigrid_symbolic"):
         load_config(ROOT / "configs" / "popgym" / "repeat_first_easy.yaml",
                     ["evaluation.env_args={id: popgym-RepeatFirstEasy-v0, wrapper: popgym_flatt}"])
+
+
+def test_train_help_lists_every_preset(capsys, load_script):
+    with pytest.raises(SystemExit):
+        load_script("train.py").main(["--help"])
+    shown = capsys.readouterr().out
+    for name, preset in PRESETS.items():
+        assert f"  {name:<18}{preset.about}" in shown
