@@ -41,12 +41,7 @@ def check_type(value, annotation, key: str):
     return value
 
 
-def field_types(cls) -> dict[str, typing.Any]:
-    """``{field: annotation}`` of a dataclass, its string annotations evaluated in their own module."""
-    return typing.get_type_hints(cls)
-
-
-def build(cls, values, prefix: str, types_: dict | None = None):
+def build(cls, values, prefix: str):
     """``cls(**values)`` with every value checked; nested dataclass fields are built from mappings.
 
     ``cls.unknown_key_hint(key)``, where a class defines it, explains an unknown key better than the
@@ -54,8 +49,8 @@ def build(cls, values, prefix: str, types_: dict | None = None):
     """
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}", prefix.rstrip("."))
-    hints = types_ if types_ is not None else field_types(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name in hints]
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
         if key not in names:

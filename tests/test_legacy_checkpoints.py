@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from rmdt.config import load_config
 from rmdt.evaluation import evaluate_policy, load_policy
@@ -60,6 +61,6 @@ def test_legacy_checkpoint_evaluates_as_before(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_legacy_run_config_loads(name):
     config = load_config(FIXTURES / name / "config.yaml")
-    written = __import__("yaml").safe_load((FIXTURES / name / "config.yaml").read_text())
+    written = yaml.safe_load((FIXTURES / name / "config.yaml").read_text())
     assert config.seed == written["seed"] and config.data.recipe == written["data"]["recipe"]
     assert config.evaluation.env == written["evaluation"]["env"]

@@ -6,17 +6,9 @@ known key), so a typo never silently trains with a default.
 - ``evaluation``: the evaluation section and the environments' own settings;
 - ``upgrade``: the shapes older versions wrote, brought to today's.
 """
-from rmdt.config.evaluation import (
-                                    EvaluationConfig,
-                                    env_settings,
-                                    evaluation_config,
-                                    evaluation_overrides,
-                                    override_evaluation,
-)
-from rmdt.config.run import TRACKERS, Config, DataConfig, TrainingConfig, load_config, validate, validate_run_settings
+from rmdt.config.evaluation import EvaluationConfig, evaluation_config, evaluation_overrides, override_evaluation
+from rmdt.config.run import Config, DataConfig, TrainingConfig, load_config, validate
 from rmdt.errors import ConfigError
-from rmdt.typed import check_type, parse_override
 
-__all__ = ["TRACKERS", "Config", "ConfigError", "DataConfig", "EvaluationConfig", "TrainingConfig", "check_type",
-           "env_settings", "evaluation_config", "evaluation_overrides", "load_config", "override_evaluation",
-           "parse_override", "validate", "validate_run_settings"]
+__all__ = ["Config", "ConfigError", "DataConfig", "EvaluationConfig", "TrainingConfig", "evaluation_config",
+           "evaluation_overrides", "load_config", "override_evaluation", "validate"]

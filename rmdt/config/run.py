@@ -123,7 +123,7 @@ def _apply_override(values: dict, tree: dict) -> dict:
         keep = {"preset", *MODELS[kind].fields} - ({"preset"} if "kind" in change else set())
         values = {**values, "model": {k: v for k, v in values["model"].items() if k in keep}}
     evaluation = values.get("evaluation")
-    new_env = (tree.get("evaluation") or {}).get("env") if isinstance(tree.get("evaluation"), dict) else None
+    new_env = tree["evaluation"].get("env") if isinstance(tree.get("evaluation"), dict) else None
     if new_env is not None and isinstance(evaluation, dict) and evaluation.get("env") != new_env:
         values = {**values, "evaluation": {k: v for k, v in evaluation.items() if k != "env_args"}}
     return merge(values, tree, atomic=ATOMIC_KEYS)
@@ -163,9 +163,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
 def _build_config(values) -> Config:
     if not isinstance(values, dict):
         raise ConfigError(f"config must be a mapping, got {values!r}")
-    types_ = {"name": str, "seed": int, "data": DataConfig, "training": TrainingConfig,
-              "model": typing.Any, "evaluation": typing.Any}
-    rest = build(Config, {k: v for k, v in values.items() if k not in ("model", "evaluation")}, "", types_=types_)
+    rest = build(Config, {k: v for k, v in values.items() if k not in ("model", "evaluation")}, "")
     return dataclasses.replace(rest, model=model_section(values.get("model")),
                                evaluation=build(EvaluationConfig, values.get("evaluation") or {}, "evaluation."))
 

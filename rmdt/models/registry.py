@@ -121,7 +121,7 @@ def model_section(values, prefix: str = "model.") -> typing.Any:
         if key != "kind" and key not in entry.fields and owners:
             raise ConfigError(f"{prefix}{key} is a field of model kind {', '.join(owners)}, not of {kind!r} "
                               f"(fields of {kind}: {', '.join(entry.fields)})", prefix + key)
-    return build(entry.settings, values, prefix, types_={f.name: f.type for f in dataclasses.fields(entry.settings)})
+    return build(entry.settings, values, prefix)
 
 
 def check_model_section(section, facts: dict) -> None:
