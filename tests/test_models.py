@@ -7,6 +7,7 @@ from clue_task import clue_batch
 
 from rmdt.data.segments import Batch
 from rmdt.models import RMDTConfig, RMDTModel, hidden_cache
+from rmdt.models.rmdt import model as rmdt_model
 from rmdt.models.rmdt import segment_mask
 
 K, N, OBS = 4, 3, 3  # context length, segments per window, observation size
@@ -450,11 +451,14 @@ def test_hidden_state_cache_is_detached_but_its_projection_learns(make_model):
     assert model.cache_position.grad.abs().sum() > 0
 
 
-def test_no_host_sync_in_loss_backward_and_act(monkeypatch, make_model):
-    """``.item()``, ``.cpu()``, ``bool(tensor)`` and friends would stall a GPU step; none is used."""
-    model = make_model(memory_update="mrv", grad_segments=2)
+@pytest.mark.parametrize("memory_tokens", [2, 0], ids=["rmdt", "dt"])
+def test_no_host_sync_in_loss_backward_and_act(monkeypatch, make_model, memory_tokens):
+    """``.item()``, ``.cpu()``, ``bool(tensor)`` and friends would stall a GPU step; none is used on a
+    device. (On CPU tensors ``compaction`` reads the mask to skip padding: no device there to wait for.)"""
+    model = make_model(memory_update="mrv", grad_segments=2, memory_tokens=memory_tokens)
     batch = make_batch(model.config, lengths=[12, 6, 3])
     state = model.initial_state(3)
+    monkeypatch.setattr(rmdt_model, "compaction", lambda mask, K: None)  # what it answers for device tensors
 
     def sync(*args, **kwargs):
         raise AssertionError("host sync in the model")
@@ -466,6 +470,18 @@ def test_no_host_sync_in_loss_backward_and_act(monkeypatch, make_model):
     for t in range(K + 1):
         _, state = model.act(state, batch.observations[:, t], batch.actions[:, t], batch.rewards[:, t],
                              batch.returns_to_go[:, t])
+
+
+def test_compaction_reads_cpu_masks_only_and_finds_the_real_work():
+    def mask(*lengths):
+        return torch.arange(8)[None, :] < torch.tensor(lengths)[:, None]
+
+    (rows, k), (rows_1, k_1) = rmdt_model.compaction(mask(5, 2, 3), 4)
+    assert rows is None and k == 4  # every row real, one of them to the end
+    assert rows_1.tolist() == [0] and k_1 == 1  # the first row alone, its first step alone
+    (rows, k), (rows_1, k_1) = rmdt_model.compaction(mask(3, 2), 4)
+    assert rows is None and k == 3 and rows_1.tolist() == [] and k_1 == 0  # then a segment of padding only
+    assert rmdt_model.compaction(mask(5, 2).to("meta"), 4) is None
 
 
 @pytest.mark.parametrize("augmentation", [dict(memory_replay=3), dict(memory_noise=0.5)], ids=["replay", "noise"])
@@ -540,7 +556,8 @@ def test_residual_valve_keeps_memory_slots_apart(make_model):
 @pytest.mark.parametrize("memory_kind", MEMORY_KINDS, ids=MEMORY_IDS)
 def test_output_attentions_are_per_layer_segment_maps_and_change_nothing(memory_kind, make_model):
     """``output_attentions=True``: per layer (B, N, heads, T, T) softmax weights over [cache ; read ; 3K ; write];
-    the predictions and memory are the fused path's up to rounding, and without it there are none."""
+    the predictions (at real steps) and memory are the fused path's up to rounding, and without it there
+    are none."""
     model = make_model(**memory_kind)
     batch = make_batch(model.config, lengths=[3 * K, 2 * K - 1, 4])
     M, C = model.config.memory_tokens, model.config.cache_len
@@ -549,7 +566,7 @@ def test_output_attentions_are_per_layer_segment_maps_and_change_nothing(memory_
         plain = run(model, batch)
         out = run(model, batch, output_attentions=True)
     assert plain.attentions is None
-    torch.testing.assert_close(out.action_preds, plain.action_preds, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.action_preds[batch.mask], plain.action_preds[batch.mask], atol=1e-5, rtol=0)
     torch.testing.assert_close(out.memory, plain.memory, atol=1e-5, rtol=0)
     assert len(out.attentions) == 2 and all(w.shape == (3, N, 2, T, T) for w in out.attentions)
     for w in out.attentions:

@@ -9,10 +9,12 @@ are the job of rmdt.models.rmdt.inference (and rmdt.models.rmdt.sliding for a sl
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -47,14 +49,46 @@ def segment_mask(step_mask: torch.Tensor, memory_tokens: int) -> torch.Tensor:
     diagonal stays open so a padded query never has an empty row (NaN) when M = 0.
     """
     B, K = step_mask.shape
-    M, device = memory_tokens, step_mask.device
-    end, T = memory_tokens + 3 * K, 2 * memory_tokens + 3 * K
-    i = torch.arange(T, device=device)[:, None]
-    j = torch.arange(T, device=device)[None, :]
-    static = (j < M) | ((j <= i) & (i >= M) & (j < end)) | (i >= end)
+    M = memory_tokens
+    static, diagonal = _mask_layout(M, K, step_mask.device)
     ones = step_mask.new_ones(B, M)
     key_ok = torch.cat([ones, step_mask.repeat_interleave(3, dim=1), ones], dim=1)
-    return ((static & key_ok[:, None, :]) | (i == j))[:, None]
+    return ((static & key_ok[:, None, :]) | diagonal)[:, None]
+
+
+@functools.lru_cache(maxsize=256)
+def _mask_layout(M: int, K: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The parts of ``segment_mask`` that depend only on M and K: (T, T) who may see whom, and the
+    diagonal. Made once per layout and device: rebuilding them is a dozen small operators a segment."""
+    with torch.inference_mode(False):
+        end, T = M + 3 * K, 2 * M + 3 * K
+        i = torch.arange(T, device=device)[:, None]
+        j = torch.arange(T, device=device)[None, :]
+        return (j < M) | ((j <= i) & (i >= M) & (j < end)) | (i >= end), i == j
+
+
+@functools.lru_cache(maxsize=256)
+def _output_rows(M: int, K: int, device: torch.device) -> torch.Tensor:
+    """Positions of a segment's observation tokens, then its write tokens (what training reads)."""
+    with torch.inference_mode(False):
+        return torch.cat([M + 1 + 3 * torch.arange(K, device=device), M + 3 * K + torch.arange(M, device=device)])
+
+
+def compaction(mask: torch.Tensor, K: int) -> list[tuple[torch.Tensor | None, int]] | None:
+    """What each segment of ``mask`` (R, N * K) needs computed: ``(rows, k)``, the rows with a real
+    step (None: all) and the leading steps that hold every real one (0: none). Padded rows and
+    trailing padded steps change no real output (their keys are hidden from every other query), so
+    dropping them changes only the work. CPU tensors only: elsewhere the answer would cost a device
+    sync and shapes that change from step to step (None: compute everything)."""
+    if mask.device.type != "cpu":
+        return None
+    by_segment = mask.view(mask.shape[0], -1, K)
+    plan = []
+    for rows, steps in zip(by_segment.any(2).T.tolist(), by_segment.any(0).tolist()):
+        k = max((i + 1 for i, real in enumerate(steps) if real), default=0)
+        index = None if all(rows) else torch.tensor([r for r, real in enumerate(rows) if real], dtype=torch.long)
+        plan.append((index, k))
+    return plan
 
 
 class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
@@ -140,38 +174,45 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
     # ---- training: a whole window ----
     def _segment(self, tokens: torch.Tensor, memory: torch.Tensor, step_mask: torch.Tensor, cache=None,
                  write_only: bool = False, output_attentions: bool = False):
-        """One segment: (B, 3K, d) tokens -> (B, K, d) outputs of its observation tokens, the
-        candidate next memory, the hidden-state cache after it (``cache``: (hidden (B, layers, C,
-        d), valid (B, C)) or None) and the per-layer attention weights (B, heads, T, T) over
-        ``[cache ; segment]`` (``output_attentions``; else None). ``write_only`` returns the candidate
-        memory alone (what a memory replay needs). In training the final block computes only the
-        outputs that are read (the observation and write tokens), unless attentions are asked for."""
-        M, K = self.config.memory_tokens, self.config.context_len
-        x = torch.cat([memory, tokens, memory], dim=1) + self.position(0, 2 * M + 3 * K)
+        """One segment: (B, 3k, d) tokens of its first k <= K steps -> (B, k, d) outputs of its
+        observation tokens, the candidate next memory, the hidden-state cache after it (``cache``:
+        (hidden (B, layers, C, d), valid (B, C)) or None) and the per-layer attention weights (B,
+        heads, T, T) over ``[cache ; segment]`` (``output_attentions``; else None). The steps after
+        the k-th (all padding) keep their place: write tokens sit at their positions for K steps.
+        ``write_only`` returns the candidate memory alone (what a memory replay needs). In training
+        the final block computes only the outputs that are read (the observation and write tokens),
+        unless attentions are asked for."""
+        M, K, k = self.config.memory_tokens, self.config.context_len, step_mask.shape[1]
+        x = torch.cat([memory, tokens, memory], dim=1) + self._positions(k)
         mask, past, inputs = segment_mask(step_mask, M), [None] * len(self.blocks), None
         if cache is not None:
             past = hidden_cache.cache_keys_values(self.blocks, cache[0], self.cache_position)
-            mask = hidden_cache.with_cache_columns(mask, cache[1], M, K)
+            mask = hidden_cache.with_cache_columns(mask, cache[1], M, k)
             inputs = None if write_only else []
-        rows = (slice(M + 3 * K, None) if write_only else
-                self._read_rows(x.device) if self.training and not output_attentions else None)
+        rows = (slice(M + 3 * k, None) if write_only else
+                _output_rows(M, k, x.device) if self.training and not output_attentions else None)
         x, _, weights = self._run(self.drop(x), mask, past, inputs=inputs, rows=rows,
                                   output_attentions=output_attentions and not write_only)
         if write_only:
             return self._update_memory(memory, x)
         if cache is not None:
-            segment = torch.stack([h[:, M:M + 3 * K] for h in inputs], dim=1)
-            cache = hidden_cache.roll(*cache, segment, step_mask.repeat_interleave(3, dim=1))
+            segment = torch.stack([h[:, M:M + 3 * k] for h in inputs], dim=1)
+            valid = step_mask.repeat_interleave(3, dim=1)
+            if k < K:  # the untaken steps enter the cache as the padding they are
+                segment, valid = F.pad(segment, (0, 0, 0, 3 * (K - k))), F.pad(valid, (0, 3 * (K - k)))
+            cache = hidden_cache.roll(*cache, segment, valid)
             if weights is not None:  # cache slots are keys only: zero query rows keep every map square
                 weights = [torch.cat([w.new_zeros(*w.shape[:2], cache[1].shape[1], w.shape[-1]), w], dim=2)
                            for w in weights]
-        obs, write = (x[:, :K], x[:, K:]) if rows is not None else (x[:, M + 1:M + 3 * K:3], x[:, M + 3 * K:])
+        obs, write = (x[:, :k], x[:, k:]) if rows is not None else (x[:, M + 1:M + 3 * k:3], x[:, M + 3 * k:])
         return obs, (self._update_memory(memory, write) if M else memory), cache, weights
 
-    def _read_rows(self, device) -> torch.Tensor:
-        """Positions of a segment's observation tokens, then its write tokens."""
+    def _positions(self, k: int) -> torch.Tensor:
+        """Position embeddings of ``[read M ; (R, o, a) x k ; write M]``, write tokens where K steps put them."""
         M, K = self.config.memory_tokens, self.config.context_len
-        return torch.cat([M + 1 + 3 * torch.arange(K, device=device), M + 3 * K + torch.arange(M, device=device)])
+        if k == K:
+            return self.position(0, 2 * M + 3 * K)
+        return torch.cat([self.position(0, M + 3 * k), self.position(M + 3 * K, 2 * M + 3 * K)])
 
     def forward(self, returns_to_go: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
                 mask: torch.Tensor | None = None, memory: torch.Tensor | None = None,
@@ -181,48 +222,93 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         ``mask`` (B, L) is True on real steps (padding on the right); ``memory`` (B, M, d) continues
         from an earlier window instead of the learned initial memory (the hidden-state cache starts
         empty at every window). The action at step t is predicted from the output of its observation
-        token, which never sees a_t. ``output_attentions``: the output also holds every layer's
-        attention weights, segment by segment (``RMDTOutput.attentions``).
+        token, which never sees a_t; predictions at padded steps are meaningless (zero where the
+        work was skipped). ``output_attentions``: the output also holds every layer's attention
+        weights, segment by segment (``RMDTOutput.attentions``).
         """
         B, L = returns_to_go.shape
-        K, M, every = self.config.context_len, self.config.memory_tokens, self.config.grad_segments
+        K, M, C = self.config.context_len, self.config.memory_tokens, self.config.cache_len
         if L % K:
             raise ValueError(f"window length {L} is not a multiple of context_len K={K}")
         if mask is None:
             mask = torch.ones(B, L, dtype=torch.bool, device=returns_to_go.device)
         steps = rearrange(self._embed_steps(returns_to_go, observations, actions), "b (n k) r d -> b n (k r) d", k=K)
         memory = self.memory.expand(B, -1, -1) if memory is None else memory
-        C = self.config.cache_len
-        cache = hidden_cache.empty(B, len(self.blocks), C, steps.shape[-1], steps) if C else None
         segment = self._segment
-        if self.checkpoint_segments and self.training and torch.is_grad_enabled():
+        recompute = self.checkpoint_segments and self.training and torch.is_grad_enabled()
+        if recompute:
             # The replay count and memory noise are drawn outside, so recomputation repeats only the
             # segment, whose dropout masks come back equal (checkpoint restores the RNG state).
             segment = partial(checkpoint, self._segment, use_reentrant=False)
+        if not M and not C and not output_attentions and not recompute:
+            # Without memory or cache the segments of a window do not depend on each other: one pass
+            # over all B * N of them.
+            preds = self._window_segments(segment, steps.flatten(0, 1), self.memory.expand(B * L // K, -1, -1),
+                                          mask.view(-1, K), None)[0]
+            return RMDTOutput(action_preds=preds.view(B, L, -1), memory=memory)
+        cache = hidden_cache.empty(B, len(self.blocks), C, steps.shape[-1], steps) if C else None
+        plan = None if output_attentions else compaction(mask, K)
         preds, attentions = [], []
         for s in range(L // K):
-            if s and every is not None and s % every == 0:
+            if s and self.config.grad_segments is not None and s % self.config.grad_segments == 0:
                 memory = memory.detach()  # truncated backpropagation through memory
-            step_mask = mask[:, s * K:(s + 1) * K]
-            out, new_memory, new_cache, weights = segment(steps[:, s], memory, step_mask, cache,
-                                                          output_attentions=output_attentions)
-            preds.append(self._head(out))
+            pred, memory, cache, weights = self._window_segments(
+                segment, steps[:, s], memory, mask[:, s * K:(s + 1) * K], cache, plan and plan[s],
+                replay=s < L // K - 1, output_attentions=output_attentions)
+            preds.append(pred)
             attentions.append(weights)
-            if self.training and self.config.memory_replay and M and s < L // K - 1:
-                # Time-warp augmentation: the segment is written again, so later segments learn to
-                # read a memory that has been updated more often than a window allows.
-                for _ in range(int(torch.randint(self.config.memory_replay + 1, ()))):  # CPU RNG: no device sync
-                    new_memory = segment(steps[:, s], new_memory, step_mask, cache, write_only=True)
-            if self.training and self.config.memory_noise:
-                # Perturbed memories teach attractors with wide basins, which slow drift cannot leave.
-                new_memory = new_memory + self.config.memory_noise * torch.randn_like(new_memory)
-            # A segment that is all padding (episode already over) leaves the memory as it was.
-            memory = torch.where(step_mask.any(dim=1)[:, None, None], new_memory, memory)
-            cache = new_cache
         if output_attentions:  # per layer: (B, N, heads, T, T)
             attentions = tuple(torch.stack(layer, dim=1) for layer in zip(*attentions))
         return RMDTOutput(action_preds=torch.cat(preds, dim=1), memory=memory,
                           attentions=attentions if output_attentions else None)
+
+    def _window_segments(self, segment, tokens, memory, step_mask, cache, plan=(), replay: bool = False,
+                         output_attentions: bool = False):
+        """One segment of every row (or, for a DT, every segment of every row at once): (B, K,
+        outputs) predictions, the memory and cache after it, the attention weights. ``plan`` (rows,
+        k) of ``compaction`` (``()``: work it out; None: compute everything) drops the padded work."""
+        if plan == ():
+            plan = (compaction(step_mask, step_mask.shape[1]) or [None])[0]
+        rows, k = plan if plan else (None, step_mask.shape[1])
+        B, K, M = step_mask.shape[0], step_mask.shape[1], self.config.memory_tokens
+        part = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))  # noqa: E731
+        new_memory, new_cache, weights = part(memory), None, None
+        if k:
+            sub_tokens, sub_mask = part(tokens[:, :3 * k]), part(step_mask[:, :k])
+            sub_cache = None if cache is None else (part(cache[0]), part(cache[1]))
+            out, new_memory, new_cache, weights = segment(sub_tokens, part(memory), sub_mask, sub_cache,
+                                                          output_attentions=output_attentions)
+            pred = F.pad(self._head(out), (0, 0, 0, K - k))
+        else:  # nothing real in this segment: no work, no change
+            pred = tokens.new_zeros(len(new_memory), K, self.head.out_features)
+        if self.training and self.config.memory_replay and M and replay:
+            # Time-warp augmentation: the segment is written again, so later segments learn to
+            # read a memory that has been updated more often than a window allows.
+            for _ in range(int(torch.randint(self.config.memory_replay + 1, ()))):  # CPU RNG: no device sync
+                if k:
+                    new_memory = segment(sub_tokens, new_memory, sub_mask, sub_cache, write_only=True)
+        if self.training and self.config.memory_noise:
+            # Perturbed memories teach attractors with wide basins, which slow drift cannot leave.
+            new_memory = new_memory + self.config.memory_noise * part(torch.randn_like(memory))
+        if rows is not None:
+            pred = pred.new_zeros(B, *pred.shape[1:]).index_copy(0, rows, pred)
+        if plan is None:  # a segment that is all padding (episode already over) leaves the memory as it was
+            memory = torch.where(step_mask.any(dim=1)[:, None, None], new_memory, memory)
+        elif k:
+            memory = new_memory if rows is None else memory.index_copy(0, rows, new_memory)
+        if cache is not None:
+            cache = new_cache if rows is None and k else self._merge_cache(cache, new_cache, rows, K)
+        return pred, memory, cache, weights
+
+    def _merge_cache(self, cache, new_cache, rows, K: int):
+        """The cache of every row after a segment of which only ``rows`` were computed (``new_cache``):
+        the others roll in 3K padded tokens, as the full computation would."""
+        B, layers, _, d = cache[0].shape
+        rolled = hidden_cache.roll(*cache, cache[0].new_zeros(B, layers, 3 * K, d),
+                                   cache[1].new_zeros(B, 3 * K))
+        if new_cache is None:
+            return rolled
+        return rolled[0].index_copy(0, rows, new_cache[0]), rolled[1].index_copy(0, rows, new_cache[1])
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross entropy (discrete) or MSE (continuous) averaged over the real steps of the batch."""
