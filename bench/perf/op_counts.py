@@ -192,7 +192,8 @@ def differences(ours: Setup, theirs: Setup) -> dict:
     (a, ga), (b, gb) = grads
     if ga.keys() != gb.keys():
         return {"loss_diff": abs(a - b), "grad_diff": float("nan")}
-    return {"loss_diff": abs(a - b), "grad_diff": max(((ga[n] - gb[n]).abs().max().item() for n in ga if ga[n].numel()), default=0.0)}
+    gaps = ((ga[n] - gb[n]).abs().max().item() for n in ga if ga[n].numel())
+    return {"loss_diff": abs(a - b), "grad_diff": max(gaps, default=0.0)}
 
 
 def plan(args, presets: list[str]) -> list[tuple[str, str, str, list[str]]]:

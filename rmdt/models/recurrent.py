@@ -25,6 +25,7 @@ from rmdt.models.memoroid_layers import FFM, LRU, LinearAttention
 from rmdt.models.policy import Policy, action_loss
 from rmdt.models.policy_config import PolicyConfigChecks
 from rmdt.models.rnn_layers import RNNLayer
+from rmdt.models.transformer import maybe_dropout
 
 
 class RecurrentConfig(PolicyConfigChecks, PretrainedConfig):
@@ -91,7 +92,7 @@ class Block(nn.Module):
         self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.memory = MEMORY_LAYERS[config.layer].build(config)
         self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = maybe_dropout(config.dropout)
 
     def forward(self, x, starts, state):
         y, state = self.memory(self.ln_1(x), starts, state)
@@ -126,7 +127,7 @@ class RecurrentModel(PreTrainedModel, Policy):
         self.embed_return = ReturnEmbedding(d)
         self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
         self.no_action = nn.Parameter(torch.zeros(d))  # "previous action" at an episode's first step
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = maybe_dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.num_actions if self.discrete else config.act_dim)

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 KVCache = tuple[torch.Tensor, torch.Tensor]  # keys, values: (B, n_heads, T, d_model // n_heads)
+
+
+def maybe_dropout(p: float) -> nn.Module:
+    """``nn.Dropout(p)``, or no module at all for p = 0: a dropout of 0 is still one operator a call."""
+    return nn.Dropout(p) if p else nn.Identity()
 
 
 class Attention(nn.Module):
@@ -42,10 +46,11 @@ class Attention(nn.Module):
         self.query = nn.Linear(d_model, d_model)
         self.key_value = nn.Linear(d_model, 2 * d_model)
         self.proj = nn.Linear(d_model, d_model)
-        self.resid_drop = nn.Dropout(dropout)
+        self.resid_drop = maybe_dropout(dropout)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return rearrange(x, "b t (h e) -> b h t e", h=self.n_heads)
+        """(B, T, d) -> (B, heads, T, d / heads)."""
+        return x.view(*x.shape[:2], self.n_heads, -1).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KVCache | None = None,
                 context: torch.Tensor | None = None, slots: torch.Tensor | None = None,
@@ -64,7 +69,7 @@ class Attention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                dropout_p=self.dropout if self.training else 0.0)
-        return self.resid_drop(self.proj(rearrange(y, "b h t e -> b t (h e)"))), (k, v), weights
+        return self.resid_drop(self.proj(y.transpose(1, 2).flatten(2))), (k, v), weights
 
     def _attend_explicitly(self, q, k, v, mask) -> tuple[torch.Tensor, torch.Tensor]:
         """What SDPA computes, with the softmax weights made explicit: (output, weights)."""
@@ -80,7 +85,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(d_model, 4 * d_model)
         self.proj = nn.Linear(4 * d_model, d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = maybe_dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.proj(F.gelu(self.fc(x))))

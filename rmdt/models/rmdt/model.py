@@ -27,7 +27,7 @@ from rmdt.models.policy import Policy, action_loss
 from rmdt.models.rmdt.config import RMDTConfig
 from rmdt.models.rmdt.inference import RMDTRollouts
 from rmdt.models.rmdt.memory_updates import LAYER_NAMES, build_memory_update
-from rmdt.models.transformer import Block, KVCache
+from rmdt.models.transformer import Block, KVCache, maybe_dropout
 
 
 @dataclass
@@ -49,11 +49,10 @@ def segment_mask(step_mask: torch.Tensor, memory_tokens: int) -> torch.Tensor:
     diagonal stays open so a padded query never has an empty row (NaN) when M = 0.
     """
     B, K = step_mask.shape
-    M = memory_tokens
-    static, diagonal = _mask_layout(M, K, step_mask.device)
-    ones = step_mask.new_ones(B, M)
-    key_ok = torch.cat([ones, step_mask.repeat_interleave(3, dim=1), ones], dim=1)
-    return ((static & key_ok[:, None, :]) | diagonal)[:, None]
+    static, diagonal = _mask_layout(memory_tokens, K, step_mask.device)
+    key_ok = F.pad(step_mask[:, :, None].expand(B, K, 3).reshape(B, 1, 1, 3 * K), (memory_tokens, memory_tokens),
+                   value=True)
+    return (static & key_ok) | diagonal
 
 
 @functools.lru_cache(maxsize=256)
@@ -112,7 +111,7 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         self.memory = nn.Parameter(torch.zeros(M, d))  # learned initial memory m_1
         # Learned position of each hidden-state cache slot (rmdt.models.hidden_cache says why).
         self.cache_position = nn.Parameter(torch.zeros(config.cache_len, d)) if config.cache_len else None
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = maybe_dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(d, config.n_heads, config.dropout, config.attn_dropout, config.feed_forward)
                                     for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(d)
