@@ -97,11 +97,28 @@ def test_checkpointing_stores_less_for_backward(make_model):
 
 
 def test_compiled_loss_is_what_the_trainer_calls(monkeypatch, make_model):
-    compiled = []
-    monkeypatch.setattr(torch, "compile", lambda fn: compiled.append(fn) or (lambda batch: ("compiled", batch)))
+    compiled, steps = [], []
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: compiled.append((fn, mode)) or (
+        lambda batch: ("compiled", batch)))
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
     model = make_model()
-    assert LossForward(model, compile=True)("b") == ("compiled", "b") and compiled == [model.loss]
+    assert LossForward(model, compile=True)("b") == ("compiled", "b") and compiled == [(model.loss, None)]
+    assert not steps
+    graphs = LossForward(model, compile="cuda_graphs")  # graphs: each step marks the last one's outputs consumed
+    assert graphs("b") == ("compiled", "b") and graphs("c") == ("compiled", "c")
+    assert compiled[1] == (model.loss, "reduce-overhead")
+    assert len(steps) == 2
     assert LossForward(model)(make_batch())[0].ndim == 0
+
+
+def test_cuda_graphs_are_refused_off_cuda_before_the_run_folder_exists(tiny, tmp_path):
+    from rmdt.training import train
+
+    with pytest.raises(ConfigError, match="training.compile=cuda_graphs captures CUDA graphs, and this run is on cpu"):
+        train(load_config(CONFIG, [*tiny, "training.compile=cuda_graphs"]), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="training.compile must be one of False, True, cuda_graphs, got 'graphs'"):
+        load_config(CONFIG, ["training.compile=graphs"])
 
 
 def test_config_options_are_checked(make_model):

@@ -69,7 +69,11 @@ class TrainingConfig:
     #                                                                  mlflow, aim ([]: none)
     checkpoint_segments: bool = False  # segment models: recompute each segment's activations in backward
     #                                    (the memory of one segment, for about 1.5x the time)
-    compile: bool = False  # torch.compile the policy's loss (docs/performance.md: where it wins)
+    compile: bool | str = False  # true: torch.compile the policy's loss; "cuda_graphs": also capture its
+    #                              forward and backward as CUDA graphs (CUDA only; docs/performance.md)
+
+
+COMPILE_MODES = (False, True, "cuda_graphs")  # training.compile: off, torch.compile, torch.compile + CUDA graphs
 
 
 @dataclass
@@ -230,6 +234,8 @@ def validate(config: Config) -> None:
          f"training.keep_checkpoints must be >= 0 (0 keeps all), got {t.keep_checkpoints}"),
         (t.eval_every >= 0, ("training.eval_every",),
          f"training.eval_every must be >= 0 (0: never), got {t.eval_every}"),
+        (t.compile in COMPILE_MODES, ("training.compile",),
+         f"training.compile must be one of {', '.join(map(str, COMPILE_MODES))}, got {t.compile!r}"),
         (not t.checkpoint_segments or model.checkpointable_segments, ("training.checkpoint_segments",),
          f"training.checkpoint_segments needs a model kind that recomputes segments "
          f"({', '.join(k for k, e in MODELS.items() if e.model_class.checkpointable_segments)}), got {m.kind!r}"),

@@ -13,7 +13,7 @@ from accelerate import PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast_object_list
 
-from rmdt.config import Config
+from rmdt.config import Config, ConfigError
 from rmdt.data import DataError
 from rmdt.data.trajectories import Trajectories
 
@@ -32,7 +32,11 @@ def start_processes(config: Config) -> PartialState:
     use another mixed precision.
     """
     AcceleratorState._reset_state()
-    return PartialState(cpu=cpu_processes(), timeout=timedelta(seconds=config.training.collective_timeout_s))
+    state = PartialState(cpu=cpu_processes(), timeout=timedelta(seconds=config.training.collective_timeout_s))
+    if config.training.compile == "cuda_graphs" and state.device.type != "cuda":
+        raise ConfigError(f"training.compile=cuda_graphs captures CUDA graphs, and this run is on {state.device.type}: "
+                          "use training.compile=true (torch.compile alone) or false", "training.compile")
+    return state
 
 
 def shard_rows(batch_size: int, state: PartialState, grad_accum: int) -> list[slice]:

@@ -48,16 +48,21 @@ from rmdt.training.resume import apply_lr, plan_resume
 class LossForward(torch.nn.Module):
     """Routes ``policy.loss`` through ``forward`` so DistributedDataParallel's gradient hooks see it.
 
-    ``compile``: the loss runs through ``torch.compile`` (the policy itself stays a plain module,
-    so checkpoints and ``act`` do not change).
+    ``compile`` (``training.compile``): the loss runs through ``torch.compile`` (the policy itself
+    stays a plain module, so checkpoints and ``act`` do not change); "cuda_graphs" compiles it in
+    torch's "reduce-overhead" mode, which replays the forward and backward as CUDA graphs (one launch
+    for thousands of small kernels; windows have one fixed shape, so one capture serves every step).
     """
 
-    def __init__(self, policy: torch.nn.Module, compile: bool = False) -> None:
+    def __init__(self, policy: torch.nn.Module, compile: bool | str = False) -> None:
         super().__init__()
-        self.policy = policy
-        self.loss = torch.compile(policy.loss) if compile else policy.loss
+        self.policy, self.graphs = policy, compile == "cuda_graphs"
+        mode = "reduce-overhead" if self.graphs else None
+        self.loss = torch.compile(policy.loss, mode=mode) if compile else policy.loss
 
     def forward(self, batch):
+        if self.graphs:  # the previous step's graph outputs are consumed: their memory may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         return self.loss(batch)
 
 
