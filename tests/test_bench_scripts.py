@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,11 +45,27 @@ def test_bench_scripts_import_no_other_bench_script():
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
                 [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
             assert not any(n.split(".")[0] in stems | {"bench"} for n in names), f"{path.name} imports {names}"
-        # the one sys.path entry: the RATE reference exported outside the repository
-        assert text.count("sys.path") == (1 if path.name == "speed.py" else 0), path.name
+        # sys.path entries for code outside the repository only: the RATE reference (speed.py), another
+        # rmdt checkout to compare with (op_counts.py)
+        assert text.count("sys.path") == {"speed.py": 1, "op_counts.py": 2}.get(path.name, 0), path.name
 
 
 # ---- perf/ ----
+def test_op_counts_against_the_same_checkout_finds_no_difference(capsys, load):
+    """A checkout compared with itself (imported a second time, beside the first): the same operator
+    counts, the same loss and gradients; and the table has a row per asked model."""
+    rows = load("perf/op_counts").main(["--quick", "--suites", "popgym", "--models", "rmdt", "dt", "--repeats", "1",
+                                        "--baseline", str(ROOT)])
+    assert [r["model"] for r in rows] == ["rmdt", "dt"]
+    for row in rows:
+        assert row["train_calls"] == row["baseline"]["train_calls"] > 100
+        assert row["act_calls"] == row["baseline"]["act_calls"] > 10
+        assert row["loss_diff"] == 0 and row["grad_diff"] == 0 and row["flops"] > 0
+    assert rows[1]["train_calls"] < rows[0]["train_calls"]  # a DT's segments run as one batch
+    out = capsys.readouterr().out
+    assert re.search(r"\| popgym +\| rmdt +\|", out) and "calls x" in out
+
+
 @pytest.mark.slow  # a fresh process per memory row
 def test_speed_benchmark_quick_mode(tmp_path, capsys, load):
     """bench/speed.py --quick: every row of the table, ratios and the JSON, without the reference."""

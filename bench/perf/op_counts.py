@@ -187,7 +187,7 @@ def differences(ours: Setup, theirs: Setup) -> dict:
         setup.policy.zero_grad(set_to_none=True)
         loss, _ = setup.policy.loss(setup.batch)
         loss.backward()
-        grads.append((float(loss), {n: p.grad for n, p in setup.policy.named_parameters() if p.grad is not None}))
+        grads.append((float(loss.detach()), {n: p.grad for n, p in setup.policy.named_parameters() if p.grad is not None}))
         setup.policy.zero_grad(set_to_none=True)
     (a, ga), (b, gb) = grads
     if ga.keys() != gb.keys():
