@@ -1,6 +1,7 @@
 """The commands the README and the docs pages show still run as written: every ``train.py`` command on a
 config of the repository loads its config (with its overrides, preset and --import flags stripped of
-placeholders), and every script they name exists."""
+placeholders), every ``python -m rmdt.sweep`` command parses and loads its sweep file (with its
+--tasks, --models and --seeds), and every script they name exists."""
 from __future__ import annotations
 
 import re
@@ -13,7 +14,7 @@ from rmdt.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-COMMAND = re.compile(r"python ((?:train|evaluate)\.py|bench/\S+\.(?:py|sh)|datasets/\S+\.py)([^`\n|]*)")
+COMMAND = re.compile(r"python ((?:train|evaluate)\.py|-m rmdt\.sweep|bench/\S+\.(?:py|sh)|datasets/\S+\.py)([^`\n|]*)")
 
 
 def commands() -> list[tuple[str, str, list[str]]]:
@@ -52,7 +53,28 @@ def test_documented_training_command_loads_its_config(args):
     load_config(ROOT / args[0], positional)
 
 
-@pytest.mark.parametrize("script", sorted({script for _, script, _ in commands() if script not in ("train.py",
-                                                                                                   "evaluate.py")}))
+def sweep_commands():
+    for page, script, args in commands():
+        if script == "-m rmdt.sweep" and args and args[0].startswith("configs/") and not any(
+                set(arg) & set("<>{}[]") for arg in args):
+            yield pytest.param(args, id=f"{page}: {' '.join(args)}")
+
+
+def test_the_docs_show_sweep_commands():
+    assert len(list(sweep_commands())) >= 8
+
+
+@pytest.mark.parametrize("args", list(sweep_commands()))
+def test_documented_sweep_command_loads_its_sweep_file(args):
+    from rmdt.sweep import load_sweep
+    from rmdt.sweep.__main__ import parser
+
+    parsed = parser().parse_args(args)
+    assert load_sweep(ROOT / parsed.sweep, parsed.tasks, parsed.models, parsed.seeds).runs
+    assert all((ROOT / path).is_file() for path in parsed.merge)
+
+
+@pytest.mark.parametrize("script", sorted({script for _, script, _ in commands() if script not in (
+    "train.py", "evaluate.py", "-m rmdt.sweep")}))
 def test_documented_script_exists(script):
     assert (ROOT / script).is_file()

@@ -1,0 +1,124 @@
+"""Ray Tune schedules a sweep's runs: each a trial of a function trainable with the resources it asks
+for (``--cpus-per-run``, fractional ``--gpus-per-run``), as many at once as the cluster holds, a dead
+worker's run retried once, a tqdm bar over the finished runs instead of Tune's tables.
+
+Local by default (Ray starts in this process, on this machine's cores); ``address`` joins a running
+Ray cluster. A sweep resumes through its run folders, not through Tune's experiment state: started
+again it hands Tune only the runs without an evaluation, each resuming from its rmdt checkpoints, so a
+sweep file that gained tasks or seeds still continues what it shares with the old one. Tune's own
+files go to a fresh experiment folder under the sweep's ``tune/`` per start.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from rmdt.atomic import write_text
+from rmdt.progress import progress_bar
+from rmdt.sweep.spec import Run
+from rmdt.sweep.trainable import error_path, tune_trainable
+
+# In every worker: Tune must not move a trial into its own folder, so relative paths of overrides
+# (data.root=...) mean what they mean where the sweep was started.
+WORKER_ENV = {"RAY_CHDIR_TO_TRIAL_DIR": "0"}
+
+
+def start_ray(address: str | None = None, cpus: int | None = None) -> bool:
+    """Starts Ray in this process (on ``cpus`` cores, default all) or joins the cluster at ``address``;
+    False when Ray was already running here (the caller that started it shuts it down)."""
+    if ray.is_initialized():
+        return False
+    common = dict(runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False, logging_level=logging.WARNING)
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, **common)
+    return True
+
+
+def check_fits(cpus_per_run: float, gpus_per_run: float) -> None:
+    """A run asking for more than any node has would wait forever: say so instead."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    for name, wanted in (("CPU", cpus_per_run), ("GPU", gpus_per_run)):
+        most = max((resources.get(name, 0) for resources in nodes), default=0)
+        if wanted > most:
+            raise SystemExit(f"--{name.lower()}s-per-run {wanted:g}: no Ray node has that many {name}s "
+                             f"(the most on one node: {most:g})")
+
+
+class ProgressBar(tune.Callback):
+    """One tqdm step per finished run (evaluated, or failed for good), counting runs retried and failed."""
+
+    def __init__(self, total: int, initial: int) -> None:
+        self.bar = progress_bar(total=total, initial=initial, unit="run", desc="sweep")
+        self.failed = self.retried = 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.bar.update()
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.retried += 1
+        self.bar.set_postfix(failed=self.failed, retried=self.retried)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed += 1
+        self.bar.set_postfix(failed=self.failed, retried=self.retried)
+        self.bar.update()
+
+    def on_experiment_end(self, trials, **info):
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def legacy_output():
+    """Tune's legacy reporter, which prints nothing at verbosity 0 (the newer one always prints its
+    experiment header and trial errors)."""
+    before = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["RAY_AIR_NEW_OUTPUT"]
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = before
+
+
+def _trial_name(trial) -> str:
+    return trial.config["run"]
+
+
+def run_with_tune(runs: list[Run], runs_dir: Path, tune_dir: Path, cpus_per_run: float = 1, gpus_per_run: float = 0,
+                  done: int = 0) -> dict[str, str]:
+    """Trains and evaluates ``runs`` as Tune trials on the running Ray (``start_ray``); ``done``: runs of
+    the sweep finished before, for the bar. Returns run name -> error for the runs that failed twice."""
+    check_fits(cpus_per_run, gpus_per_run)
+    threads = max(1, int(cpus_per_run))
+    trainable = tune.with_resources(
+        tune.with_parameters(tune_trainable, runs={run.name: run for run in runs}, runs_dir=str(runs_dir.resolve())),
+        {"cpu": cpus_per_run, "gpu": gpus_per_run})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"run": tune.grid_search([run.name for run in runs]), "threads": threads, "gpus": gpus_per_run},
+        tune_config=tune.TuneConfig(trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tune_dir.resolve()), name=time.strftime("%Y%m%d-%H%M%S"),
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=1),
+                                  callbacks=[ProgressBar(done + len(runs), done)]))
+    with legacy_output():
+        results = tuner.fit()
+    failed = {}
+    for result in results:
+        run_dir = runs_dir / result.config["run"]
+        if result.error is not None:
+            failed[result.config["run"]] = str(result.error)
+            write_text(error_path(run_dir), str(result.error))
+        else:
+            error_path(run_dir).unlink(missing_ok=True)
+    return failed
