@@ -1,6 +1,7 @@
 """Ray Tune schedules a sweep's runs: each a trial of a function trainable with the resources it asks
 for (``--cpus-per-run``, fractional ``--gpus-per-run``), as many at once as the cluster holds, a dead
-worker's run retried once, a tqdm bar over the finished runs instead of Tune's tables.
+worker's run retried once, a tqdm bar over the finished runs instead of Tune's tables. The datasets
+the runs' recipes make are built first, once each, as Ray tasks.
 
 Local by default (Ray starts in this process, on this machine's cores); ``address`` joins a running
 Ray cluster. A sweep resumes through its run folders, not through Tune's experiment state: started
@@ -11,6 +12,7 @@ files go to a fresh experiment folder under the sweep's ``tune/`` per start.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -37,8 +39,8 @@ def start_ray(address: str | None = None, cpus: int | None = None) -> bool:
     common = dict(runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False, logging_level=logging.WARNING)
     if address:
         ray.init(address=address, **common)
-    else:
-        ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, **common)
+    else:  # "local": a Ray of its own even when RAY_ADDRESS or a `ray start` cluster is about
+        ray.init(address="local", num_cpus=cpus or os.cpu_count(), include_dashboard=False, **common)
     return True
 
 
@@ -58,6 +60,9 @@ class ProgressBar(tune.Callback):
     def __init__(self, total: int, initial: int) -> None:
         self.bar = progress_bar(total=total, initial=initial, unit="run", desc="sweep")
         self.failed = self.retried = 0
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment; a bar's stream does not
+        return {key: value for key, value in self.__dict__.items() if key != "bar"}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.bar.update()
@@ -90,6 +95,32 @@ def legacy_output():
             os.environ["RAY_AIR_NEW_OUTPUT"] = before
 
 
+@ray.remote(num_cpus=1)
+def _build_dataset(recipe: str, args: dict, root: str | None) -> str:
+    from rmdt.envs.registry import ENVS
+
+    return ENVS.recipe(recipe).build(**args, root=root)
+
+
+def build_datasets(runs: list[Run]) -> None:
+    """Builds each distinct dataset the runs' recipes name once, as Ray tasks, before any run starts:
+    else every run of a task would build the same dataset at the same time (correct, as builds are
+    atomic, but a build each). A build that fails is left to the runs, which fail with its error."""
+    from rmdt.config import load_config
+
+    wanted, seen = set(), set()
+    for run in runs:
+        settings = (run.config, tuple(o for o in run.overrides if not o.startswith("seed=")))
+        if settings not in seen:
+            seen.add(settings)
+            data = load_config(run.config, list(run.overrides)).data
+            if data.recipe is not None:
+                wanted.add((data.recipe, json.dumps(data.recipe_args, sort_keys=True), data.root))
+    for build in [_build_dataset.remote(recipe, json.loads(args), root) for recipe, args, root in sorted(wanted)]:
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(build)
+
+
 def _trial_name(trial) -> str:
     return trial.config["run"]
 
@@ -99,6 +130,7 @@ def run_with_tune(runs: list[Run], runs_dir: Path, tune_dir: Path, cpus_per_run:
     """Trains and evaluates ``runs`` as Tune trials on the running Ray (``start_ray``); ``done``: runs of
     the sweep finished before, for the bar. Returns run name -> error for the runs that failed twice."""
     check_fits(cpus_per_run, gpus_per_run)
+    build_datasets(runs)
     threads = max(1, int(cpus_per_run))
     trainable = tune.with_resources(
         tune.with_parameters(tune_trainable, runs={run.name: run for run in runs}, runs_dir=str(runs_dir.resolve())),
