@@ -8,7 +8,8 @@ Trains and evaluates every run of the sweep file that has no evaluation yet (``<
 on Ray Tune, then writes ``<out>/results.json``, ``table.md`` and ``scores.png`` over all evaluated
 runs. Started again with the same command it continues where it stopped: finished runs are never
 retrained, interrupted ones resume from their last checkpoint. A run that fails twice is listed in the
-table with its error (the whole text in its folder's sweep_error.txt) and the exit status is 1.
+table with its error (the whole text in its folder's sweep_error.txt). Exit status: 0 when every run is
+evaluated, 1 when one failed, 130 when interrupted (Ctrl+C) before every run had finished.
 """
 from __future__ import annotations
 
@@ -48,6 +49,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_on_ray(args, runs: list, out: Path, done: int) -> None:
+    """The runs on Ray Tune: Ray started here (and shut down after) unless ``--address`` names one."""
+    from rmdt.sweep import launch
+
+    started = launch.start_ray(args.address, args.cpus)
+    try:
+        launch.run_with_tune(runs, out / "runs", out / "tune", args.cpus_per_run, args.gpus_per_run, done)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def collected(runs: list, runs_dir: Path) -> tuple[list, dict]:
+    """The rows of the evaluated runs, and run name -> error of the failed ones."""
+    rows = [result_row(run, report_path(runs_dir / run.name)) for run in runs
+            if report_path(runs_dir / run.name).is_file()]
+    failed = {run.name: error_path(runs_dir / run.name).read_text() for run in runs
+              if not report_path(runs_dir / run.name).is_file() and error_path(runs_dir / run.name).is_file()}
+    return rows, failed
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -56,31 +80,23 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: {error}") from None
     out = Path(args.out or Path("runs") / Path(args.sweep).stem)
     runs_dir = out / "runs"
-    pending = [run for run in sweep.runs if not report_path(runs_dir / run.name).is_file()]
-    if pending and not args.collect:
-        from rmdt.sweep import launch
-
-        started = launch.start_ray(args.address, args.cpus)
-        try:
-            launch.run_with_tune(pending, runs_dir, out / "tune", args.cpus_per_run, args.gpus_per_run,
-                                 done=len(sweep.runs) - len(pending))
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
-    rows = [result_row(run, report_path(runs_dir / run.name)) for run in sweep.runs
-            if report_path(runs_dir / run.name).is_file()]
-    failed = {run.name: error_path(runs_dir / run.name).read_text() for run in sweep.runs
-              if not report_path(runs_dir / run.name).is_file() and error_path(runs_dir / run.name).is_file()}
+    pending = [] if args.collect else [run for run in sweep.runs if not report_path(runs_dir / run.name).is_file()]
+    if pending:
+        train_on_ray(args, pending, out, done=len(sweep.runs) - len(pending))
+    rows, failed = collected(sweep.runs, runs_dir)
+    stopped = [run for run in pending if not report_path(runs_dir / run.name).is_file() and run.name not in failed]
+    if stopped:  # Tune ends before every run has finished or failed only when interrupted (Ctrl+C)
+        print(f"interrupted: {len(stopped)} run(s) unfinished; the same command continues them", file=sys.stderr)
     extra = merged(args.merge, {row_key(r) for r in rows}, {run.key for run in sweep.runs})
     order = {run.key: i for i, run in enumerate(sweep.runs)}
     rows = sorted(rows + extra, key=lambda r: order[row_key(r)])
     if not rows and not failed:
+        if stopped:
+            return 130
         raise SystemExit(f"no evaluated runs in {runs_dir} for this sweep")
     print(write_results(out, rows, failed))
     print(f"results: {out / 'results.json'}\ntable:   {out / 'table.md'}\nplot:    {out / 'scores.png'}")
-    return 1 if failed else 0
+    return 130 if stopped else 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -126,9 +126,10 @@ def _trial_name(trial) -> str:
 
 
 def run_with_tune(runs: list[Run], runs_dir: Path, tune_dir: Path, cpus_per_run: float = 1, gpus_per_run: float = 0,
-                  done: int = 0) -> dict[str, str]:
+                  done: int = 0) -> None:
     """Trains and evaluates ``runs`` as Tune trials on the running Ray (``start_ray``); ``done``: runs of
-    the sweep finished before, for the bar. Returns run name -> error for the runs that failed twice."""
+    the sweep finished before, for the bar. A run that failed twice gets its error in its folder
+    (``error_path``); one that finished has it removed."""
     check_fits(cpus_per_run, gpus_per_run)
     build_datasets(runs)
     threads = max(1, int(cpus_per_run))
@@ -145,12 +146,9 @@ def run_with_tune(runs: list[Run], runs_dir: Path, tune_dir: Path, cpus_per_run:
                                   callbacks=[ProgressBar(done + len(runs), done)]))
     with legacy_output():
         results = tuner.fit()
-    failed = {}
     for result in results:
-        run_dir = runs_dir / result.config["run"]
+        run_dir = runs_dir / Path(result.path).name  # the trial's folder is named after its run
         if result.error is not None:
-            failed[result.config["run"]] = str(result.error)
             write_text(error_path(run_dir), str(result.error))
         else:
             error_path(run_dir).unlink(missing_ok=True)
-    return failed
