@@ -30,10 +30,11 @@ def commands() -> list[tuple[str, str, list[str]]]:
     return found
 
 
-def train_commands():
-    """``train.py configs/...`` commands with concrete arguments (no ``<placeholder>``, ``{a,b}`` or ``[...]``)."""
-    for page, script, args in commands():
-        if script == "train.py" and args and args[0].startswith("configs/") and not any(
+def concrete_commands(script: str):
+    """``<script> configs/...`` commands (``train.py``, ``-m rmdt.sweep``) with concrete arguments (no
+    ``<placeholder>``, ``{a,b}`` or ``[...]``)."""
+    for page, found, args in commands():
+        if found == script and args and args[0].startswith("configs/") and not any(
                 set(arg) & set("<>{}[]") for arg in args):
             yield pytest.param(args, id=f"{page}: {' '.join(args)}")
 
@@ -42,7 +43,7 @@ def test_the_docs_show_commands():
     assert len([c for c in commands() if c[1] == "train.py"]) >= 20
 
 
-@pytest.mark.parametrize("args", list(train_commands()))
+@pytest.mark.parametrize("args", list(concrete_commands("train.py")))
 def test_documented_training_command_loads_its_config(args):
     positional, flags = [], iter(args[1:])
     for arg in flags:
@@ -53,18 +54,11 @@ def test_documented_training_command_loads_its_config(args):
     load_config(ROOT / args[0], positional)
 
 
-def sweep_commands():
-    for page, script, args in commands():
-        if script == "-m rmdt.sweep" and args and args[0].startswith("configs/") and not any(
-                set(arg) & set("<>{}[]") for arg in args):
-            yield pytest.param(args, id=f"{page}: {' '.join(args)}")
-
-
 def test_the_docs_show_sweep_commands():
-    assert len(list(sweep_commands())) >= 8
+    assert len(list(concrete_commands("-m rmdt.sweep"))) >= 8
 
 
-@pytest.mark.parametrize("args", list(sweep_commands()))
+@pytest.mark.parametrize("args", list(concrete_commands("-m rmdt.sweep")))
 def test_documented_sweep_command_loads_its_sweep_file(args):
     from rmdt.sweep import load_sweep
     from rmdt.sweep.__main__ import parser

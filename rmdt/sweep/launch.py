@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from unittest import mock
 
 import ray
 from ray import tune
@@ -80,21 +81,6 @@ class ProgressBar(tune.Callback):
         self.bar.close()
 
 
-@contextlib.contextmanager
-def legacy_output():
-    """Tune's legacy reporter, which prints nothing at verbosity 0 (the newer one always prints its
-    experiment header and trial errors)."""
-    before = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["RAY_AIR_NEW_OUTPUT"]
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = before
-
-
 @ray.remote(num_cpus=1)
 def _build_dataset(recipe: str, args: dict, root: str | None) -> str:
     from rmdt.envs.registry import ENVS
@@ -139,12 +125,16 @@ def run_with_tune(runs: list[Run], runs_dir: Path, tune_dir: Path, cpus_per_run:
     tuner = tune.Tuner(
         trainable,
         param_space={"run": tune.grid_search([run.name for run in runs]), "threads": threads, "gpus": gpus_per_run},
+        # reuse_actors: a worker process trains one run after another, so a run does not pay for a fresh
+        # Python importing torch and rmdt (each run sets its seed, threads and Accelerate state itself)
         tune_config=tune.TuneConfig(trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
                                     reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tune_dir.resolve()), name=time.strftime("%Y%m%d-%H%M%S"),
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=1),
                                   callbacks=[ProgressBar(done + len(runs), done)]))
-    with legacy_output():
+    # Tune's legacy reporter prints nothing at verbosity 0 (the newer one always prints its experiment
+    # header and trial errors); the variable is read by fit() in this process
+    with mock.patch.dict(os.environ, {"RAY_AIR_NEW_OUTPUT": "0"}):
         results = tuner.fit()
     for result in results:
         run_dir = runs_dir / Path(result.path).name  # the trial's folder is named after its run
