@@ -143,6 +143,15 @@ def test_a_killed_worker_resumes_its_run_from_its_checkpoint(ray_cluster, sweep,
     assert "failed run" not in (out / "table.md").read_text()
 
 
+def test_runs_asking_for_more_than_a_node_has_are_refused_not_left_waiting(ray_cluster, sweep, tmp_path):
+    refused = r"-per-run {}: no Ray node has that many {} \(the most on one node: {}\)"
+    with pytest.raises(SystemExit, match=refused.format(3, "CPUs", 2)):
+        main([str(sweep), "--out", str(tmp_path), "--cpus-per-run", "3"])
+    with pytest.raises(SystemExit, match=refused.format(0.25, "GPUs", 0)):
+        main([str(sweep), "--out", str(tmp_path), "--gpus-per-run", "0.25"])
+    assert not (tmp_path / "runs").exists()
+
+
 def test_each_dataset_is_built_once_before_the_runs_start(ray_cluster, tmp_path):
     from rmdt.sweep.launch import build_datasets
 
