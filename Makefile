@@ -13,7 +13,7 @@ QUICKSTART_RUN := runs/quickstart__$(shell date +%Y%m%d-%H%M%S)
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,docs,atari,memory-maze,mujoco,popgym,minigrid]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,docs,atari,memory-maze,mujoco,popgym,minigrid,sweep]"
 	touch $@
 
 quickstart: $(VENV)/.installed

@@ -1,6 +1,7 @@
 """One-command accelerator check: every model kind, T-Maze and Atari, fp32 / bf16 / fp16, compile on/off.
 
-    PYTHONPATH=. python3 bench/gpu_check.py --out gpu_check.json   # on a GPU, under 8 minutes
+    PYTHONPATH=. python3 bench/gpu_check.py --out gpu_check.json   # on a GPU: the rows, under 8 minutes, then the sweep
+    PYTHONPATH=. python3 bench/gpu_check.py --no-rows --sweep       # the sweep alone
     python bench/gpu_check.py --device cpu --tiny                    # seconds; the test suite runs it
 
 GPU time is lent for minutes, so this script must run the first time: data is made on the spot in
@@ -22,10 +23,18 @@ the same batches from the same initial weights in each precision, and reports:
 - ``act`` steps/s (environments x steps per second, policy only, no environment), peak device memory;
 - one row per (env, model) with ``torch.compile`` on (after all the eager rows, RMDT first).
 
-No row starts after ``--budget`` seconds (it says so), so the run ends within about budget + one row.
+No row starts after ``--budget`` seconds (it says so), so the rows end within about budget + one row.
 A row that fails is recorded with its error and the script goes on; the exit status is 1 if any
 row failed or any check did not hold. One table is printed; ``--out`` gets the JSON, rewritten
 after every row so that a killed run leaves what it measured.
+
+Then (on a GPU, or with ``--sweep``) the POPGym Easy table, every model of the memory-suite sweep on
+its nine POPGym tasks with 3 seeds (243 runs as ``configs/sweeps/memory_suites.yaml`` sets them), as
+one Ray sweep (``rmdt.sweep``) that packs the GPU: each run holds one CPU and ``--sweep-gpus-per-run``
+of the GPU (default: one core's share, so every core trains a run on it). It prints the wall time
+against the goal of ``SWEEP_GOAL_S``; the JSON gets it with the sweep's table, and a failed run makes
+the exit status 1. Datasets are built on the spot by the tasks' recipes; run folders go to
+``--sweep-out``, and a sweep started again there resumes.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -63,6 +73,8 @@ TINY = ["data.context_len=4", "data.num_segments=2", "data.tape_len=8", "model.d
         "model.n_heads=2", "model.memory_size=4", "model.context_size=2", "training.batch_size=4",
         "training.warmup_steps=1"]
 DISTINCT_BATCHES = 8  # batches held on the device and cycled (Atari batches are ~0.3 GB each)
+SWEEP = ROOT / "configs" / "sweeps" / "memory_suites.yaml"
+SWEEP_GOAL_S = 600.0  # the POPGym Easy table on one GPU within 10 minutes
 
 
 def config_for(env: str, kind: str, tiny: bool, extra: list[str] = ()):
@@ -260,7 +272,39 @@ def print_table(rows: list[dict]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
 
 
-def main(argv=None) -> int:
+def sweep_args(args) -> list[str]:
+    """The sweep's command line (``python -m rmdt.sweep``): the memory-suite sweep's POPGym tasks."""
+    from rmdt.sweep import load_sweep
+
+    tasks = [task for task in load_sweep(SWEEP).tasks if task.startswith("popgym/")]
+    share = args.sweep_gpus_per_run or 1 / (os.cpu_count() or 1)
+    return [str(SWEEP), "--tasks", *tasks, "--seeds", *map(str, args.sweep_seeds), "--out", args.sweep_out,
+            "--cpus-per-run", "1", "--gpus-per-run", f"{share:.4g}"]
+
+
+def sweep_check(args) -> dict:
+    """Runs the POPGym Easy sweep and times it (see the module docstring)."""
+    from rmdt.sweep import load_sweep
+    from rmdt.sweep.__main__ import main as sweep_main
+    from rmdt.sweep.__main__ import parser as sweep_parser
+
+    argv = sweep_args(args)
+    parsed = sweep_parser().parse_args(argv)
+    runs = len(load_sweep(parsed.sweep, parsed.tasks, parsed.models, parsed.seeds).runs)
+    print(f"sweep: {runs} runs, {parsed.gpus_per_run:g} GPU and {parsed.cpus_per_run:g} CPU each", flush=True)
+    begin = time.perf_counter()
+    status = sweep_main(argv)
+    seconds = time.perf_counter() - begin
+    verdict = "within" if seconds <= SWEEP_GOAL_S else "over"
+    print(f"sweep: {runs} runs in {seconds:.0f} s wall ({seconds / 60:.1f} min), {verdict} the goal of "
+          f"{SWEEP_GOAL_S:.0f} s ({SWEEP_GOAL_S / 60:.0f} min); {runs / seconds * 3600:.0f} runs per hour")
+    out = Path(parsed.out)
+    return {"command": "python -m rmdt.sweep " + " ".join(argv), "runs": runs, "seconds": seconds,
+            "goal_s": SWEEP_GOAL_S, "within_goal": seconds <= SWEEP_GOAL_S, "failed": status != 0,
+            "table": (out / "table.md").read_text() if (out / "table.md").is_file() else None}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     parser.add_argument("--tiny", action="store_true", help="tiny models and data, a few steps (the CPU test)")
@@ -278,7 +322,22 @@ def main(argv=None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config overrides for every row, e.g. training.batch_size=32")
     parser.add_argument("--out", default=None, help="write the JSON report here")
+    parser.add_argument("--rows", action=argparse.BooleanOptionalAction, default=True,
+                        help="the per-model rows (default on; --no-rows: the sweep only)")
+    parser.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=None,
+                        help="the POPGym Easy sweep on Ray (default: on a GPU unless --tiny)")
+    parser.add_argument("--sweep-gpus-per-run", type=float, default=None,
+                        help="GPU share of each sweep run (default 1 / CPU cores)")
+    parser.add_argument("--sweep-seeds", type=int, nargs="+", default=[0, 1, 2], help="the sweep's seeds")
+    parser.add_argument("--sweep-out", default="runs/gpu_check_sweep", help="the sweep's folder")
     args = parser.parse_args(argv)
+    if args.sweep is None:
+        args.sweep = args.device.startswith("cuda") and not args.tiny
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     begin = time.perf_counter()
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -298,13 +357,15 @@ def main(argv=None) -> int:
             "compile_backend": backend}
     rows, data = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        data["tmaze"] = tmaze_oracle(40 if args.tiny else 2000, 10 if args.tiny else 88)
-        if "atari" in args.envs:  # episodes of 20-40 (tiny) or 200-400 steps
+        envs = args.envs if args.rows else []
+        if "tmaze" in envs:
+            data["tmaze"] = tmaze_oracle(40 if args.tiny else 2000, 10 if args.tiny else 88)
+        if "atari" in envs:  # episodes of 20-40 (tiny) or 200-400 steps
             length = 40 if args.tiny else 400
             lengths = np.random.default_rng(0).integers(length // 2, length + 1, size=3 if args.tiny else 24)
             data["atari"] = random_frame_store(Path(tmp) / "store", lengths)
-        plan = [(env, kind, p, False) for env in args.envs for kind in models for p in precisions]
-        if not args.no_compile:  # most wanted first, while the budget lasts (tiny: RMDT only)
+        plan = [(env, kind, p, False) for env in envs for kind in models for p in precisions]
+        if envs and not args.no_compile:  # most wanted first, while the budget lasts (tiny: RMDT only)
             plan += [(env, kind, compile_precision, True) for kind in (models[:1] if args.tiny else models)
                      for env in args.envs]
         references, flops, cached = {}, {}, {}
@@ -340,7 +401,14 @@ def main(argv=None) -> int:
                 write_report(args.out, rows, meta, begin)
             print(f"  {env} {kind} {precision}{' compiled' if compiled else ''}:",
                   (row.get("error") or f"{row['step_ms']:.1f} ms/step"), flush=True)
-    print_table(rows)
+    if rows:
+        print_table(rows)
+    if args.sweep:
+        try:
+            meta["sweep"] = sweep_check(args)
+        except (Exception, SystemExit) as error:  # the rows' report is still written
+            meta["sweep"] = {"failed": True, "error": "".join(traceback.format_exception_only(type(error), error))}
+            print(traceback.format_exc(), file=sys.stderr)
     report = write_report(args.out, rows, meta, begin)
     if args.out:
         print(f"wrote {args.out}")
@@ -350,6 +418,7 @@ def main(argv=None) -> int:
 
 def write_report(path: str | None, rows: list[dict], meta: dict, begin: float) -> dict:
     failed = [r for r in rows if r.get("problems") or "error" in r and not r["error"].startswith("skipped")]
+    failed += [meta["sweep"]] if meta.get("sweep", {}).get("failed") else []
     report = {**meta, "seconds": time.perf_counter() - begin, "failed": len(failed), "rows": rows}
     if path:
         write_text(path, json.dumps(report, indent=1))

@@ -31,7 +31,7 @@ def load(load_script):
 def test_every_bench_script_is_run_by_a_test():
     tests = "".join(path.read_text() for path in (ROOT / "tests").glob("test_*.py"))
     scripts = sorted(p.relative_to(BENCH).as_posix() for p in BENCH.rglob("*") if p.suffix in (".py", ".sh"))
-    assert len(scripts) >= 14
+    assert len(scripts) >= 13
     for script in scripts:
         assert f'"{script.removesuffix(".py")}"' in tests or f'"{script}"' in tests, f"no test runs bench/{script}"
 
@@ -211,70 +211,6 @@ def test_table_averages_seeds_per_model(tmp_path, capsys, load):
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_memory_suites_table_spreads_seeds_and_averages_popgym_tasks(tmp_path, load):
-    bench = load("experiments/memory_suites")
-    rows = [dict(task=t, model=m, seed=s, **{"return": r, "normalised": n, "ref_min": -0.5, "ref_max": 1.0})
-            for t, m, s, r, n in [("popgym/a", "gru", 0, 1.0, 100.0), ("popgym/a", "gru", 1, 0.25, 50.0),
-                                  ("popgym/b", "gru", 0, -0.5, 0.0), ("minigrid/memory", "gru", 0, 0.4, 30.0),
-                                  ("popgym/b", "rmdt", 0, 0.5, 66.66), ("popgym/b", "rmdt", 1, 0.5, 66.69)]]
-    lines = bench.table(rows).splitlines()
-    assert lines[2] == "| popgym/a | gru | 2 | 0.62 (0.25 to 1.00) | 75.00 (50.00 to 100.00) | 1.000 | -0.500 |"
-    grid = lines[lines.index("") + 1:]
-    assert grid[0] == "| normalised, mean (min to max) over seeds | rmdt | gru |"  # models in MODELS order
-    assert grid[2:] == ["| popgym/a | - | 75.0 (50.0 to 100.0) |", "| popgym/b | 66.7 | 0.0 |",
-                        "| minigrid/memory | - | 30.0 |",  # the mean of the tasks' means; MiniGrid left out:
-                        "| POPGym mean over tasks | 66.7 (1 task) | 37.5 (2 tasks) |"]
-    bench.plot(rows, tmp_path / "scores.png")
-    assert (tmp_path / "scores.png").stat().st_size > 0
-
-
-def test_memory_suites_has_a_config_for_every_task_and_model(load):
-    """A row the table promises must have a config users can train with train.py."""
-    from rmdt.config import load_config
-
-    bench = load("experiments/memory_suites")
-    for task in bench.TASKS:
-        for model in bench.MODELS:
-            config = load_config(bench.config_path(task), [f"model={model}"])
-            assert config.name == f"{task.replace('/', '_')}_{model}", (task, model)
-    replay = load_config(bench.config_path("popgym/count_recall_easy"), ["model=rmdt_replay"])
-    assert replay.model.kind == "rmdt" and replay.model.memory_replay == 3
-
-
-def test_memory_suites_collect_tabulates_evaluated_runs_and_trains_nothing(tmp_path, capsys, load):
-    bench = load("experiments/memory_suites")
-    with pytest.raises(SystemExit, match="no evaluated runs"):
-        bench.main(["--collect", "--out", str(tmp_path), "--tasks", "popgym/count_recall_easy"])
-    report = tmp_path / "runs" / "popgym_count_recall_easy_ffm__1" / "eval" / "results.json"
-    report.parent.mkdir(parents=True)
-    row = {"mean_return": 0.5, "normalised_score": 75.0, "ref_min_score": -1.0, "ref_max_score": 1.0}
-    report.write_text(json.dumps({"results": [row]}))
-    bench.main(["--collect", "--out", str(tmp_path), "--tasks", "popgym/count_recall_easy"])
-    line = "| popgym/count_recall_easy | ffm | 1 | 0.50 (0.50 to 0.50) | 75.00 (75.00 to 75.00) |"
-    assert line in capsys.readouterr().out
-    assert [r["model"] for r in json.loads((tmp_path / "results.json").read_text())] == ["ffm"]
-    assert not (tmp_path / "runs" / "popgym_count_recall_easy_rmdt__0").exists()  # nothing trained
-
-
-def test_memory_suites_merges_results_made_elsewhere_and_prefers_runs_here(tmp_path, capsys, load):
-    bench = load("experiments/memory_suites")
-    report = tmp_path / "runs" / "popgym_count_recall_easy_ffm__1" / "eval" / "results.json"
-    report.parent.mkdir(parents=True)
-    report.write_text(json.dumps({"results": [{"mean_return": 0.5, "normalised_score": 75.0, "ref_min_score": -1.0,
-                                               "ref_max_score": 1.0}]}))
-    row = dict(task="popgym/count_recall_easy", model="ffm", seed=1, ref_min=-1.0, ref_max=1.0,
-               **{"return": -1.0, "normalised": 0.0})
-    earlier = tmp_path / "earlier.json"
-    earlier.write_text(json.dumps([row, {**row, "model": "gru", "seed": 0}, {**row, "model": "gru", "seed": 7},
-                                   {**row, "task": "popgym/repeat_first_easy"}]))
-    bench.main(["--collect", "--out", str(tmp_path), "--tasks", "popgym/count_recall_easy", "--merge", str(earlier)])
-    rows = json.loads((tmp_path / "results.json").read_text())
-    assert [(r["model"], r["seed"], r["normalised"]) for r in rows] == [("ffm", 1, 75.0), ("gru", 0, 0.0)]
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(SystemExit, match="bad.json"):
-        bench.main(["--collect", "--out", str(tmp_path), "--merge", str(tmp_path / "bad.json")])
-
-
 @pytest.mark.slow
 def test_tmaze_seeds_script_trains_evaluates_and_skips_what_is_done(tiny, tmp_path):
     script = ["bash", str(BENCH / "experiments/tmaze_seeds.sh"), str(CONFIG), "0", "--", *tiny]
@@ -286,18 +222,6 @@ def test_tmaze_seeds_script_trains_evaluates_and_skips_what_is_done(tiny, tmp_pa
     assert [r["corridor_length"] for r in json.loads((run / "eval" / "results.json").read_text())["results"]] == [3, 12]
     again = subprocess.run(script, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.stdout.strip() == "runs/results/tiny__0 already evaluated: skipped"
-
-
-@pytest.mark.slow
-def test_memory_suites_quick_run_trains_evaluates_and_tabulates(tmp_path, capsys, load):
-    pytest.importorskip("popgym")
-    load("experiments/memory_suites").main(["--quick", "--out", str(tmp_path), "--tasks", "popgym/repeat_first_easy",
-                                            "--models", "gru"])
-    assert "| popgym/repeat_first_easy | gru | 1 | " in capsys.readouterr().out
-    (row,) = json.loads((tmp_path / "results.json").read_text())
-    assert (row["task"], row["model"], row["seed"]) == ("popgym/repeat_first_easy", "gru", 0)
-    assert np.isfinite(row["normalised"]) and (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "runs" / "popgym_repeat_first_easy_gru__0" / "final").is_dir()
 
 
 # ---- analysis/ ----

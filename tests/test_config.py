@@ -11,7 +11,8 @@ from rmdt.config import ConfigError, DataConfig, evaluation_config, load_config,
 from rmdt.envs.registry import ENVS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+# Run configs: configs/sweeps/ holds sweep files, which name run configs (tests/test_sweep.py loads them)
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "sweeps")
 NAMED = "model: dt\ndata: {recipe: tmaze}\nevaluation: {env: tmaze}\n"  # what a config must name
 # The whole `evaluation` of a checkpoint's config.json written before env_args existed (flat, every env's keys)
 OLD_FLAT_EVALUATION = {

@@ -42,3 +42,22 @@ def test_checks_flag_divergent_and_non_finite_losses(load_script):
     assert "first loss" in module.check({**fp32, "precision": "bf16", "losses": [1.6, 1.2, 1.0, 0.8]}, fp32)[0]
     assert "mean loss" in module.check({**fp32, "precision": "fp16", "losses": [1.4, 1.2, 1.0, 1.3]}, fp32)[0]
     assert "non-finite" in module.check({**fp32, "precision": "fp16", "losses": [1.4, float("nan"), 1.0, 0.8]}, fp32)[0]
+
+
+def test_the_sweep_is_the_popgym_easy_table_packed_on_the_gpu(load_script):
+    """The sweep part (run on a GPU only): its command line is the memory-suite sweep's POPGym tasks, every
+    model, 3 seeds, each run holding one CPU and its share of the GPU."""
+    from rmdt.presets import PRESETS
+    from rmdt.sweep import load_sweep
+    from rmdt.sweep.__main__ import parser
+
+    module = load_script(SCRIPT.relative_to(ROOT).as_posix())
+    args = module.parse_args(["--device", "cuda", "--sweep-gpus-per-run", "0.25", "--sweep-out", "/tmp/s"])
+    assert args.sweep and args.rows
+    parsed = parser().parse_args(module.sweep_args(args))
+    assert (parsed.gpus_per_run, parsed.cpus_per_run, parsed.out) == (0.25, 1, "/tmp/s")
+    runs = load_sweep(parsed.sweep, parsed.tasks, parsed.models, parsed.seeds).runs
+    assert len(runs) == 9 * 9 * 3 and {r.task.split("/")[0] for r in runs} == {"popgym"}
+    assert {r.model for r in runs} <= set(PRESETS) and {r.seed for r in runs} == {0, 1, 2}
+    assert not module.parse_args(["--device", "cpu", "--tiny"]).sweep  # the CPU test runs the rows only
+    assert module.parse_args(["--device", "cpu", "--no-rows", "--sweep"]).rows is False
