@@ -21,7 +21,11 @@ the same batches from the same initial weights in each precision, and reports:
   ``torch.utils.flop_counter`` and the model FLOP utilisation against the device's dense peak for
   that precision (``PEAK_TFLOPS``; fp32 rows run with TF32 off, so their peak is the FP32 one);
 - ``act`` steps/s (environments x steps per second, policy only, no environment), peak device memory;
-- one row per (env, model) with ``torch.compile`` on (after all the eager rows, RMDT first).
+- one row per (env, model) with ``torch.compile`` on (after all the eager rows, RMDT first);
+- on CUDA, RMDT on both datasets in fp32 and bf16 with ``training.compile=cuda_graphs``
+  (``torch.compile`` in "reduce-overhead" mode: forward and backward replayed as CUDA graphs), the
+  rows the launch-bound goals are about: the T-Maze step within ``TMAZE_STEP_GOAL_MS``, the Atari
+  step in bf16 at ``ATARI_MFU_GOAL`` model FLOP utilisation or more (the table's last column).
 
 No row starts after ``--budget`` seconds (it says so), so the rows end within about budget + one row.
 A row that fails is recorded with its error and the script goes on; the exit status is 1 if any
@@ -73,6 +77,7 @@ TINY = ["data.context_len=4", "data.num_segments=2", "data.tape_len=8", "model.d
         "model.n_heads=2", "model.memory_size=4", "model.context_size=2", "training.batch_size=4",
         "training.warmup_steps=1"]
 DISTINCT_BATCHES = 8  # batches held on the device and cycled (Atari batches are ~0.3 GB each)
+TMAZE_STEP_GOAL_MS, ATARI_MFU_GOAL = 5.0, 0.15  # the cuda_graphs rows' goals (T-Maze RMDT; Atari RMDT bf16)
 SWEEP = ROOT / "configs" / "sweeps" / "memory_suites.yaml"
 SWEEP_GOAL_S = 600.0  # the POPGym Easy table on one GPU within 10 minutes
 
@@ -175,7 +180,8 @@ def device_batches(config, trajectories, device, count: int) -> list:
 
 
 def train_row(config, trajectories, batches: list, precision: str, device, steps: int,
-              compile_backend: str | None, act_envs: int, act_steps: int, want_flops: bool) -> dict:
+              compile_backend: str | None, act_envs: int, act_steps: int, want_flops: bool,
+              graphs: bool = False) -> dict:
     """Trains ``steps`` steps from the seed's initial weights, cycling through ``batches``; returns the row."""
     from accelerate.utils import set_seed
 
@@ -197,9 +203,11 @@ def train_row(config, trajectories, batches: list, precision: str, device, steps
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # the FLOP-counting pass is not training
     optimizer, scheduler = make_optimizer(policy, config)
-    module = LossForward(policy)
     if compile_backend:
         torch._dynamo.reset()  # each row compiles afresh, within dynamo's recompilation limit
+    # graphs: the trainer's own training.compile=cuda_graphs path
+    module = LossForward(policy, compile="cuda_graphs") if graphs else LossForward(policy)
+    if compile_backend and not graphs:
         module = torch.compile(module, backend=compile_backend)
     model, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     warmup = min(3, steps - 1)
@@ -218,7 +226,7 @@ def train_row(config, trajectories, batches: list, precision: str, device, steps
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.detach())
+        losses.append(loss.detach().clone())  # a CUDA graph's outputs are overwritten by its next replay
     sync(device)
     seconds = (time.perf_counter() - started) / (steps - warmup)
     row.update(step_ms=1e3 * seconds, windows_per_s=row["windows_per_step"] / seconds,
@@ -270,6 +278,21 @@ def print_table(rows: list[dict]) -> None:
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    """The cuda_graphs rows against their goals (see the module docstring)."""
+    lines = []
+    for r in rows:
+        if r["compile"] != "cuda_graphs" or "error" in r:
+            continue
+        if r["env"] == "tmaze":
+            lines.append(f"goal: T-Maze RMDT {r['precision']} step {r['step_ms']:.2f} ms "
+                         f"({'within' if r['step_ms'] <= TMAZE_STEP_GOAL_MS else 'over'} {TMAZE_STEP_GOAL_MS:g} ms)")
+        elif r["precision"] == "bf16" and r.get("mfu") is not None:
+            lines.append(f"goal: Atari RMDT bf16 MFU {r['mfu']:.1%} "
+                         f"({'at or above' if r['mfu'] >= ATARI_MFU_GOAL else 'below'} {ATARI_MFU_GOAL:.0%})")
+    return lines
 
 
 def sweep_args(args) -> list[str]:
@@ -365,6 +388,8 @@ def main(argv=None) -> int:
             lengths = np.random.default_rng(0).integers(length // 2, length + 1, size=3 if args.tiny else 24)
             data["atari"] = random_frame_store(Path(tmp) / "store", lengths)
         plan = [(env, kind, p, False) for env in envs for kind in models for p in precisions]
+        if envs and not args.no_compile and device.type == "cuda":  # the launch-bound goals' rows first
+            plan += [(env, "rmdt", p, "cuda_graphs") for env in envs for p in ("fp32", "bf16")]
         if envs and not args.no_compile:  # most wanted first, while the budget lasts (tiny: RMDT only)
             plan += [(env, kind, compile_precision, True) for kind in (models[:1] if args.tiny else models)
                      for env in args.envs]
@@ -382,7 +407,8 @@ def main(argv=None) -> int:
                     cached[(env, kind)] = device_batches(config, data[env], device, min(steps, DISTINCT_BATCHES))
                 row.update(train_row(config, data[env], cached[(env, kind)], precision, device, steps,
                                      backend if compiled else None,
-                                     act_envs, 0 if compiled else act_steps, want_flops=(env, kind) not in flops))
+                                     act_envs, 0 if compiled else act_steps, want_flops=(env, kind) not in flops,
+                                     graphs=compiled == "cuda_graphs"))
                 flops.setdefault((env, kind), row.pop("flops_per_step", None))
                 row["flops_per_step"] = flops[(env, kind)]
                 peak, peak_source = peak_tflops(device, precision, args.peak_tflops)
@@ -399,10 +425,12 @@ def main(argv=None) -> int:
             rows.append(row)
             if args.out:
                 write_report(args.out, rows, meta, begin)
-            print(f"  {env} {kind} {precision}{' compiled' if compiled else ''}:",
+            print(f"  {env} {kind} {precision}{f' compiled ({compiled})' if compiled else ''}:",
                   (row.get("error") or f"{row['step_ms']:.1f} ms/step"), flush=True)
     if rows:
         print_table(rows)
+        for line in goal_lines(rows):
+            print(line)
     if args.sweep:
         try:
             meta["sweep"] = sweep_check(args)

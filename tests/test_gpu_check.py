@@ -61,3 +61,14 @@ def test_the_sweep_is_the_popgym_easy_table_packed_on_the_gpu(load_script):
     assert {r.model for r in runs} <= set(PRESETS) and {r.seed for r in runs} == {0, 1, 2}
     assert not module.parse_args(["--device", "cpu", "--tiny"]).sweep  # the CPU test runs the rows only
     assert module.parse_args(["--device", "cpu", "--no-rows", "--sweep"]).rows is False
+
+
+def test_cuda_graph_rows_are_read_against_their_goals(load_script):
+    gpu_check = load_script("bench/gpu_check.py")
+    rows = [{"env": "tmaze", "model": "rmdt", "precision": "fp32", "compile": "cuda_graphs", "step_ms": 4.2},
+            {"env": "atari", "model": "rmdt", "precision": "bf16", "compile": "cuda_graphs", "step_ms": 9.0,
+             "mfu": 0.12},
+            {"env": "atari", "model": "rmdt", "precision": "bf16", "compile": True, "step_ms": 9.0, "mfu": 0.5},
+            {"env": "tmaze", "model": "rmdt", "precision": "bf16", "compile": "cuda_graphs", "error": "boom"}]
+    assert gpu_check.goal_lines(rows) == ["goal: T-Maze RMDT fp32 step 4.20 ms (within 5 ms)",
+                                          "goal: Atari RMDT bf16 MFU 12.0% (below 15%)"]

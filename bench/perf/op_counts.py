@@ -187,7 +187,8 @@ def differences(ours: Setup, theirs: Setup) -> dict:
         setup.policy.zero_grad(set_to_none=True)
         loss, _ = setup.policy.loss(setup.batch)
         loss.backward()
-        grads.append((float(loss.detach()), {n: p.grad for n, p in setup.policy.named_parameters() if p.grad is not None}))
+        named = setup.policy.named_parameters()
+        grads.append((float(loss.detach()), {n: p.grad for n, p in named if p.grad is not None}))
         setup.policy.zero_grad(set_to_none=True)
     (a, ga), (b, gb) = grads
     if ga.keys() != gb.keys():
