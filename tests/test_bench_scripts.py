@@ -55,7 +55,7 @@ def test_op_counts_against_the_same_checkout_finds_no_difference(capsys, load):
     """A checkout compared with itself (imported a second time, beside the first): the same operator
     counts, the same loss and gradients; and the table has a row per asked model."""
     rows = load("perf/op_counts").main(["--quick", "--suites", "popgym", "--models", "rmdt", "dt", "--repeats", "1",
-                                        "--baseline", str(ROOT)])
+                                        "--baseline", str(ROOT), "--top", "3"])
     assert [r["model"] for r in rows] == ["rmdt", "dt"]
     for row in rows:
         assert row["train_calls"] == row["baseline"]["train_calls"] > 100
@@ -64,6 +64,7 @@ def test_op_counts_against_the_same_checkout_finds_no_difference(capsys, load):
     assert rows[1]["train_calls"] < rows[0]["train_calls"]  # a DT's segments run as one batch
     out = capsys.readouterr().out
     assert re.search(r"\| popgym +\| rmdt +\|", out) and "calls x" in out
+    assert out.count("Self CPU total") == 2  # --top: a profile per row
 
 
 @pytest.mark.slow  # a fresh process per memory row

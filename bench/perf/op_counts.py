@@ -4,6 +4,8 @@ T-Maze and POPGym config sizes, beside the step's matmul FLOPs.
     python bench/perf/op_counts.py [--threads 1] [--repeats 7] [--suites tmaze popgym] [--models rmdt dt ...]
     python bench/perf/op_counts.py --baseline /tmp/rmdt_main   # side by side with another checkout
     python bench/perf/op_counts.py --quick                     # tiny sizes: seconds (the tests)
+    python bench/perf/op_counts.py --models rmdt --top 8       # and where each row's step spends its time
+    python bench/perf/op_counts.py --models rmdt --compile     # this checkout's loss through torch.compile
 
 At small sizes (d_model 64, 2 layers, batch 64) a step is thousands of small operators, and the time
 goes to dispatching them, on a CPU and on a GPU alike (a GPU launch costs 5-10 microseconds). The
@@ -139,6 +141,13 @@ def aten_calls(fn) -> int:
     return sum(1 for event in prof.events() if event.name.startswith("aten::"))
 
 
+def top_operators(setup: Setup, count: int) -> str:
+    """The profiler's table of the ``count`` operators with the most self time in one training step."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_step(setup)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=count)
+
+
 def matmul_flops(setup: Setup) -> float:
     with FlopCounterMode(display=False) as counter:
         setup.policy.loss(setup.batch)[0].backward()
@@ -236,6 +245,10 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--models", nargs="+", default=None, help="only these rows' models (default: all)")
     parser.add_argument("--baseline", type=Path, default=None, help="another rmdt checkout to compare with")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and data: checks the bench only")
+    parser.add_argument("--compile", action="store_true",
+                        help="this checkout's loss through torch.compile (a baseline's stays eager)")
+    parser.add_argument("--top", type=int, default=0, metavar="N",
+                        help="also print each row's N operators with the most self time in a training step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
@@ -247,6 +260,8 @@ def main(argv=None) -> list[dict]:
         for name, preset, path, overrides in plan(args, ours.presets):
             overrides = overrides + (QUICK if args.quick else [])
             setups = [build(ours, path, overrides, root)]
+            if args.compile:
+                setups[0].policy.loss = torch.compile(setups[0].policy.loss)
             if theirs:
                 setups.append(build(theirs, path, overrides, root))
             measured = measure(setups, 1 if args.quick else args.repeats)
@@ -255,6 +270,8 @@ def main(argv=None) -> list[dict]:
                 row.update(baseline=measured[1], **differences(*setups))
             results.append(row)
             print(f"  {name} {preset}: {row['train_calls']:,} calls, {row['train_ms']:.1f} ms", flush=True)
+            if args.top:
+                print(top_operators(setups[0], args.top))
     print(f"\ntorch {torch.__version__}, {args.threads} thread(s), median of {args.repeats} interleaved repeats")
     print_table(results, theirs is not None)
     return results
