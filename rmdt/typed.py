@@ -5,11 +5,24 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 
 import yaml
 
 from rmdt.errors import ConfigError
 from rmdt.suggest import did_you_mean
+
+
+def read_yaml(path, what: str = "config file"):
+    """The YAML document at ``path`` ({} when empty); a missing file or bad YAML is a ConfigError
+    naming the file (``what`` says what kind of file it is)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
 
 
 def check_type(value, annotation, key: str):

@@ -20,7 +20,7 @@ from rmdt.errors import ConfigError
 from rmdt.models.registry import MODELS, check_model_section, model_section, run_facts
 from rmdt.presets import ATOMIC_KEYS, PRESETS
 from rmdt.suggest import did_you_mean
-from rmdt.typed import build, merge, parse_override
+from rmdt.typed import build, merge, parse_override, read_yaml
 
 
 @dataclass
@@ -140,12 +140,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     values: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({error})") from error
+        values = read_yaml(path)
     parsed = []
     for text in overrides:
         try:

@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from rmdt.errors import ConfigError
 from rmdt.presets import PRESETS
 from rmdt.suggest import did_you_mean
+from rmdt.typed import read_yaml
 
 # The keys of a sweep file, each with what it holds (the error messages quote these).
 KEYS = {
@@ -159,12 +158,7 @@ def _recipe_args(path: Path, values: dict) -> dict:
 def read_sweep_file(path: str | Path) -> dict:
     """The sweep file's mapping, its keys checked."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    values = read_yaml(path, "sweep file")
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping with the keys {', '.join(KEYS)}; got {values!r}")
     for key in values:
