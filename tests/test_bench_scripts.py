@@ -64,7 +64,11 @@ def test_op_counts_against_the_same_checkout_finds_no_difference(capsys, load):
     assert rows[1]["train_calls"] < rows[0]["train_calls"]  # a DT's segments run as one batch
     out = capsys.readouterr().out
     assert re.search(r"\| popgym +\| rmdt +\|", out) and "calls x" in out
-    assert out.count("Self CPU total") == 2  # --top: a profile per row
+    assert out.count("Self CPU time total") == 2  # --top: a profile per row
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from rmdt.models import RMDTConfig
+    assert CONFIG_MAPPING["rmdt"] is RMDTConfig  # checkpoints still load as this checkout's classes
 
 
 @pytest.mark.slow  # a fresh process per memory row

@@ -69,6 +69,10 @@ def rmdt_api(root: Path | None = None) -> SimpleNamespace:
             for key in [k for k in sys.modules if k == "rmdt" or k.startswith("rmdt.")]:
                 del sys.modules[key]
             sys.modules.update(ours)
+            from rmdt.models.registry import MODELS, register_with_transformers
+
+            for kind in MODELS.entries.values():  # checkpoints load as this checkout's classes again
+                register_with_transformers(kind.config_class, kind.model_class)
     config, data, factory, optim, presets = modules
     return SimpleNamespace(load_config=config.load_config, load_config_data=data.load_config_data,
                            build_sampler=data.build_sampler, build_policy=factory.build_policy,

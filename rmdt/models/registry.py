@@ -78,8 +78,6 @@ def register_model(kind: str, config_class, model_class, fields: typing.Sequence
     ``fields``: the config fields the run config's model section may set (default: every field the
     config class declares but the data facts and ``implied``); ``implied``: config values the kind fixes.
     """
-    from transformers import AutoConfig, AutoModel
-
     implied = dict(implied or {})
     declared = config_fields(config_class)
     names = list(fields) if fields is not None else [
@@ -96,9 +94,17 @@ def register_model(kind: str, config_class, model_class, fields: typing.Sequence
                       dataclasses.field(default_factory=lambda value=default: copy.deepcopy(value))))
     settings = dataclasses.make_dataclass(f"{kind}_model_section", specs)
     settings.__doc__ = f"The run config's model section for model kind {kind!r}."
+    register_with_transformers(config_class, model_class)
+    return MODELS.register(kind, ModelKind(kind, config_class, model_class, settings, implied), replace=replace)
+
+
+def register_with_transformers(config_class, model_class) -> None:
+    """Makes transformers' AutoConfig / AutoModel load ``model_type`` checkpoints as these classes (the
+    last registration of a model type wins)."""
+    from transformers import AutoConfig, AutoModel
+
     AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     AutoModel.register(config_class, model_class, exist_ok=True)
-    return MODELS.register(kind, ModelKind(kind, config_class, model_class, settings, implied), replace=replace)
 
 
 def model_section(values, prefix: str = "model.") -> typing.Any:
