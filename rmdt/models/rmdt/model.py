@@ -277,7 +277,7 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
             sub_cache = None if cache is None else (part(cache[0]), part(cache[1]))
             out, new_memory, new_cache, weights = segment(sub_tokens, part(memory), sub_mask, sub_cache,
                                                           output_attentions=output_attentions)
-            pred = F.pad(self._head(out), (0, 0, 0, K - k))
+            pred = self._head(out) if k == K else F.pad(self._head(out), (0, 0, 0, K - k))
         else:  # nothing real in this segment: no work, no change
             pred = tokens.new_zeros(len(new_memory), K, self.head.out_features)
         if self.training and self.config.memory_replay and M and replay:
