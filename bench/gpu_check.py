@@ -60,6 +60,7 @@ from rmdt.atomic import write_text
 from rmdt.config import load_config
 from rmdt.data import build_sampler
 from rmdt.data.synthetic import random_frame_store, tmaze_oracle
+from rmdt.evaluation.dataset_acting import DatasetActing
 from rmdt.models.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,25 +152,10 @@ def count_flops(policy, batch) -> float:
 
 
 def act_rate(policy, trajectories, device, accelerator, envs: int, steps: int) -> float:
-    """Environments x steps per second of ``act`` on dataset observations (no environment stepping)."""
-    rng = np.random.default_rng(0)
-    obs = [torch.as_tensor(trajectories.observations[rng.integers(trajectories.num_steps, size=envs)]).to(device)
-           for _ in range(4)]
-    action = torch.zeros(envs, dtype=torch.long, device=device) if policy.discrete else \
-        torch.zeros(envs, policy.config.act_dim, device=device)
-    zeros = torch.zeros(envs, device=device)
-    policy.eval()
-    with torch.no_grad(), accelerator.autocast():
-        state = policy.initial_state(envs, device)
-        for s in range(steps + 2):
-            if s == 2:  # two warm-up steps
-                sync(device)
-                start = time.perf_counter()
-            output, state = policy.act(state, obs[s % 4], action, zeros, zeros)
-            action = policy.greedy_action(output)
-        sync(device)
-    policy.train()
-    return envs * steps / (time.perf_counter() - start)
+    """Environments x steps per second of ``act`` on dataset observations (no environment stepping),
+    after two warm-up steps, inside the row's autocast."""
+    with accelerator.autocast():
+        return envs * steps / DatasetActing(policy, trajectories, envs, device).run(steps, warmup=2)
 
 
 def device_batches(config, trajectories, device, count: int) -> list:

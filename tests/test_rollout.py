@@ -282,3 +282,23 @@ def test_tmaze_rows_seeded_one_by_one_do_not_depend_on_their_neighbours():
     obs = batch.reset(seed=[None, seeds[0], None, None], options={"reset_mask": mask})[0]
     np.testing.assert_array_equal(obs[1], single[0].reset(seed=[seeds[0]])[0][0])
     assert batch.done.tolist() == [False] * 4
+
+
+@pytest.mark.parametrize("kind", ["rmdt", "ffm"])
+def test_dataset_acting_steps_act_on_the_data_and_leaves_the_policy_training(kind, tiny_policy):
+    """What the benches time: act on dataset observations, greedy actions fed back, train mode after."""
+    from rmdt.data.trajectories import Trajectories
+    from rmdt.evaluation.dataset_acting import DatasetActing
+
+    rng = np.random.default_rng(0)
+    data = Trajectories.from_episodes([(rng.normal(size=(5, 4)).astype(np.float32), rng.integers(0, 4, 5),
+                                        np.zeros(5, np.float32))], source="test", num_actions=4)
+    policy = tiny_policy(kind).train()
+    calls = []
+    act = policy.act
+    policy.act = lambda state, obs, *rest: calls.append(obs) or act(state, obs, *rest)
+    acting = DatasetActing(policy, data, envs=3)
+    assert acting.run(5, warmup=2) > 0
+    assert len(calls) == 7 and all(obs.shape == (3, 4) for obs in calls)
+    assert torch.equal(calls[0], calls[4]) and not torch.equal(calls[0], calls[1])  # four batches in turn
+    assert policy.training

@@ -37,12 +37,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-
 os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # the profiler's start/stop lines on stderr, before torch loads
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from rmdt.evaluation.dataset_acting import DatasetActing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TMAZE = ("quickstart", "rmdt", "dt", "rmt", "trxl", "ffm", "linear_attention", "lru", "gru", "lstm")
@@ -114,30 +114,6 @@ def train_step(setup: Setup) -> torch.Tensor:
     return loss.detach()
 
 
-class Acting:
-    """``act`` on dataset observations for ``evaluation.episodes`` environments (no env stepping)."""
-
-    def __init__(self, setup: Setup, steps: int):
-        policy, data = setup.policy, setup.trajectories
-        self.policy, self.steps = policy, steps
-        envs = setup.config.evaluation.episodes
-        rng = np.random.default_rng(0)
-        self.obs = [torch.as_tensor(data.observations[rng.integers(data.num_steps, size=envs)]) for _ in range(4)]
-        self.action = torch.zeros(envs, dtype=torch.long) if policy.discrete else \
-            torch.zeros(envs, policy.config.act_dim)
-        self.zeros = torch.zeros(envs)
-        self.envs = envs
-
-    @torch.no_grad()
-    def run(self) -> None:
-        self.policy.eval()
-        state, action = self.policy.initial_state(self.envs), self.action
-        for s in range(self.steps):
-            output, state = self.policy.act(state, self.obs[s % 4], action, self.zeros, self.zeros)
-            action = self.policy.greedy_action(output)
-        self.policy.train()
-
-
 def aten_calls(fn) -> int:
     """``aten::`` events the profiler records while ``fn`` runs."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -174,16 +150,18 @@ def measure(setups: list[Setup], repeats: int) -> list[dict]:
     """Counts, then times of each setup, the timed repeats alternating between the setups."""
     out = []
     for setup in setups:
-        acting = Acting(setup, act_steps(setup.config))
+        acting = DatasetActing(setup.policy, setup.trajectories, setup.config.evaluation.episodes)
+        steps = act_steps(setup.config)
         train_step(setup)  # warm-up: lazy state (optimizer moments, caches)
-        acting.run()
+        acting.run(steps)
         out.append({"train_calls": aten_calls(lambda s=setup: train_step(s)),
-                    "act_calls": aten_calls(acting.run) / acting.steps, "flops": matmul_flops(setup),
-                    "train_s": [], "act_s": [], "acting": acting})
+                    "act_calls": aten_calls(lambda a=acting: a.run(steps)) / steps, "flops": matmul_flops(setup),
+                    "train_s": [], "act_s": [], "acting": (acting, steps)})
     for _ in range(repeats):
         for setup, row in zip(setups, out):
             row["train_s"].append(seconds(lambda s=setup: train_step(s)))
-            row["act_s"].append(seconds(row["acting"].run) / row["acting"].steps)
+            acting, steps = row["acting"]
+            row["act_s"].append(acting.run(steps) / steps)
     for row in out:
         row["train_ms"] = 1e3 * statistics.median(row.pop("train_s"))
         row["act_ms"] = 1e3 * statistics.median(row.pop("act_s"))
