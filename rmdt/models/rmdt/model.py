@@ -242,8 +242,10 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         if not M and not C and not output_attentions and not recompute:
             # Without memory or cache the segments of a window do not depend on each other: one pass
             # over all B * N of them.
+            rows_mask = mask.view(-1, K)
+            plan = (compaction(rows_mask, K) or [None])[0]
             preds = self._window_segments(segment, steps.flatten(0, 1), self.memory.expand(B * L // K, -1, -1),
-                                          mask.view(-1, K), None)[0]
+                                          rows_mask, None, plan)[0]
             return RMDTOutput(action_preds=preds.view(B, L, -1), memory=memory)
         cache = hidden_cache.empty(B, len(self.blocks), C, steps.shape[-1], steps) if C else None
         plan = None if output_attentions else compaction(mask, K)
@@ -261,13 +263,11 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         return RMDTOutput(action_preds=torch.cat(preds, dim=1), memory=memory,
                           attentions=attentions if output_attentions else None)
 
-    def _window_segments(self, segment, tokens, memory, step_mask, cache, plan=(), replay: bool = False,
+    def _window_segments(self, segment, tokens, memory, step_mask, cache, plan, replay: bool = False,
                          output_attentions: bool = False):
         """One segment of every row (or, for a DT, every segment of every row at once): (B, K,
-        outputs) predictions, the memory and cache after it, the attention weights. ``plan`` (rows,
-        k) of ``compaction`` (``()``: work it out; None: compute everything) drops the padded work."""
-        if plan == ():
-            plan = (compaction(step_mask, step_mask.shape[1]) or [None])[0]
+        outputs) predictions, the memory and cache after it, the attention weights. ``plan``, the
+        segment's (rows, k) of ``compaction``, drops the padded work (None: compute everything)."""
         rows, k = plan if plan else (None, step_mask.shape[1])
         B, K, M = step_mask.shape[0], step_mask.shape[1], self.config.memory_tokens
         part = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))  # noqa: E731
@@ -283,9 +283,9 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         if self.training and self.config.memory_replay and M and replay:
             # Time-warp augmentation: the segment is written again, so later segments learn to
             # read a memory that has been updated more often than a window allows.
-            for _ in range(int(torch.randint(self.config.memory_replay + 1, ()))):  # CPU RNG: no device sync
-                if k:
-                    new_memory = segment(sub_tokens, new_memory, sub_mask, sub_cache, write_only=True)
+            replays = int(torch.randint(self.config.memory_replay + 1, ()))  # CPU RNG: no device sync
+            for _ in range(replays if k else 0):  # drawn even for a segment of padding: the same random stream
+                new_memory = segment(sub_tokens, new_memory, sub_mask, sub_cache, write_only=True)
         if self.training and self.config.memory_noise:
             # Perturbed memories teach attractors with wide basins, which slow drift cannot leave.
             new_memory = new_memory + self.config.memory_noise * part(torch.randn_like(memory))
