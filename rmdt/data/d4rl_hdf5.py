@@ -2,7 +2,9 @@
 
 Layout: flat datasets ``observations`` (T, ...), ``actions`` (T, ...), ``rewards`` (T,), and episode
 ends in ``terminals`` and/or ``timeouts`` (T,) booleans; ``next_observations``, ``infos/*`` and
-``metadata/*`` may be present and are not needed. An episode ends after every step where
+``metadata/*`` may be present. Of the metadata, ``env_id`` (a gymnasium id) and ``ref_min_score`` /
+``ref_max_score`` (the returns scored 0 and 100) are read when present, as rmdt's MuJoCo recipe writes them,
+so evaluation needs no setting; D4RL's own files have none and are known by name. An episode ends after every step where
 ``terminals`` or ``timeouts`` is set; steps after the last end form a final episode (a file cut
 mid-episode, as many D4RL files are). Continuous actions stored as (T,) (one action dimension) are
 read as (T, 1). The file's name says which D4RL dataset it is (``hopper-medium-v2.hdf5``, or
@@ -40,6 +42,7 @@ def load_d4rl_hdf5(path: str | os.PathLike, num_actions: int | None = None) -> T
         if "terminals" not in handle and "timeouts" not in handle:
             raise DataError(f"{path}: needs 'terminals' or 'timeouts' to split episodes")
         arrays = {key: handle[key][()] for key in (*REQUIRED, "terminals", "timeouts") if key in handle}
+        facts = file_facts(handle)
     observations, actions = arrays["observations"], arrays["actions"]
     rewards = np.asarray(arrays["rewards"]).reshape(-1)
     total = len(rewards)
@@ -60,7 +63,21 @@ def load_d4rl_hdf5(path: str | os.PathLike, num_actions: int | None = None) -> T
         actions = discrete_actions(np.asarray(actions), path)
     return Trajectories(observations=compact_observations(observations), actions=actions, rewards=rewards.astype(np.float32),
                         episode_starts=starts, source=str(path), num_actions=num_actions,
-                        metadata={"format": "d4rl-hdf5", "dataset_name": path.stem.replace("_", "-")})
+                        metadata={"format": "d4rl-hdf5", "dataset_name": path.stem.replace("_", "-"), **facts})
+
+
+def file_facts(handle) -> dict:
+    """The environment and the reference returns a file's ``metadata/*`` records (none in D4RL's own files)."""
+    def scalar(key):
+        value = handle[f"metadata/{key}"][()] if f"metadata/{key}" in handle else None
+        return value.decode() if isinstance(value, bytes) else value
+
+    facts = {}
+    if scalar("env_id") is not None:
+        facts["env"] = {"id": scalar("env_id")}
+    if scalar("ref_min_score") is not None and scalar("ref_max_score") is not None:
+        facts.update(ref_min_score=float(scalar("ref_min_score")), ref_max_score=float(scalar("ref_max_score")))
+    return facts
 
 
 def discrete_actions(actions: np.ndarray, path: Path) -> np.ndarray:
