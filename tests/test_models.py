@@ -48,7 +48,7 @@ def make_batch(config: RMDTConfig, batch_size: int = 3, lengths=None, seed: int 
 
 
 def run(model, batch, **kw):
-    return model(batch.returns_to_go, batch.observations, batch.actions, batch.mask, **kw)
+    return model(batch.returns_to_go, batch.observations, batch.actions, batch.mask, timesteps=batch.timesteps, **kw)
 
 
 def perturbed(batch: Batch, name: str, steps, num_actions=None, seed: int = 7) -> Batch:
@@ -289,8 +289,10 @@ def fill_padding(batch: Batch, num_actions=None) -> Batch:
 
 
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
-@pytest.mark.parametrize("memory_kind", MEMORY_KINDS + [dict(memory_tokens=3, position_embedding="sinusoidal")],
-                         ids=MEMORY_IDS + ["sinusoidal"])
+@pytest.mark.parametrize("memory_kind", MEMORY_KINDS + [dict(memory_tokens=3, position_embedding="sinusoidal"),
+                                         dict(memory_tokens=2, max_timestep=2 * K + 1),
+                                         dict(memory_tokens=0, max_timestep=N * K)],
+                         ids=MEMORY_IDS + ["sinusoidal", "rmdt-timestep", "dt-timestep"])
 def test_act_step_by_step_matches_forward(action_kind, memory_kind, make_model):
     model = make_model(**action_kind, **memory_kind)
     batch = make_batch(model.config, batch_size=4)
@@ -308,9 +310,11 @@ def test_act_step_by_step_matches_forward(action_kind, memory_kind, make_model):
 
 
 @pytest.mark.parametrize("action_kind", ACTION_KINDS, ids=["discrete", "continuous"])
-def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind, make_model):
-    """dt_context "sliding": step t sees steps t-K+1..t, placed at segment positions 0..K-1."""
-    model = make_model(**action_kind, memory_tokens=0, dt_context="sliding")
+@pytest.mark.parametrize("max_timestep", [0, 2 * K + 1], ids=["no-timestep", "timestep"])
+def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind, max_timestep, make_model):
+    """dt_context "sliding": step t sees steps t-K+1..t, placed at segment positions 0..K-1 (and, with a
+    timestep embedding, at their episode timesteps)."""
+    model = make_model(**action_kind, memory_tokens=0, dt_context="sliding", max_timestep=max_timestep)
     batch = make_batch(model.config, batch_size=3)
     state = model.initial_state(3)
     for t in range(N * K):
@@ -325,6 +329,37 @@ def test_sliding_dt_act_equals_a_forward_over_the_last_k_steps(action_kind, make
         with torch.no_grad():
             expected = run(model, window).action_preds[:, t - first]
         torch.testing.assert_close(output, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("memory_tokens", [0, 2])
+def test_the_timestep_embedding_reads_episode_time_and_only_when_asked(memory_tokens, make_model):
+    batch = make_batch(make_config(memory_tokens=memory_tokens))
+    later = Batch(**{**vars(batch), "timesteps": batch.timesteps + 3})
+    for max_timestep, changes in ((0, False), (4 * N * K, True)):
+        model = make_model(memory_tokens=memory_tokens, max_timestep=max_timestep)
+        with torch.no_grad():
+            same = torch.allclose(run(model, batch).action_preds, run(model, later).action_preds, atol=1e-6)
+        assert same != changes
+    with torch.no_grad():  # no timesteps given: windows that start their episodes
+        plain = model(batch.returns_to_go, batch.observations, batch.actions, batch.mask).action_preds
+        torch.testing.assert_close(plain, run(model, batch).action_preds)
+
+
+def test_a_reset_row_starts_its_episode_time_again(make_model):
+    model = make_model(memory_tokens=2, max_timestep=4 * N * K)
+    batch = make_batch(model.config, batch_size=2)
+    state = model.initial_state(2)
+    for t in range(K + 1):
+        last_action = batch.actions[:, t - 1] if t else torch.zeros_like(batch.actions[:, 0])
+        _, state = model.act(state, batch.observations[:, t], last_action, batch.rewards[:, t],
+                             batch.returns_to_go[:, t])
+    state = model.reset(state, torch.tensor([True, False]))
+    first, _ = model.act(state, batch.observations[:, 0], torch.zeros_like(batch.actions[:, 0]), batch.rewards[:, 0],
+                         batch.returns_to_go[:, 0])
+    fresh, _ = model.act(model.initial_state(2), batch.observations[:, 0], torch.zeros_like(batch.actions[:, 0]),
+                         batch.rewards[:, 0], batch.returns_to_go[:, 0])
+    torch.testing.assert_close(first[0], fresh[0], atol=1e-6, rtol=0)
+    assert state.time.tolist() == [0, K + 1]
 
 
 def test_sliding_context_is_for_dt_only():
@@ -509,7 +544,8 @@ def test_write_only_segment_writes_the_same_memory(overrides, make_model):
     equal the full segment's, padding and hidden-state cache included."""
     model = make_model(memory_tokens=2, **overrides)
     batch = make_batch(model.config, lengths=[2 * K, K + 2, 3])
-    steps = model._embed_steps(batch.returns_to_go, batch.observations, batch.actions)[:, :K].flatten(1, 2)
+    steps = model._embed_steps(batch.returns_to_go, batch.observations, batch.actions, batch.timesteps)
+    steps = steps[:, :K].flatten(1, 2)
     memory = torch.randn(3, 2, model.config.d_model)
     cache = None
     if model.config.cache_len:  # a cache with real entries: the one the first segment leaves

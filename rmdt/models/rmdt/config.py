@@ -41,6 +41,9 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
     memory_replay: int = 0  # training only: each segment but the last updates the memory 1 + U{0..this} times
     memory_noise: float = 0.0  # training only: std of Gaussian noise added to the memory after each segment
     position_embedding: str = "learned"  # "learned" | "sinusoidal": positions within a segment, no episode time
+    # > 0: a learned embedding of the episode timestep (0 .. max_timestep - 1; later steps share the last) added to
+    # each step's tokens, as the DT paper and d3rlpy do; 0: no episode time (any episode length, e.g. T-Maze's)
+    max_timestep: int = 0
     # DT rollouts (memory_tokens 0): "segments" restarts the context every K steps; "sliding" keeps the
     # last K steps (the DT paper's play)
     dt_context: str = "segments"
@@ -69,6 +72,7 @@ class RMDTConfig(PolicyConfigChecks, PretrainedConfig):
         require(self.grad_segments is None or is_int(self.grad_segments, 1), "grad_segments",
                 "None or an integer >= 1")
         require(is_int(self.memory_replay, 0), "memory_replay", "an integer >= 0")
+        require(is_int(self.max_timestep, 0), "max_timestep", "an integer >= 0 (0: no timestep embedding)")
         require(isinstance(self.memory_noise, (int, float)) and self.memory_noise >= 0, "memory_noise", ">= 0")
         require(isinstance(self.gate_bias_init, (int, float)), "gate_bias_init", "a number")
         require(self.position_embedding in POSITION_EMBEDDINGS, "position_embedding",

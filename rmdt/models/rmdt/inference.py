@@ -46,6 +46,8 @@ class RMDTState:
     cache_valid: torch.Tensor | None = None  # (B, C) bool: cache slots that hold a token of this episode
     # (B, layers, 3K + 1, d) block inputs of the segment's tokens by slot (last: scratch)
     segment_hidden: torch.Tensor | None = None
+    # max_timestep > 0 with dt_context "segments": (B,) int64 steps of the episode already taken (its timestep)
+    time: np.ndarray | None = None
 
 
 def _put_rows(cache: list[KVCache], index: torch.Tensor, rows: list[KVCache]) -> list[KVCache]:
@@ -103,6 +105,7 @@ class RMDTRollouts:
             return RMDTState(memory=memory, cache=[], step=step, window=empty_window(self, batch_size, memory))
         with torch.no_grad():
             return RMDTState(memory=memory, cache=self._fresh_cache(memory), step=step,
+                             time=step.copy() if self.timestep is not None else None,
                              **self._empty_hidden(batch_size, memory))
 
     @torch.no_grad()
@@ -111,6 +114,10 @@ class RMDTRollouts:
         rows = np.flatnonzero(done.cpu().numpy() if isinstance(done, torch.Tensor) else np.asarray(done))
         step = state.step.copy()
         step[rows] = 0
+        if state.time is not None:
+            time = state.time.copy()
+            time[rows] = 0
+            state = dataclasses.replace(state, time=time)
         if len(rows) == 0 or self.config.dt_context == "sliding":  # a sliding window is valid up to its step
             return dataclasses.replace(state, step=step)
         index = torch.as_tensor(rows, device=state.memory.device)
@@ -144,6 +151,8 @@ class RMDTRollouts:
         end = C + M + 3 * K
         cache = [(k[index], v[index]) for k, v in state.cache]
         a = self.embed_action(last_action[index])[:, None] + self.position(M + 3 * K - 1, M + 3 * K)
+        if state.time is not None:  # the segment's last action is the previous step's token
+            a = a + self._episode_time(state.time[rows] - 1)[:, None]
         inputs = [] if C else None
         cache = self._run_slots(self.drop(a), index.new_full((len(rows), 1), end - 1), cache,
                                 state.cache_valid[index] if C else None, inputs)[1]
@@ -189,12 +198,16 @@ class RMDTRollouts:
         x = torch.stack([self.embed_action(last_action), self.embed_return(return_to_go),
                          self.embed_obs(self.obs_norm(obs))], dim=1)
         x = x + self.position(0, M + 3 * K)[(slots - C).clamp(max=M + 3 * K - 1)]
+        if state.time is not None:  # the previous action is step t-1's token, R and o step t's
+            x = x + self._episode_time(np.stack([np.maximum(state.time - 1, 0), state.time, state.time], 1))
         inputs = [] if C else None
         out, cache, _ = self._run_slots(self.drop(x), slots, state.cache, state.cache_valid, inputs)
         changed = {}
         if C:  # block inputs of the new tokens, by segment slot (the scratch slot is 3K)
             index = (slots - C - M)[:, None, :, None].expand(-1, len(self.blocks), -1, self.config.d_model)
             changed["segment_hidden"] = state.segment_hidden.scatter_(2, index, torch.stack(inputs, dim=1))
+        if state.time is not None:
+            changed["time"] = state.time + 1
         return self._head(out[:, -1]), dataclasses.replace(state, cache=cache, step=state.step + 1, **changed)
 
     def set_memory_hook(self, hook, cache: bool = False) -> None:

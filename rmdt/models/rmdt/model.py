@@ -108,6 +108,7 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         self.embed_return = ReturnEmbedding(d)
         self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
         self.position = PositionEmbedding(2 * M + 3 * K, d, config.position_embedding)
+        self.timestep = nn.Embedding(config.max_timestep, d) if config.max_timestep else None
         self.memory = nn.Parameter(torch.zeros(M, d))  # learned initial memory m_1
         # Learned position of each hidden-state cache slot (rmdt.models.hidden_cache says why).
         self.cache_position = nn.Parameter(torch.zeros(config.cache_len, d)) if config.cache_len else None
@@ -143,11 +144,17 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
             init.normal_(module.weight, std=self.config.initializer_range)
 
     # ---- pieces shared by forward and act ----
-    def _embed_steps(self, returns_to_go, observations, actions) -> torch.Tensor:
+    def _embed_steps(self, returns_to_go, observations, actions, timesteps) -> torch.Tensor:
         """(B, L, 3, d): the R, o, a tokens of every step, in that order."""
         r = self.embed_return(returns_to_go)
         o = self.embed_obs(self.obs_norm(observations))
-        return torch.stack([r, o, self.embed_action(actions)], dim=2)
+        tokens = torch.stack([r, o, self.embed_action(actions)], dim=2)
+        return tokens if self.timestep is None else tokens + self._episode_time(timesteps)[:, :, None]
+
+    def _episode_time(self, timesteps) -> torch.Tensor:
+        """Embeddings of episode timesteps (any shape; later steps than the table share its last row)."""
+        return self.timestep(torch.as_tensor(timesteps, device=self.timestep.weight.device)
+                             .clamp(0, self.config.max_timestep - 1))
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         out = self.head(hidden)
@@ -215,7 +222,7 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
 
     def forward(self, returns_to_go: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
                 mask: torch.Tensor | None = None, memory: torch.Tensor | None = None,
-                output_attentions: bool = False) -> RMDTOutput:
+                output_attentions: bool = False, timesteps: torch.Tensor | None = None) -> RMDTOutput:
         """Action predictions for every step of (B, L) windows, L = N * K, run segment by segment.
 
         ``mask`` (B, L) is True on real steps (padding on the right); ``memory`` (B, M, d) continues
@@ -223,7 +230,8 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         empty at every window). The action at step t is predicted from the output of its observation
         token, which never sees a_t; predictions at padded steps are meaningless (zero where the
         work was skipped). ``output_attentions``: the output also holds every layer's attention
-        weights, segment by segment (``RMDTOutput.attentions``).
+        weights, segment by segment (``RMDTOutput.attentions``). ``timesteps`` (B, L): each step's episode
+        timestep, read with ``max_timestep`` > 0 (None: windows that start their episodes, 0 .. L-1).
         """
         B, L = returns_to_go.shape
         K, M, C = self.config.context_len, self.config.memory_tokens, self.config.cache_len
@@ -231,7 +239,10 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
             raise ValueError(f"window length {L} is not a multiple of context_len K={K}")
         if mask is None:
             mask = torch.ones(B, L, dtype=torch.bool, device=returns_to_go.device)
-        steps = rearrange(self._embed_steps(returns_to_go, observations, actions), "b (n k) r d -> b n (k r) d", k=K)
+        if timesteps is None and self.timestep is not None:
+            timesteps = torch.arange(L, device=returns_to_go.device).expand(B, L)
+        steps = self._embed_steps(returns_to_go, observations, actions, timesteps)
+        steps = rearrange(steps, "b (n k) r d -> b n (k r) d", k=K)
         memory = self.memory.expand(B, -1, -1) if memory is None else memory
         segment = self._segment
         recompute = self.checkpoint_segments and self.training and torch.is_grad_enabled()
@@ -311,5 +322,6 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross entropy (discrete) or MSE (continuous) averaged over the real steps of the batch."""
-        preds = self(batch.returns_to_go, batch.observations, batch.actions, batch.mask).action_preds
+        preds = self(batch.returns_to_go, batch.observations, batch.actions, batch.mask,
+                     timesteps=batch.timesteps).action_preds
         return action_loss(preds, batch.actions, batch.mask, self.discrete)
