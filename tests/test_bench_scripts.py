@@ -282,3 +282,31 @@ def test_mrv_diagnosis_prints_every_probe_of_the_valve(tiny, capsys, load):
         cells = line.split()
         assert int(cells[0]) == step and len(cells) == 8
         assert all(np.isfinite(float(c)) for c in cells[2:])  # the valve's Jacobians and slot cosine too
+
+
+def test_mujoco_peers_trains_scores_and_resumes(load, tmp_path, capsys):
+    """One rmdt DT row on a tiny recipe file: both targets scored and normalised, the speed and memory
+    recorded, and a second call skips the finished run."""
+    pytest.importorskip("stable_baselines3")
+    script, out = load("experiments/mujoco_peers"), tmp_path / "rows.json"
+    args = ["--tasks", "hopper", "--systems", "rmdt-dt", "--seeds", "0", "--steps", "3", "--episodes", "2",
+            "--agent-steps", "128", "--medium-steps", "150", "--threads", "1", "--data-root", str(tmp_path),
+            "--out", str(out)]
+    script.main(args)
+    (row,) = json.loads(out.read_text())
+    assert (row["task"], row["label"], row["steps"]) == ("hopper", "rmdt-dt", 3)
+    assert row["scores"]["standard"]["target"] == 3600 and row["scores"]["best"]["target"] >= 0
+    for score in row["scores"].values():
+        low, high = score["normalised_ci95"]
+        assert len(score["returns"]) == 2 and low <= score["normalised"] <= high
+    assert row["ms_per_step"] > 0 and row["peak_rss_mb"] > 0
+    script.main(args)
+    assert len(json.loads(out.read_text())) == 1  # not run again
+    assert "| hopper | rmdt-dt | 1 |" in capsys.readouterr().out
+
+
+def test_the_d3rlpy_runner_parses_its_arguments_without_d3rlpy():
+    """It runs under d3rlpy's own venv (docs/mujoco.md); here only its command line, which imports no d3rlpy."""
+    done = subprocess.run([sys.executable, str(BENCH / "experiments/peers/d3rlpy_dt.py"), "--help"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "--warmup-steps" in done.stdout and "--targets" in done.stdout

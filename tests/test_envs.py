@@ -16,7 +16,7 @@ from rmdt.envs.registry import ENVS, GYMNASIUM_IDS, UnknownEnv, register_env
 from rmdt.suggest import did_you_mean
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_NAMES = {"recipe": ("tmaze", "atari", "memory_maze", "popgym", "minigrid", "double_pendulum", "mujoco"),
+CONFIG_NAMES = {"recipe": ("tmaze", "atari", "memory_maze", "popgym", "minigrid", "double_pendulum", "d4rl_mujoco"),
                 "env": ("tmaze", "atari", "memory_maze", "gymnasium")}  # values in configs and checkpoints
 
 
@@ -46,7 +46,7 @@ def test_the_names_configs_use_resolve():
     assert set(CONFIG_NAMES["recipe"]) == set(ENVS.recipe_names())  # oracle_play and helpers are no recipes
     for name in CONFIG_NAMES["env"]:
         assert ENVS.evaluator(name).__name__ == f"rmdt.envs.{name}.evaluator"
-    for name in ("popgym", "minigrid", "double_pendulum", "mujoco"):  # their packages name the gymnasium evaluator
+    for name in ("popgym", "minigrid", "double_pendulum", "d4rl_mujoco"):  # their packages name the gymnasium evaluator
         assert ENVS.evaluator(name) is ENVS.evaluator("gymnasium")
 
 

@@ -7,8 +7,8 @@ pytest.importorskip("stable_baselines3")
 pytest.importorskip("mujoco")
 
 from rmdt.data import load_trajectories  # noqa: E402
+from rmdt.envs.d4rl_mujoco import recipe  # noqa: E402
 from rmdt.envs.gymnasium.evaluator import settings_from_data  # noqa: E402
-from rmdt.envs.mujoco import recipe  # noqa: E402
 from rmdt.evaluation.scores import D4RL_REFERENCES  # noqa: E402
 
 

@@ -3,7 +3,7 @@
     python bench/experiments/mujoco_peers.py --tasks hopper halfcheetah walker2d --seeds 0 1 2 \\
         --d3rlpy-python /tmp/d3rlpy/bin/python --out docs/mujoco_peers.json
 
-Every system trains on the same file (the ``mujoco`` recipe's medium data, built if missing) with the same
+Every system trains on the same file (the ``d4rl_mujoco`` recipe's medium data, built if missing) with the same
 batch, steps and learning rate, and is evaluated on the same number of episodes at two targets: the
 standard one of the DT paper (hopper 3600, halfcheetah 6000, walker2d 5000) and one near the data's best
 episode return. Each run is its own process (its peak resident memory is the run's) with ``--threads``
@@ -35,7 +35,7 @@ SYSTEMS = ("rmdt-dt", "rmdt-rmdt", "d3rlpy-dt")
 
 
 def dataset_file(task: str, args) -> str:
-    from rmdt.envs.mujoco.recipe import build
+    from rmdt.envs.d4rl_mujoco.recipe import build
 
     return build(env=task, agent_steps=args.agent_steps, medium_steps=args.medium_steps, root=args.data_root)
 

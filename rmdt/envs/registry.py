@@ -95,9 +95,9 @@ env_settings_class = ENVS.settings  # the lookups by name, for callers that impo
 env_evaluator = ENVS.evaluator
 load_recipe = ENVS.recipe
 
-# The built-in environments. popgym, minigrid, double_pendulum and mujoco are recipes of gymnasium ids,
+# The built-in environments. popgym, minigrid, double_pendulum and d4rl_mujoco are recipes of gymnasium ids,
 # evaluated by the gymnasium evaluator (``evaluation.env: gymnasium``, their packages say so).
-for _name in ("tmaze", "atari", "memory_maze", "gymnasium", "popgym", "minigrid", "double_pendulum", "mujoco"):
+for _name in ("tmaze", "atari", "memory_maze", "gymnasium", "popgym", "minigrid", "double_pendulum", "d4rl_mujoco"):
     register_env(_name, f"rmdt.envs.{_name}")
 
 # Every gymnasium id rmdt defines; entry points are strings, so registering imports no environment.
