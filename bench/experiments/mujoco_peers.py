@@ -170,14 +170,17 @@ def main(argv=None) -> None:
     out = Path(args.out)
     rows = json.loads(out.read_text()) if out.is_file() else []
     todo = [(t, s, seed) for t in args.tasks for s in args.systems for seed in args.seeds]
+    files: dict[str, tuple[str, dict]] = {}  # task -> (its data file, its two targets), found once
     with progress_bar(total=len(todo), desc="runs") as bar:
         for task, system, seed in todo:
             label = f"{system} {args.label}" if args.label else system
             if any((r["task"], r["label"], r["seed"], r["steps"]) == (task, label, seed, args.steps) for r in rows):
                 bar.update()
                 continue
-            data = dataset_file(task, args)
-            targets = {"standard": STANDARD_TARGETS[task], "best": best_return(data)}
+            if task not in files:
+                data = dataset_file(task, args)
+                files[task] = data, {"standard": STANDARD_TARGETS[task], "best": best_return(data)}
+            data, targets = files[task]
             result = run_one(system, task, seed, data, list(targets.values()), args)
             rows.append(score_row(task, system, label, seed, result, targets, args))
             out.write_text(json.dumps(rows, indent=1))

@@ -68,15 +68,14 @@ def load_d4rl_hdf5(path: str | os.PathLike, num_actions: int | None = None) -> T
 
 def file_facts(handle) -> dict:
     """The environment and the reference returns a file's ``metadata/*`` records (none in D4RL's own files)."""
-    def scalar(key):
-        value = handle[f"metadata/{key}"][()] if f"metadata/{key}" in handle else None
-        return value.decode() if isinstance(value, bytes) else value
-
-    facts = {}
-    if scalar("env_id") is not None:
-        facts["env"] = {"id": scalar("env_id")}
-    if scalar("ref_min_score") is not None and scalar("ref_max_score") is not None:
-        facts.update(ref_min_score=float(scalar("ref_min_score")), ref_max_score=float(scalar("ref_max_score")))
+    found = {}
+    for key in ("env_id", "ref_min_score", "ref_max_score"):
+        if f"metadata/{key}" in handle:
+            value = handle[f"metadata/{key}"][()]
+            found[key] = value.decode() if isinstance(value, bytes) else value
+    facts = {"env": {"id": found["env_id"]}} if "env_id" in found else {}
+    if "ref_min_score" in found and "ref_max_score" in found:
+        facts.update(ref_min_score=float(found["ref_min_score"]), ref_max_score=float(found["ref_max_score"]))
     return facts
 
 

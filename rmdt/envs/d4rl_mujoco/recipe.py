@@ -47,9 +47,11 @@ def file_names(env: str, agent: str, agent_steps: int, medium_steps: int, seed: 
 class EpisodeRecorder:
     """Steps of a single environment cut into D4RL's flat arrays; an episode ends at termination or truncation."""
 
+    DTYPES = dict(observations=np.float32, actions=np.float32, rewards=np.float32, terminals=bool, timeouts=bool,
+                  next_observations=np.float32)  # D4RL's arrays, in the order ``add`` takes them
+
     def __init__(self):
-        keys = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
-        self.rows: dict[str, list] = {k: [] for k in keys}
+        self.rows: dict[str, list] = {key: [] for key in self.DTYPES}
         self.returns: list[float] = []
         self._return = 0.0
 
@@ -65,9 +67,7 @@ class EpisodeRecorder:
         return len(self.rows["rewards"])
 
     def arrays(self) -> dict[str, np.ndarray]:
-        dtypes = dict(observations=np.float32, actions=np.float32, rewards=np.float32, terminals=bool, timeouts=bool,
-                      next_observations=np.float32)
-        return {key: np.asarray(value, dtypes[key]) for key, value in self.rows.items()}
+        return {key: np.asarray(value, self.DTYPES[key]) for key, value in self.rows.items()}
 
 
 def write_d4rl(path: Path, arrays: dict[str, np.ndarray], metadata: dict) -> None:

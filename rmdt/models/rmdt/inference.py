@@ -198,8 +198,8 @@ class RMDTRollouts:
         x = torch.stack([self.embed_action(last_action), self.embed_return(return_to_go),
                          self.embed_obs(self.obs_norm(obs))], dim=1)
         x = x + self.position(0, M + 3 * K)[(slots - C).clamp(max=M + 3 * K - 1)]
-        if state.time is not None:  # the previous action is step t-1's token, R and o step t's
-            x = x + self._episode_time(np.stack([np.maximum(state.time - 1, 0), state.time, state.time], 1))
+        if state.time is not None:
+            x = x + self._act_time(state.time)
         inputs = [] if C else None
         out, cache, _ = self._run_slots(self.drop(x), slots, state.cache, state.cache_valid, inputs)
         changed = {}

@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -155,6 +156,11 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         """Embeddings of episode timesteps (any shape; later steps than the table share its last row)."""
         return self.timestep(torch.as_tensor(timesteps, device=self.timestep.weight.device)
                              .clamp(0, self.config.max_timestep - 1))
+
+    def _act_time(self, time: np.ndarray) -> torch.Tensor:
+        """(B, 3, d) episode-time embeddings of the tokens a rollout step adds at each row's timestep ``time``:
+        the previous action (step t-1's token), then R and o (step t's)."""
+        return self._episode_time(np.stack([np.maximum(time - 1, 0), time, time], 1))
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         out = self.head(hidden)

@@ -25,8 +25,8 @@ def act(model, state, obs: torch.Tensor, last_action: torch.Tensor, return_to_go
     width = 3 * model.config.context_len - 1
     new = torch.stack([model.embed_action(last_action), model.embed_return(return_to_go),
                        model.embed_obs(model.obs_norm(obs))], dim=1)
-    if model.timestep is not None:  # the previous action is step t-1's token, R and o step t's
-        new = new + model._episode_time(np.stack([np.maximum(state.step - 1, 0), state.step, state.step], 1))
+    if model.timestep is not None:
+        new = new + model._act_time(state.step)
     window = torch.cat([state.window, new], dim=1)[:, -width:]  # (R, o, a) x (K-1) then R, o
     step = state.step + 1
     index = torch.arange(width, device=obs.device)
