@@ -286,7 +286,7 @@ def test_mrv_diagnosis_prints_every_probe_of_the_valve(tiny, capsys, load):
 
 def test_mujoco_peers_trains_scores_and_resumes(load, tmp_path, capsys):
     """One rmdt DT row on a tiny recipe file: both targets scored and normalised, the speed and memory
-    recorded, and a second call skips the finished run."""
+    recorded, and a second call skips the finished run, but not the same run on another agent's data."""
     pytest.importorskip("stable_baselines3")
     script, out = load("experiments/mujoco_peers"), tmp_path / "rows.json"
     args = ["--tasks", "hopper", "--systems", "rmdt-dt", "--seeds", "0", "--steps", "3", "--episodes", "2",
@@ -295,6 +295,7 @@ def test_mujoco_peers_trains_scores_and_resumes(load, tmp_path, capsys):
     script.main(args)
     (row,) = json.loads(out.read_text())
     assert (row["task"], row["label"], row["steps"]) == ("hopper", "rmdt-dt", 3)
+    assert row["data"] == "hopper-medium-ppo128-m150-s0-v0.hdf5"
     assert row["scores"]["standard"]["target"] == 3600 and row["scores"]["best"]["target"] >= 0
     for score in row["scores"].values():
         low, high = score["normalised_ci95"]
@@ -302,7 +303,9 @@ def test_mujoco_peers_trains_scores_and_resumes(load, tmp_path, capsys):
     assert row["ms_per_step"] > 0 and row["peak_rss_mb"] > 0
     script.main(args)
     assert len(json.loads(out.read_text())) == 1  # not run again
-    assert "| hopper | rmdt-dt | 1 |" in capsys.readouterr().out
+    assert "| hopper-medium-ppo128-m150-s0 | rmdt-dt | 1 |" in capsys.readouterr().out
+    script.main([*args, "--agent", "sac"])
+    assert [r["data"] for r in json.loads(out.read_text())][1:] == ["hopper-medium-sac128-m150-s0-v0.hdf5"]
 
 
 def test_the_d3rlpy_runner_parses_its_arguments_without_d3rlpy():

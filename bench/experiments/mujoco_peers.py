@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rmdt.envs.d4rl_mujoco.recipe import AGENTS
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STANDARD_TARGETS = {"hopper": 3600.0, "halfcheetah": 6000.0, "walker2d": 5000.0}  # the DT paper's
@@ -37,7 +39,8 @@ SYSTEMS = ("rmdt-dt", "rmdt-rmdt", "d3rlpy-dt")
 def dataset_file(task: str, args) -> str:
     from rmdt.envs.d4rl_mujoco.recipe import build
 
-    return build(env=task, agent_steps=args.agent_steps, medium_steps=args.medium_steps, root=args.data_root)
+    return build(env=task, agent=args.agent, agent_steps=args.agent_steps, medium_steps=args.medium_steps,
+                 root=args.data_root)
 
 
 def best_return(path: str) -> float:
@@ -97,7 +100,7 @@ def run_one(system: str, task: str, seed: int, data: str, targets: list[float], 
         return json.loads(out.read_text())
 
 
-def score_row(task: str, system: str, label: str, seed: int, result: dict, targets: dict, args) -> dict:
+def score_row(task: str, data: str, system: str, label: str, seed: int, result: dict, targets: dict, args) -> dict:
     from rmdt.evaluation.rollout import mean_interval
     from rmdt.evaluation.scores import D4RL_REFERENCES, normalise
 
@@ -109,20 +112,21 @@ def score_row(task: str, system: str, label: str, seed: int, result: dict, targe
         scores[name] = {"target": target, "returns": returns, "mean_return": float(np.mean(returns)),
                         "normalised": float(normalise(np.mean(returns), *refs)),
                         "normalised_ci95": [float(normalise(low, *refs)), float(normalise(high, *refs))]}
-    return {"task": task, "system": system, "label": label, "seed": seed, "steps": result["steps"],
+    return {"task": task, "data": Path(data).name, "system": system, "label": label, "seed": seed,
+            "steps": result["steps"],
             "batch_size": args.batch_size, "lr": args.lr, "episodes": args.episodes, "threads": args.threads,
             "ms_per_step": 1000 * result["train_seconds"] / result["steps"], "peak_rss_mb": result["peak_rss_mb"],
             "scores": scores, "rmdt_overrides": args.rmdt_overrides if system.startswith("rmdt") else []}
 
 
 def table(rows: list[dict]) -> str:
-    """Per task and system (label): each seed's normalised score at both targets, the means, speed, memory."""
-    lines = ["| task | system | seeds | standard target: per seed | mean | near best: per seed | mean | "
+    """Per data file and system (label): each seed's normalised score at both targets, the means, speed, memory."""
+    lines = ["| data | system | seeds | standard target: per seed | mean | near best: per seed | mean | "
              "ms per step | peak MB |", "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list] = {}
     for row in rows:
-        groups.setdefault((row["task"], row["label"]), []).append(row)
-    for (task, label), runs in sorted(groups.items()):
+        groups.setdefault((row["data"].removesuffix("-v0.hdf5"), row["label"]), []).append(row)
+    for (data, label), runs in sorted(groups.items()):
         runs.sort(key=lambda r: r["seed"])
         cells = []
         for name in ("standard", "best"):
@@ -132,7 +136,7 @@ def table(rows: list[dict]) -> str:
             mean = np.mean([s["normalised"] for s in scores])
             cells += [f"({scores[0]['target']:.0f}) {per_seed}", f"**{mean:.1f}**"]
         ms = [r["ms_per_step"] for r in runs]
-        lines.append(f"| {task} | {label} | {len(runs)} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | "
+        lines.append(f"| {data} | {label} | {len(runs)} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | "
                      f"{np.mean(ms):.0f} ({min(ms):.0f}-{max(ms):.0f}) | {max(r['peak_rss_mb'] for r in runs):.0f} |")
     return "\n".join(lines)
 
@@ -148,6 +152,7 @@ def main(argv=None) -> None:
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per target")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each run")
     parser.add_argument("--data-root", default=None, help="where the recipe's files are (default: its own)")
+    parser.add_argument("--agent", default="ppo", choices=AGENTS, help="the recipe's stable-baselines3 agent")
     parser.add_argument("--agent-steps", type=int, default=200_000, help="the recipe's agent training steps")
     parser.add_argument("--medium-steps", type=int, default=200_000, help="the recipe's steps of medium play")
     parser.add_argument("--d3rlpy-python", default=None, help="Python of a virtual environment with d3rlpy")
@@ -174,15 +179,16 @@ def main(argv=None) -> None:
     with progress_bar(total=len(todo), desc="runs") as bar:
         for task, system, seed in todo:
             label = f"{system} {args.label}" if args.label else system
-            if any((r["task"], r["label"], r["seed"], r["steps"]) == (task, label, seed, args.steps) for r in rows):
-                bar.update()
-                continue
             if task not in files:
                 data = dataset_file(task, args)
                 files[task] = data, {"standard": STANDARD_TARGETS[task], "best": best_return(data)}
             data, targets = files[task]
+            if any((r["task"], r["data"], r["label"], r["seed"], r["steps"]) == (task, Path(data).name, label, seed,
+                                                                                   args.steps) for r in rows):
+                bar.update()
+                continue
             result = run_one(system, task, seed, data, list(targets.values()), args)
-            rows.append(score_row(task, system, label, seed, result, targets, args))
+            rows.append(score_row(task, data, system, label, seed, result, targets, args))
             out.write_text(json.dumps(rows, indent=1))
             bar.update()
     text = table([r for r in rows if r["steps"] == args.steps])
