@@ -301,6 +301,7 @@ def test_mujoco_peers_trains_scores_and_resumes(load, tmp_path, capsys):
         low, high = score["normalised_ci95"]
         assert len(score["returns"]) == 2 and low <= score["normalised"] <= high
     assert row["ms_per_step"] > 0 and row["peak_rss_mb"] > 0
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     script.main(args)
     assert len(json.loads(out.read_text())) == 1  # not run again
     assert "| hopper-medium-ppo128-m150-s0 | rmdt-dt | 1 |" in capsys.readouterr().out

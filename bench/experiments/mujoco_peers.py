@@ -9,8 +9,8 @@ standard one of the DT paper (hopper 3600, halfcheetah 6000, walker2d 5000) and 
 episode return. Each run is its own process (its peak resident memory is the run's) with ``--threads``
 torch threads; rows are added to ``--out`` as runs finish, and runs already there are skipped, so a killed
 bench continues where it stopped. ``--rmdt-overrides`` / ``--label`` run a variant of the rmdt configs.
-The table printed (and written beside ``--out`` as .md): normalised score (95% bootstrap interval over
-episodes) per seed and the mean over seeds at each target, ms per training step and peak memory.
+The table printed (and written beside ``--out`` as .md, with a plot as .png): normalised score (95% bootstrap
+interval over episodes) per seed and the mean over seeds at each target, ms per training step and peak memory.
 
 CORL's dt.py is not run: it imports d4rl (which does not import on a current stack), gym, pyrallis and
 wandb at module level.
@@ -141,6 +141,28 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """One panel per data file: each system's per-seed normalised scores at both targets and their means."""
+    from rmdt.plotting import pyplot, save_png
+
+    datas = sorted({r["data"] for r in rows})
+    fig, axes = pyplot().subplots(1, len(datas), figsize=(4.5 * len(datas), 4), squeeze=False)
+    for ax, data in zip(axes[0], datas):
+        labels = sorted({r["label"] for r in rows if r["data"] == data})
+        for x, label in enumerate(labels):
+            for shift, (name, marker) in zip((-0.15, 0.15), (("standard", "o"), ("best", "s"))):
+                scores = [r["scores"][name]["normalised"] for r in rows if (r["data"], r["label"]) == (data, label)]
+                ax.bar(x + shift, np.mean(scores), width=0.28, color="C0" if name == "standard" else "C1", alpha=0.5,
+                       label=(f"{name} target" if x == 0 else None))
+                ax.scatter([x + shift] * len(scores), scores, marker=marker, color="black", s=14, zorder=3)
+        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+        ax.set_title(data.removesuffix("-v0.hdf5"), fontsize=9)
+        ax.set_ylabel("D4RL normalised score (bars: mean over seeds)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(STANDARD_TARGETS), choices=list(STANDARD_TARGETS))
@@ -161,6 +183,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="docs/mujoco_peers.json")
     parser.add_argument("--show", nargs="+", metavar="JSON", help="only print the table of these result files "
                                                                    "(e.g. of benches run side by side)")
+    parser.add_argument("--png", help="with --show: also plot those rows to this PNG")
     parser.add_argument("--child-rmdt", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
@@ -169,7 +192,10 @@ def main(argv=None) -> None:
         return rmdt_child(args.child_rmdt, args.child_out, args.threads, args.overrides)
 
     if args.show:
-        return print(table([row for path in args.show for row in json.loads(Path(path).read_text())]))
+        rows = [row for path in args.show for row in json.loads(Path(path).read_text())]
+        if args.png:
+            plot(rows, Path(args.png))
+        return print(table(rows))
     from rmdt.progress import progress_bar
 
     out = Path(args.out)
@@ -193,6 +219,7 @@ def main(argv=None) -> None:
             bar.update()
     text = table([r for r in rows if r["steps"] == args.steps])
     out.with_suffix(".md").write_text(text + "\n")
+    plot([r for r in rows if r["steps"] == args.steps], out.with_suffix(".png"))
     print(text)
 
 
