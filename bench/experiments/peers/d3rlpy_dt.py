@@ -34,6 +34,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    env = gym.make(args.env_id)  # before training: a missing MuJoCo dependency fails now, not after it
     with h5py.File(args.dataset, "r") as f:
         arrays = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
     arrays["timeouts"][-1] |= not arrays["terminals"][-1]  # a file cut mid-episode: its last episode ends there
@@ -55,7 +56,6 @@ def main() -> None:
            logger_adapter=d3rlpy.logging.NoopAdapterFactory())
     train_seconds = time.perf_counter() - start
 
-    env = gym.make(args.env_id)
     rows = []
     for target in args.targets:
         actor = dt.as_stateful_wrapper(target_return=target,
