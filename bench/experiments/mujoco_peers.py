@@ -28,12 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rmdt.envs.d4rl_mujoco.recipe import AGENTS
+from rmdt.envs.d4rl_mujoco.recipe import AGENTS, DEFAULTS, file_names
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STANDARD_TARGETS = {"hopper": 3600.0, "halfcheetah": 6000.0, "walker2d": 5000.0}  # the DT paper's
 SYSTEMS = ("rmdt-dt", "rmdt-rmdt", "d3rlpy-dt")
+
+
+def data_name(task: str, args) -> str:
+    """The name of the medium file the recipe writes for these arguments, known without building it."""
+    return file_names(task, args.agent, args.agent_steps, args.medium_steps, DEFAULTS["seed"])["medium"]
 
 
 def dataset_file(task: str, args) -> str:
@@ -100,7 +105,7 @@ def run_one(system: str, task: str, seed: int, data: str, targets: list[float], 
         return json.loads(out.read_text())
 
 
-def score_row(task: str, data: str, system: str, label: str, seed: int, result: dict, targets: dict, args) -> dict:
+def score_row(task: str, data_name: str, system: str, label: str, seed: int, result: dict, targets: dict, args) -> dict:
     from rmdt.evaluation.rollout import mean_interval
     from rmdt.evaluation.scores import D4RL_REFERENCES, normalise
 
@@ -112,8 +117,7 @@ def score_row(task: str, data: str, system: str, label: str, seed: int, result: 
         scores[name] = {"target": target, "returns": returns, "mean_return": float(np.mean(returns)),
                         "normalised": float(normalise(np.mean(returns), *refs)),
                         "normalised_ci95": [float(normalise(low, *refs)), float(normalise(high, *refs))]}
-    return {"task": task, "data": Path(data).name, "system": system, "label": label, "seed": seed,
-            "steps": result["steps"],
+    return {"task": task, "data": data_name, "system": system, "label": label, "seed": seed, "steps": result["steps"],
             "batch_size": args.batch_size, "lr": args.lr, "episodes": args.episodes, "threads": args.threads,
             "ms_per_step": 1000 * result["train_seconds"] / result["steps"], "peak_rss_mb": result["peak_rss_mb"],
             "scores": scores, "rmdt_overrides": args.rmdt_overrides if system.startswith("rmdt") else []}
@@ -150,8 +154,9 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, data in zip(axes[0], datas):
         labels = sorted({r["label"] for r in rows if r["data"] == data})
         for x, label in enumerate(labels):
+            runs = [r for r in rows if (r["data"], r["label"]) == (data, label)]
             for shift, (name, marker) in zip((-0.15, 0.15), (("standard", "o"), ("best", "s"))):
-                scores = [r["scores"][name]["normalised"] for r in rows if (r["data"], r["label"]) == (data, label)]
+                scores = [r["scores"][name]["normalised"] for r in runs]
                 ax.bar(x + shift, np.mean(scores), width=0.28, color="C0" if name == "standard" else "C1", alpha=0.5,
                        label=(f"{name} target" if x == 0 else None))
                 ax.scatter([x + shift] * len(scores), scores, marker=marker, color="black", s=14, zorder=3)
@@ -205,21 +210,22 @@ def main(argv=None) -> None:
     with progress_bar(total=len(todo), desc="runs") as bar:
         for task, system, seed in todo:
             label = f"{system} {args.label}" if args.label else system
+            name = data_name(task, args)
+            if any((r["data"], r["label"], r["seed"], r["steps"]) == (name, label, seed, args.steps) for r in rows):
+                bar.update()
+                continue
             if task not in files:
                 data = dataset_file(task, args)
                 files[task] = data, {"standard": STANDARD_TARGETS[task], "best": best_return(data)}
             data, targets = files[task]
-            if any((r["task"], r["data"], r["label"], r["seed"], r["steps"]) == (task, Path(data).name, label, seed,
-                                                                                   args.steps) for r in rows):
-                bar.update()
-                continue
             result = run_one(system, task, seed, data, list(targets.values()), args)
-            rows.append(score_row(task, data, system, label, seed, result, targets, args))
+            rows.append(score_row(task, name, system, label, seed, result, targets, args))
             out.write_text(json.dumps(rows, indent=1))
             bar.update()
-    text = table([r for r in rows if r["steps"] == args.steps])
+    shown = [r for r in rows if r["steps"] == args.steps]
+    text = table(shown)
     out.with_suffix(".md").write_text(text + "\n")
-    plot([r for r in rows if r["steps"] == args.steps], out.with_suffix(".png"))
+    plot(shown, out.with_suffix(".png"))
     print(text)
 
 
