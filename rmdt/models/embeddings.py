@@ -160,6 +160,9 @@ class ActionEmbedding(nn.Module):
         return self.embed(actions.long() if self.discrete else actions.float())
 
 
+POSITION_EMBEDDINGS = ("learned", "sinusoidal")  # the kinds of PositionEmbedding
+
+
 class PositionEmbedding(nn.Module):
     """Positions of the tokens within one segment ``[read M ; (R, o, a) x K ; write M]``.
 

@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass
 
 from rmdt.errors import ConfigError
+from rmdt.models.elmur import ELMURConfig, ELMURModel
 from rmdt.models.policy_config import FieldError
 from rmdt.models.recurrent import COMMON_FIELDS, MEMORY_LAYERS, RecurrentConfig, RecurrentModel
 from rmdt.models.rmdt import RMDTConfig, RMDTModel
@@ -144,6 +145,7 @@ def check_model_section(section, facts: dict) -> None:
 
 
 register_model("rmdt", RMDTConfig, RMDTModel)
+register_model("elmur", ELMURConfig, ELMURModel)
 for _layer, _spec in MEMORY_LAYERS.items():
     register_model(_layer, RecurrentConfig, RecurrentModel, fields=(*COMMON_FIELDS, *_spec.fields),
                    implied={"layer": _layer})

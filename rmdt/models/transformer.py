@@ -24,8 +24,9 @@ def maybe_dropout(p: float) -> nn.Module:
 class Attention(nn.Module):
     """Multi-head attention of ``x`` over ``[past ; context]`` via scaled_dot_product_attention.
 
-    ``context`` defaults to ``x`` (self-attention). ``mask``: bool, True where a query may attend,
-    broadcastable to (B, n_heads, T_query, T_key); None means attend everywhere. Returns the
+    ``context`` defaults to ``x`` (self-attention). ``mask``: bool, True where a query may attend, or a
+    float bias added to the scores (-inf: may not attend), broadcastable to (B, n_heads, T_query, T_key);
+    None means attend everywhere. Returns the
     output, the keys/values of ``[past ; context]`` for reuse as the next cache, and, when
     ``output_attentions``, the (B, n_heads, T_query, T_key) softmax weights (else None): the fused
     SDPA kernel hides them, so that call computes them explicitly (same outputs up to rounding).
@@ -74,7 +75,9 @@ class Attention(nn.Module):
     def _attend_explicitly(self, q, k, v, mask) -> tuple[torch.Tensor, torch.Tensor]:
         """What SDPA computes, with the softmax weights made explicit: (output, weights)."""
         scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-        if mask is not None:
+        if mask is not None and mask.is_floating_point():  # an additive bias
+            scores = scores + mask
+        elif mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))  # exp(-inf) = 0: masked keys get exactly 0
         weights = scores.softmax(dim=-1)
         return F.dropout(weights, self.dropout, self.training) @ v, weights

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from rmdt.models.embeddings import POSITION_EMBEDDINGS
 from rmdt.models.policy_config import PolicyConfigChecks
 from rmdt.models.rmdt.memory_updates import MEMORY_UPDATES
-
-POSITION_EMBEDDINGS = ("learned", "sinusoidal")
 
 
 class RMDTConfig(PolicyConfigChecks, PretrainedConfig):

@@ -1,0 +1,151 @@
+"""ELMUR's model and its training forward: a window of N segments, run segment by segment.
+
+Each segment's (R, o, a) x K tokens run causally through the layers; every layer's tokens also read
+that layer's memory bank as it stood before the segment, and after the segment the bank's slots
+attend to the layer's tokens and one slot is rewritten (rmdt.models.elmur.layers). What a segment
+writes is read only by later segments, so no token ever sees a later token. Rollouts, one step at a
+time, are the job of rmdt.models.elmur.inference.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+
+from rmdt.models.elmur.config import ELMURConfig
+from rmdt.models.elmur.inference import ELMURRollouts
+from rmdt.models.elmur.layers import ELMURLayer, lru_write
+from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, PositionEmbedding, ReturnEmbedding, build_obs_encoder
+from rmdt.models.policy import Policy, action_loss
+from rmdt.models.transformer import maybe_dropout
+
+
+@dataclass
+class ELMUROutput:
+    action_preds: torch.Tensor  # (B, L, num_actions) logits or (B, L, act_dim) actions in [-1, 1]
+    memory: torch.Tensor  # (B, n_layers, M, d_model) banks after the last segment that held a real step
+    slot_time: torch.Tensor  # (B, n_layers, M) token time of each slot's last write; -1: never written
+    # output_attentions: per layer, segment by segment, the softmax weights (row = query, column = key) of
+    # "self" (B, N, heads, 3K, 3K) among the (R, o, a) tokens, "read" (B, N, heads, 3K, M) of tokens over the
+    # bank's slots, "write" (B, N, heads, M, 3K) of slots over the tokens
+    attentions: dict[str, tuple[torch.Tensor, ...]] | None = None
+
+
+@functools.lru_cache(maxsize=64)
+def _causal(T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.inference_mode(False):
+        i = torch.arange(T, device=device)
+        return i[None, :] <= i[:, None], i[None, :] == i[:, None]
+
+
+class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
+    """ELMUR (arXiv 2510.07151): a decision transformer whose every layer keeps its own memory bank."""
+
+    config_class = ELMURConfig
+    base_model_prefix = "elmur"
+    main_input_name = "observations"
+    _no_split_modules = ["ELMURLayer"]
+
+    def __init__(self, config: ELMURConfig):
+        super().__init__(config)
+        d, K = config.d_model, config.context_len
+        self.discrete = config.num_actions is not None
+        self.obs_norm = ObsNormalizer(config.obs_mean, config.obs_std)
+        self.embed_obs = build_obs_encoder(config.obs_encoder, config.obs_shape, d)
+        self.embed_return = ReturnEmbedding(d)
+        self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
+        self.position = PositionEmbedding(3 * K, d, config.position_embedding)
+        self.memory = nn.Parameter(torch.zeros(config.n_layers, config.memory_size, d))  # learned initial banks
+        self.drop = maybe_dropout(config.dropout)
+        self.layers = nn.ModuleList(ELMURLayer(d, config.n_heads, config.dropout, config.memory_dropout,
+                                               config.relative_range) for _ in range(config.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, config.num_actions if self.discrete else config.act_dim)
+        self.memory_hook = None  # set_memory_hook: the memory probe's intervention in act
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, ELMURModel):
+            init.normal_(module.memory, std=self.config.initializer_range)
+        elif isinstance(module, PositionEmbedding) and module.learned:
+            init.normal_(module.weight, std=self.config.initializer_range)
+        elif isinstance(module, ELMURLayer):  # no distance preferred before training
+            init.zeros_(module.bias.table.weight)
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.ln_f(hidden))
+        return out if self.discrete else torch.tanh(out)
+
+    def initial_memory(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Banks (B, n_layers, M, d) and slot times (B, n_layers, M), all unwritten, of episodes starting now."""
+        memory = self.memory.expand(batch_size, -1, -1, -1)
+        return memory, torch.full(memory.shape[:3], -1, dtype=torch.long, device=memory.device)
+
+    def forward(self, returns_to_go: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
+                mask: torch.Tensor | None = None, output_attentions: bool = False,
+                timesteps: torch.Tensor | None = None) -> ELMUROutput:
+        """Action predictions for every step of (B, L) windows, L = N * K, run segment by segment.
+
+        ``mask`` (B, L) is True on real steps (padding on the right). The action at step t is predicted
+        from its observation token's output, which never sees a_t. A segment without a real step
+        leaves the banks as they were. ``timesteps`` is accepted for the common batch interface and
+        unused (positions restart every segment; the banks keep their own token times).
+        """
+        B, L = returns_to_go.shape
+        K = self.config.context_len
+        if L % K:
+            raise ValueError(f"window length {L} is not a multiple of context_len K={K}")
+        if mask is None:
+            mask = torch.ones(B, L, dtype=torch.bool, device=returns_to_go.device)
+        tokens = torch.stack([self.embed_return(returns_to_go), self.embed_obs(self.obs_norm(observations)),
+                              self.embed_action(actions)], dim=2)
+        tokens = rearrange(tokens, "b (n k) r d -> b n (k r) d", k=K)
+        T = 3 * K
+        causal, diagonal = _causal(T, tokens.device)
+        clock = torch.arange(T, device=tokens.device).expand(B, T)
+        memory, slot_time = self.initial_memory(B)
+        preds = []
+        attentions = {"self": [], "read": [], "write": []} if output_attentions else None
+        for s in range(L // K):
+            if s and self.config.grad_segments is not None and s % self.config.grad_segments == 0:
+                memory = memory.detach()  # truncated backpropagation through memory
+            key_ok = mask[:, s * K:(s + 1) * K].repeat_interleave(3, dim=1)
+            real = key_ok.any(dim=1)
+            self_mask = ((causal & key_ok[:, None, :]) | diagonal)[:, None]
+            token_time = clock + s * T
+            now = token_time[:, -1]
+            x = self.drop(tokens[:, s] + self.position(0, T))
+            banks, times, weights = [], [], []
+            for i, layer in enumerate(self.layers):
+                x, _, (w_self, w_read) = layer.tokens(x, memory[:, i], token_time, slot_time[:, i], self_mask,
+                                                      output_attentions=output_attentions)
+                # a segment of padding only writes nothing; its keys stay open so no softmax row is empty
+                candidate, w_write = layer.candidate(memory[:, i], slot_time[:, i], x, token_time,
+                                                     key_ok | ~real[:, None], output_attentions=output_attentions)
+                bank, time = lru_write(memory[:, i], slot_time[:, i], candidate, now, self.config.lru_blend_alpha)
+                banks.append(bank)
+                times.append(time)
+                weights.append((w_self, w_read, w_write))
+            memory = torch.where(real[:, None, None, None], torch.stack(banks, dim=1), memory)
+            slot_time = torch.where(real[:, None, None], torch.stack(times, dim=1), slot_time)
+            preds.append(self._head(x[:, 1::3]))
+            if output_attentions:
+                for name, per_layer in zip(attentions, zip(*weights)):
+                    attentions[name].append(per_layer)
+        if output_attentions:  # name -> per layer (B, N, heads, rows, columns)
+            attentions = {name: tuple(torch.stack(layer, dim=1) for layer in zip(*segments))
+                          for name, segments in attentions.items()}
+        return ELMUROutput(action_preds=torch.cat(preds, dim=1), memory=memory, slot_time=slot_time,
+                           attentions=attentions)
+
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross entropy (discrete) or MSE (continuous) averaged over the real steps of the batch."""
+        preds = self(batch.returns_to_go, batch.observations, batch.actions, batch.mask).action_preds
+        return action_loss(preds, batch.actions, batch.mask, self.discrete)
