@@ -59,6 +59,8 @@ for _name, _preset in {
     "rmt": Preset({"model": {"kind": "rmdt", "memory_tokens": 8, "memory_update": "replace", "memory_replay": 0,
                              "cache_len": 0}, **_SEGMENTS},
                   "Recurrent Memory Transformer: memory tokens replaced by the write outputs, no cache, no replay"),
+    "elmur": Preset({"model": {"kind": "elmur", "memory_size": 4, "lru_blend_alpha": 0.79}, **_SEGMENTS},
+                    "ELMUR: a bank of 4 slots per layer, least recently used rewritten by a 0.79 blend"),
     "dt": Preset({"model": {"kind": "rmdt", "memory_tokens": 0}, **_SEGMENTS},
                  "Decision Transformer over K steps (each segment on its own)"),
     "dt_nk": Preset({"model": {"kind": "rmdt", "memory_tokens": 0}, **_SEGMENTS},

@@ -4,6 +4,7 @@ maps, checkpoints and config errors, and a run through train.py and evaluate.py.
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from training_helpers import assert_gradients_reach
@@ -208,7 +209,7 @@ def test_memory_hook_sees_every_layers_bank_at_each_boundary_and_zeroing_it_chan
     torch.testing.assert_close(again, intact, atol=0, rtol=0)
 
 
-def test_output_attentions_are_labelled_read_self_and_write_maps_and_change_nothing(make_model):
+def test_output_attentions_place_read_self_and_write_maps_in_the_segment_layout_and_change_nothing(make_model):
     model = make_model()
     batch = make_batch(model.config)
     mask = torch.arange(N * K)[None] < torch.tensor([[N * K], [K + 2], [N * K]])
@@ -216,17 +217,39 @@ def test_output_attentions_are_labelled_read_self_and_write_maps_and_change_noth
     plain = run(model, batch)
     out = run(model, batch, output_attentions=True)
     torch.testing.assert_close(out.action_preds, plain.action_preds, atol=1e-5, rtol=0)
-    T, M = 3 * K, 2
-    shapes = {"self": (3, N, 2, T, T), "read": (3, N, 2, T, M), "write": (3, N, 2, M, T)}
-    assert {name: [tuple(w.shape) for w in maps] for name, maps in out.attentions.items()} == {
-        name: [shape] * 2 for name, shape in shapes.items()}
-    for maps in out.attentions.values():
-        for w in maps:
-            torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]), atol=1e-5, rtol=0)
-    self_map = out.attentions["self"][0]
-    assert (self_map[..., torch.ones(T, T).triu(1).bool()] == 0).all()  # no token sees a later one
-    write = out.attentions["write"][0][1, 1]  # row 1's second segment: steps K+2.. are padding
-    assert (write[..., 6:] == 0).all() and (write[..., :6] > 0).all()
+    M, T = 2, 3 * K  # [bank M ; (R, o, a) x K ; write M]
+    assert [tuple(w.shape) for w in out.attentions] == [(3, N, 2, 2 * M + T, 2 * M + T)] * 2
+    w = out.attentions[0]
+    tokens, write = slice(M, M + T), slice(M + T, None)
+    ones = torch.ones(3, N, 2)
+    torch.testing.assert_close(w[..., tokens, :M].sum(-1), ones[..., None].expand(-1, -1, -1, T), atol=1e-5, rtol=0)
+    torch.testing.assert_close(w[..., tokens, tokens].sum(-1), ones[..., None].expand(-1, -1, -1, T), atol=1e-5,
+                               rtol=0)
+    torch.testing.assert_close(w[..., write, :].sum(-1), ones[..., None].expand(-1, -1, -1, M), atol=1e-5, rtol=0)
+    assert (w[..., :M, :] == 0).all() and (w[..., tokens, write] == 0).all() and (w[..., write, :M] == 0).all()
+    assert (w[..., tokens, tokens][..., torch.ones(T, T).triu(1).bool()] == 0).all()  # no token sees a later one
+    second = w[1, 1, :, write, tokens]  # row 1's second segment: its steps after K+2 are padding
+    assert (second[..., 6:] == 0).all() and (second[..., :6] > 0).all()
+    allowed = model.attention_mask(mask[:, K:2 * K])[:, 0]
+    assert ((w[:, 1].sum(1) > 0) <= allowed).all()  # nothing outside what the model may attend
+
+
+def test_attention_export_of_an_elmur_rollout_equals_its_window_maps(make_model):
+    from rmdt.evaluation.attention import episode_maps, memory_summary, window_maps
+    from rmdt.evaluation.rollout import Episode
+
+    model = make_model()
+    batch = make_batch(model.config, batch_size=1)
+    window = window_maps(model, batch.returns_to_go, batch.observations, batch.actions)[0]
+    episode = Episode(observations=batch.observations[0].numpy(), actions=batch.actions[0].numpy(),
+                      rewards=batch.rewards[0].numpy(), returns_to_go=batch.returns_to_go[0].numpy(),
+                      length=N * K + 1)  # the episode went on: every segment's action and write ran
+    stepwise = episode_maps(model, [episode])[0]
+    np.testing.assert_allclose(stepwise.weights, window.weights, atol=1e-6)
+    assert window.token_label[:2].tolist() == ["m0", "m1"] and not window.computed[:, :2].any()
+    read, write = memory_summary(window)
+    np.testing.assert_allclose(read.sum(-1), 1, atol=1e-5)  # a token's read is a softmax over the bank
+    np.testing.assert_allclose(write.sum(-1), 1, atol=1e-5)  # a write slot's attention over the tokens
 
 
 def test_save_load_round_trip(tmp_path, make_model):

@@ -82,17 +82,16 @@ def trajectory_tokens(kind: np.ndarray) -> np.ndarray:
 
 
 def has_attention(model) -> bool:
-    """True for models whose blocks run ``rmdt.models.transformer.Attention`` (RMDT, DT)."""
-    from rmdt.models.transformer import Attention
-
-    blocks = getattr(model, "blocks", None)
-    return bool(blocks) and all(isinstance(getattr(block, "attn", None), Attention) for block in blocks)
+    """True for models that give attention maps (RMDT, DT, ELMUR): an ``attention_layout`` (K, M, C), an
+    ``attention_mask(step_mask)`` (S, 1, T, T) of who may attend whom in a segment ``[read M ; (R, o, a) x K ;
+    write M]``, and per-layer (B, N, heads, T, T) maps from ``forward(..., output_attentions=True)``."""
+    return callable(getattr(model, "attention_mask", None)) and hasattr(model, "attention_layout")
 
 
 def _check(model) -> None:
     if not has_attention(model):
         raise TypeError(f"{type(model).__name__} has no transformer blocks, so no attention maps "
-                        "(only RMDT and DT have them; recurrent models carry a state instead)")
+                        "(RMDT, DT and ELMUR have them; recurrent models carry a state instead)")
 
 
 def memory_summary(maps: AttentionMaps) -> tuple[np.ndarray, np.ndarray]:
@@ -125,19 +124,19 @@ def _allowed(mask: torch.Tensor, held: torch.Tensor, C: int, M: int, K: int) -> 
     return torch.cat([torch.zeros(len(held), C, C + mask.shape[-1], dtype=torch.bool), widened], dim=1)
 
 
-def _maps(config, weights: torch.Tensor, real: torch.Tensor, computed: torch.Tensor) -> AttentionMaps:
+def _maps(model, weights: torch.Tensor, real: torch.Tensor, computed: torch.Tensor) -> AttentionMaps:
     """AttentionMaps of the first S segments of a window: ``weights`` (S, layers, heads, T, T) from the
     model, ``real`` (S, K) its real steps, ``computed`` (S, T) the rows to keep (the rest is zeroed)."""
-    from rmdt.models.rmdt import segment_mask
-
-    K, M, C = config.context_len, config.memory_tokens, config.cache_len
+    K, M, C = model.attention_layout
     S = len(real)
-    _, trajectory, step = _layout(config)
+    _, trajectory, step = _layout(model.attention_layout)
     steps = torch.arange(S * K).view(S, K)[:, step]
     held = torch.clamp(3 * K * torch.arange(S), max=C)  # every earlier segment is whole: min(C, 3K s) cached
+    allowed = _allowed(model.attention_mask(real), held, C, M, K)
+    computed = computed & allowed.any(dim=-1)  # a row with no key to attend (ELMUR's bank slots) is no query
     return AttentionMaps(
         weights=torch.where(computed[:, None, None, :, None], weights.float().cpu(), 0.0).numpy(),
-        allowed=_allowed(segment_mask(real, M), held, C, M, K).numpy(), computed=computed.numpy(),
+        allowed=allowed.numpy(), computed=computed.numpy(),
         token_step=torch.where(trajectory, steps, -1).numpy(), context_len=K, memory_tokens=M, cache_len=C)
 
 
@@ -154,10 +153,10 @@ def _forward_maps(model, returns_to_go, observations, actions, mask) -> torch.Te
     return torch.stack(out.attentions, dim=2).cpu()
 
 
-def _layout(config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(T,) token type, (T,) bool trajectory token, (T,) its step within the segment (0 for other tokens)."""
-    kind, slot = (torch.as_tensor(a) for a in token_layout(config.context_len, config.memory_tokens,
-                                                           config.cache_len))
+def _layout(layout: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(T,) token type, (T,) bool trajectory token, (T,) its step within the segment (0 for other tokens),
+    of a model's ``attention_layout`` (K, M, C)."""
+    kind, slot = (torch.as_tensor(a) for a in token_layout(*layout))
     trajectory = torch.as_tensor(trajectory_tokens(kind.numpy()))
     return kind, trajectory, torch.where(trajectory, slot, 0)
 
@@ -171,16 +170,16 @@ def window_maps(model, returns_to_go, observations, actions, mask=None) -> list[
     if mask is None:
         mask = torch.ones(returns_to_go.shape, dtype=torch.bool)
     weights = _forward_maps(model, returns_to_go, observations, actions, mask)
-    kind, trajectory, step = _layout(model.config)
+    kind, trajectory, step = _layout(model.attention_layout)
     out = []
     for b, row in enumerate(mask.cpu().view(len(mask), -1, model.config.context_len)):
         real = row[row.any(dim=1)]  # the real segments come first: padding is on the right
         computed = torch.where(trajectory, real[:, step], (kind == READ) | ((kind == WRITE) & real.any(dim=1)[:, None]))
-        out.append(_maps(model.config, weights[b, :len(real)], real, computed))
+        out.append(_maps(model, weights[b, :len(real)], real, computed))
     return out
 
 
-def fed_tokens(config, segments: int, length: int) -> torch.Tensor:
+def fed_tokens(layout: tuple[int, int, int], segments: int, length: int) -> torch.Tensor:
     """(S, T) bool: the tokens a rollout ran in the first ``segments`` segments of an episode of ``length`` steps.
 
     ``act`` feeds step t's R and o at step t and its action a_t at step t + 1, so the last action of
@@ -188,8 +187,9 @@ def fed_tokens(config, segments: int, length: int) -> torch.Tensor:
     action of each segment; a segment's write tokens run when the next segment starts (step (s + 1) K);
     its read tokens run when it starts; cache slots are keys only.
     """
-    K, carried = config.context_len, bool(config.memory_tokens or config.cache_len)
-    kind, trajectory, step = _layout(config)
+    K, M, C = layout
+    carried = bool(M or C)
+    kind, trajectory, step = _layout(layout)
     t = torch.arange(segments * K).view(segments, K)[:, step]  # (S, T): episode step of each token
     action_fed = (t + 1 < length) & (carried | ((t + 1) % K != 0))
     written = ((torch.arange(segments) + 1) * K < length)[:, None]
@@ -221,6 +221,6 @@ def episode_maps(model, episodes, device="cpu") -> list[AttentionMaps]:
     out = []
     for b, episode in enumerate(episodes):
         S = math.ceil(steps[b] / K)
-        out.append(_maps(model.config, weights[b, :S], mask[b, :S * K].view(S, K),
-                         fed_tokens(model.config, S, episode.length)))
+        out.append(_maps(model, weights[b, :S], mask[b, :S * K].view(S, K),
+                         fed_tokens(model.attention_layout, S, episode.length)))
     return out

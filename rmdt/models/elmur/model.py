@@ -30,10 +30,11 @@ class ELMUROutput:
     action_preds: torch.Tensor  # (B, L, num_actions) logits or (B, L, act_dim) actions in [-1, 1]
     memory: torch.Tensor  # (B, n_layers, M, d_model) banks after the last segment that held a real step
     slot_time: torch.Tensor  # (B, n_layers, M) token time of each slot's last write; -1: never written
-    # output_attentions: per layer, segment by segment, the softmax weights (row = query, column = key) of
-    # "self" (B, N, heads, 3K, 3K) among the (R, o, a) tokens, "read" (B, N, heads, 3K, M) of tokens over the
-    # bank's slots, "write" (B, N, heads, M, 3K) of slots over the tokens
-    attentions: dict[str, tuple[torch.Tensor, ...]] | None = None
+    # output_attentions: per layer, (B, N, heads, T, T) maps of each segment over [bank M ; (R, o, a) x K ; write M],
+    # T = 2M + 3K (row = query, column = key): a token's row holds two softmaxes, its read over the bank's
+    # columns and its self-attention over the tokens' columns; a write row, slot m's attention over the tokens;
+    # the bank's rows are no queries (zero)
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @functools.lru_cache(maxsize=64)
@@ -79,6 +80,24 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
         elif isinstance(module, ELMURLayer):  # no distance preferred before training
             init.zeros_(module.bias.table.weight)
 
+    @property
+    def attention_layout(self) -> tuple[int, int, int]:
+        """(K, M, C) of the attention maps' segment ``[bank M ; (R, o, a) x K ; write M]`` (no cache: C = 0)."""
+        return self.config.context_len, self.config.memory_size, 0
+
+    def attention_mask(self, step_mask: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, T) who may attend whom in segments of ``step_mask`` (B, K) real steps, in the maps' layout:
+        tokens read every slot and see the real tokens up to their own; write slots see the real tokens."""
+        B, K = step_mask.shape
+        M, T = self.config.memory_size, 3 * K
+        key_ok = step_mask.repeat_interleave(3, dim=1)
+        causal, diagonal = _causal(T, step_mask.device)
+        allowed = step_mask.new_zeros(B, 2 * M + T, 2 * M + T)
+        allowed[:, M:M + T, :M] = True
+        allowed[:, M:M + T, M:M + T] = (causal & key_ok[:, None, :]) | diagonal
+        allowed[:, M + T:, M:M + T] = (key_ok | ~key_ok.any(dim=1, keepdim=True))[:, None, :]
+        return allowed[:, None]
+
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         out = self.head(self.ln_f(hidden))
         return out if self.discrete else torch.tanh(out)
@@ -112,7 +131,7 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
         clock = torch.arange(T, device=tokens.device).expand(B, T)
         memory, slot_time = self.initial_memory(B)
         preds = []
-        attentions = {"self": [], "read": [], "write": []} if output_attentions else None
+        attentions = [] if output_attentions else None
         for s in range(L // K):
             if s and self.config.grad_segments is not None and s % self.config.grad_segments == 0:
                 memory = memory.detach()  # truncated backpropagation through memory
@@ -137,13 +156,20 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
             slot_time = torch.where(real[:, None, None], torch.stack(times, dim=1), slot_time)
             preds.append(self._head(x[:, 1::3]))
             if output_attentions:
-                for name, per_layer in zip(attentions, zip(*weights)):
-                    attentions[name].append(per_layer)
-        if output_attentions:  # name -> per layer (B, N, heads, rows, columns)
-            attentions = {name: tuple(torch.stack(layer, dim=1) for layer in zip(*segments))
-                          for name, segments in attentions.items()}
+                attentions.append([self._square(*w) for w in weights])
+        if output_attentions:  # per layer (B, N, heads, T, T)
+            attentions = tuple(torch.stack(layer, dim=1) for layer in zip(*attentions))
         return ELMUROutput(action_preds=torch.cat(preds, dim=1), memory=memory, slot_time=slot_time,
                            attentions=attentions)
+
+    def _square(self, self_weights, read, write) -> torch.Tensor:
+        """One layer's self-attention, read and write weights of a segment placed in the maps' (B, heads, T, T)."""
+        M, T = self.config.memory_size, self_weights.shape[-1]
+        square = self_weights.new_zeros(*self_weights.shape[:2], 2 * M + T, 2 * M + T)
+        square[:, :, M:M + T, :M] = read
+        square[:, :, M:M + T, M:M + T] = self_weights
+        square[:, :, M + T:, M:M + T] = write
+        return square
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross entropy (discrete) or MSE (continuous) averaged over the real steps of the batch."""

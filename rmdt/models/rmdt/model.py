@@ -144,6 +144,15 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         elif isinstance(module, PositionEmbedding) and module.learned:
             init.normal_(module.weight, std=self.config.initializer_range)
 
+    @property
+    def attention_layout(self) -> tuple[int, int, int]:
+        """(K, M, C) of the attention maps' segment ``[cache C ; read M ; (R, o, a) x K ; write M]``."""
+        return self.config.context_len, self.config.memory_tokens, self.config.cache_len
+
+    def attention_mask(self, step_mask: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T, T) who may attend whom in segments of ``step_mask`` (B, K) real steps (``segment_mask``)."""
+        return segment_mask(step_mask, self.config.memory_tokens)
+
     # ---- pieces shared by forward and act ----
     def _embed_steps(self, returns_to_go, observations, actions, timesteps) -> torch.Tensor:
         """(B, L, 3, d): the R, o, a tokens of every step, in that order."""
