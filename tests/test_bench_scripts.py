@@ -249,6 +249,19 @@ def test_memory_drift_follows_every_boundary_and_measures_clue_separation(tmp_pa
     assert f"| {tmp_path.name} | " in capsys.readouterr().out and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_memory_drift_follows_elmur_banks_and_refuses_a_model_without_memory(tmp_path, load, tiny_policy):
+    bench = load("analysis/tmaze_memory_drift")
+    tiny_policy("elmur", memory_size=2).save_pretrained(tmp_path / "elmur" / "final")
+    values, success = bench.drift(str(tmp_path / "elmur"), length=10, episodes=8, seed=1)
+    assert len(values) == 3 and all(np.isfinite(values)) and 0 <= success <= 1
+    tiny_policy("rmdt", memory_tokens=0).save_pretrained(tmp_path / "dt" / "final")
+    with pytest.raises(SystemExit, match="carries no memory across segments"):
+        bench.drift(str(tmp_path / "dt"), length=10, episodes=8, seed=1)
+    tiny_policy("gru").save_pretrained(tmp_path / "gru" / "final")
+    with pytest.raises(SystemExit, match="no segment memory"):
+        bench.drift(str(tmp_path / "gru"), length=10, episodes=8, seed=1)
+
+
 def test_decision_accuracy_splits_late_turns_from_the_rest(tiny, tmp_path, capsys, load):
     """Every oracle T-Maze episode ends with its one turn: the late-turn group counts exactly one step
     per episode that fits in a window, and no turn is early."""

@@ -1,4 +1,4 @@
-"""Does a trained RMDT keep the T-Maze clue in its memory, segment after segment? Where does it lose it?
+"""Does a trained RMDT (or ELMUR) keep the T-Maze clue in its memory, segment after segment? Where does it lose it?
 
     python bench/analysis/tmaze_memory_drift.py runs/results/rmdt__0 runs/results/rmdt__3 [--length 3000] \
         [--plot docs/tmaze_memory_drift.png]
@@ -62,11 +62,14 @@ def drift(run: str, length: int, episodes: int, seed: int) -> tuple[list[float],
     from rmdt.evaluation.rollout import rollout
 
     policy = load_policy(run)
-    if not getattr(policy.config, "memory_tokens", 0):
-        raise SystemExit(f"{run}: the model has no memory tokens to follow")
     hook, env = RecordingHook(), FirstObservation(TMazeVectorEnv(episodes, length))
-    policy.set_memory_hook(hook)
+    try:
+        policy.set_memory_hook(hook)
+    except NotImplementedError as error:
+        raise SystemExit(f"{run}: {error}") from None
     out = rollout(policy, env, 1.0, length_seed(seed, length))
+    if not hook.memories:
+        raise SystemExit(f"{run}: the model carries no memory across segments (a DT) to follow")
     clue = env.first[:, 1]
     complete = [m for m in hook.memories if len(m) == episodes]  # the lockstep boundaries
     return [separation(m, clue) for m in complete], float(np.mean(out.returns >= 1.0))
