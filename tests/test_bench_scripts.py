@@ -254,6 +254,8 @@ def test_memory_drift_follows_elmur_banks_and_refuses_a_model_without_memory(tmp
     tiny_policy("elmur", memory_size=2).save_pretrained(tmp_path / "elmur" / "final")
     values, success = bench.drift(str(tmp_path / "elmur"), length=10, episodes=8, seed=1)
     assert len(values) == 3 and all(np.isfinite(values)) and 0 <= success <= 1
+    j_old, j_in = bench.jacobians(str(tmp_path / "elmur"), episodes=8, seed=1)
+    assert j_old > 0 and j_in > 0  # the banks after a segment depend on the banks before and on its steps
     tiny_policy("rmdt", memory_tokens=0).save_pretrained(tmp_path / "dt" / "final")
     with pytest.raises(SystemExit, match="carries no memory across segments"):
         bench.drift(str(tmp_path / "dt"), length=10, episodes=8, seed=1)

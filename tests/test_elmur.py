@@ -134,6 +134,19 @@ def test_memory_carries_segment_1_to_the_last_and_gradients_cross_unless_truncat
     assert reach > 0 if grad_segments is None else reach == 0
 
 
+def test_a_window_continued_from_the_memory_of_the_previous_one_equals_one_long_window(make_model):
+    model = make_model(lru_blend_alpha=0.5)
+    batch = make_batch(model.config)
+    whole = run(model, batch)
+    parts = [{name: getattr(batch, name)[:, cut] for name in ("returns_to_go", "observations", "actions")}
+             for cut in (slice(0, 2 * K), slice(2 * K, None))]
+    first = model(**parts[0])
+    second = model(**parts[1], memory=(first.memory, first.slot_time))
+    torch.testing.assert_close(torch.cat([first.action_preds, second.action_preds], 1), whole.action_preds,
+                               atol=1e-5, rtol=0)
+    assert torch.equal(second.slot_time, whole.slot_time)
+
+
 def test_padding_changes_no_real_step_and_a_segment_of_padding_writes_nothing(make_model):
     model = make_model()
     batch = make_batch(model.config)

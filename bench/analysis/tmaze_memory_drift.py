@@ -9,7 +9,9 @@ clue each corridor showed at its first step, and prints per boundary the clue se
 distance between the mean memories of clue +1 and clue -1 corridors over the mean distance of a
 memory to its own clue's mean. A memory that carries the clue keeps it well above 1; once it falls
 towards 0 the two clues' memories coincide and the turn is a coin flip. Also prints the success of
-that rollout, so a drop in separation can be matched with a failed run.
+that rollout, so a drop in separation can be matched with a failed run. Beside it, how much the memory
+written after a corridor's second segment depends on the memory before it (|J_old|) and on that segment's
+observations (|J_in|): |J v| / |v| for a random v, over oracle corridors.
 """
 from __future__ import annotations
 
@@ -75,6 +77,38 @@ def drift(run: str, length: int, episodes: int, seed: int) -> tuple[list[float],
     return [separation(m, clue) for m in complete], float(np.mean(out.returns >= 1.0))
 
 
+def corridor_window(K: int, episodes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns-to-go, observations and actions of the first 2K steps of ``episodes`` long oracle corridors
+    (all steps go right: the junction lies beyond the window)."""
+    from rmdt.envs.tmaze.env import TMazeVectorEnv
+
+    env = TMazeVectorEnv(episodes, 2 * K + 2)
+    obs, _ = env.reset(seed=seed)
+    steps, right = [obs], np.zeros(episodes, np.int64)
+    for _ in range(2 * K - 1):
+        steps.append(env.step(right)[0])
+    observations = torch.as_tensor(np.stack(steps, 1), dtype=torch.float32)
+    return torch.ones(episodes, 2 * K), observations, torch.zeros(episodes, 2 * K, dtype=torch.long)
+
+
+def jacobians(run: str, episodes: int, seed: int) -> tuple[float, float]:
+    """|J v| / |v| for random v of the memory written after a corridor's second segment, with respect to the
+    memory before it (J_old) and to that segment's observations (J_in), over corridors of the oracle."""
+    from rmdt.evaluation import load_policy
+
+    policy = load_policy(run).eval()
+    K = policy.config.context_len
+    returns, observations, actions = corridor_window(K, episodes, seed)
+    first = policy(returns[:, :K], observations[:, :K], actions[:, :K])
+    old = first.memory.detach().requires_grad_()
+    obs = observations[:, K:].clone().requires_grad_()
+    carried = (old, first.slot_time) if hasattr(first, "slot_time") else old  # ELMUR's banks keep their times
+    new = policy(returns[:, K:], obs, actions[:, K:], memory=carried).memory
+    v = torch.randn(new.shape, generator=torch.Generator().manual_seed(seed))
+    g_old, g_in = torch.autograd.grad((new * v).sum(), (old, obs))
+    return float(g_old.norm() / v.norm()), float(g_in.norm() / v.norm())
+
+
 def plot(curves: dict, K: int, path) -> None:
     from rmdt.plotting import pyplot, save_png
 
@@ -101,13 +135,14 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with torch.no_grad():
         curves = {Path(run).name: drift(run, args.length, args.episodes, args.seed) for run in args.runs}
+    gains = {Path(run).name: jacobians(run, args.episodes, args.seed) for run in args.runs}
     boundaries = max(len(v) for v, _ in curves.values())
     shown = sorted({*range(0, boundaries, args.every), boundaries - 1})
-    print("| run | success | " + " | ".join(f"seg {b + 1}" for b in shown) + " |")
-    print("|---|---|" + "---|" * len(shown))
+    print("| run | \\|J_old\\| | \\|J_in\\| | success | " + " | ".join(f"seg {b + 1}" for b in shown) + " |")
+    print("|---|---|---|---|" + "---|" * len(shown))
     for name, (values, success) in curves.items():
         cells = [f"{values[b]:.1f}" if b < len(values) else "" for b in shown]
-        print(f"| {name} | {success:.2f} | " + " | ".join(cells) + " |")
+        print(f"| {name} | {gains[name][0]:.3f} | {gains[name][1]:.3f} | {success:.2f} | " + " | ".join(cells) + " |")
     if args.plot:
         from rmdt.evaluation import load_policy
 

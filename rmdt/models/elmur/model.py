@@ -109,13 +109,16 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
 
     def forward(self, returns_to_go: torch.Tensor, observations: torch.Tensor, actions: torch.Tensor,
                 mask: torch.Tensor | None = None, output_attentions: bool = False,
-                timesteps: torch.Tensor | None = None) -> ELMUROutput:
+                timesteps: torch.Tensor | None = None,
+                memory: tuple[torch.Tensor, torch.Tensor] | None = None) -> ELMUROutput:
         """Action predictions for every step of (B, L) windows, L = N * K, run segment by segment.
 
         ``mask`` (B, L) is True on real steps (padding on the right). The action at step t is predicted
         from its observation token's output, which never sees a_t. A segment without a real step
         leaves the banks as they were. ``timesteps`` is accepted for the common batch interface and
-        unused (positions restart every segment; the banks keep their own token times).
+        unused (positions restart every segment; the banks keep their own token times). ``memory``:
+        (banks, slot times) of an earlier window's output to continue from (None: the initial banks); this
+        window's tokens then count on from the last write.
         """
         B, L = returns_to_go.shape
         K = self.config.context_len
@@ -129,7 +132,8 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
         T = 3 * K
         causal, diagonal = _causal(T, tokens.device)
         clock = torch.arange(T, device=tokens.device).expand(B, T)
-        memory, slot_time = self.initial_memory(B)
+        memory, slot_time = self.initial_memory(B) if memory is None else memory
+        clock = clock + (slot_time.amax(dim=(1, 2)) + 1).clamp_min(0)[:, None]  # after the last write
         preds = []
         attentions = [] if output_attentions else None
         for s in range(L // K):
