@@ -41,7 +41,8 @@ def test_overrides_apply_with_yaml_types(tmp_path):
 
 
 def test_without_file_the_model_and_the_environment_must_be_named():
-    with pytest.raises(ConfigError, match=r"model.kind must be set \(a model kind: rmdt, elmur, ffm, .*\), or name a preset"):
+    with pytest.raises(ConfigError,
+                       match=r"model.kind must be set \(a model kind: rmdt, elmur, ffm, .*\), or name a preset"):
         load_config()
     config = load_config(None, ["model=dt", "evaluation.env=tmaze", "data.recipe=tmaze"])
     assert config.model.kind == "rmdt" and config.model.memory_tokens == 0 and config.evaluation.env == "tmaze"

@@ -194,3 +194,12 @@ def sinusoidal_table(num_positions: int, d_model: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(position * freq)
     table[:, 1::2] = torch.cos(position * freq)[:, : d_model // 2]
     return table
+
+
+def add_step_embeddings(model: nn.Module, config, d_model: int) -> None:
+    """Gives ``model`` the layers every policy reads a step with, under the names checkpoints use: ``obs_norm``
+    (dataset statistics), ``embed_obs`` (the config's encoder), ``embed_return`` and ``embed_action``."""
+    model.obs_norm = ObsNormalizer(config.obs_mean, config.obs_std)
+    model.embed_obs = build_obs_encoder(config.obs_encoder, config.obs_shape, d_model)
+    model.embed_return = ReturnEmbedding(d_model)
+    model.embed_action = ActionEmbedding(d_model, config.num_actions, config.act_dim)

@@ -19,7 +19,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
 
-from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, ReturnEmbedding, build_obs_encoder
+from rmdt.models.embeddings import add_step_embeddings
 from rmdt.models.memoroid import SCANS, Element
 from rmdt.models.memoroid_layers import FFM, LRU, LinearAttention
 from rmdt.models.policy import Policy, action_loss
@@ -122,10 +122,7 @@ class RecurrentModel(PreTrainedModel, Policy):
         super().__init__(config)
         d = config.d_model
         self.discrete = config.num_actions is not None
-        self.obs_norm = ObsNormalizer(config.obs_mean, config.obs_std)
-        self.embed_obs = build_obs_encoder(config.obs_encoder, config.obs_shape, d)
-        self.embed_return = ReturnEmbedding(d)
-        self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
+        add_step_embeddings(self, config, d)
         self.no_action = nn.Parameter(torch.zeros(d))  # "previous action" at an episode's first step
         self.drop = maybe_dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))

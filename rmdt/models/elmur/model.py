@@ -20,7 +20,7 @@ from transformers import initialization as init
 from rmdt.models.elmur.config import ELMURConfig
 from rmdt.models.elmur.inference import ELMURRollouts
 from rmdt.models.elmur.layers import ELMURLayer, lru_write
-from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, PositionEmbedding, ReturnEmbedding, build_obs_encoder
+from rmdt.models.embeddings import PositionEmbedding, add_step_embeddings
 from rmdt.models.policy import Policy, action_loss
 from rmdt.models.transformer import maybe_dropout
 
@@ -56,10 +56,7 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
         super().__init__(config)
         d, K = config.d_model, config.context_len
         self.discrete = config.num_actions is not None
-        self.obs_norm = ObsNormalizer(config.obs_mean, config.obs_std)
-        self.embed_obs = build_obs_encoder(config.obs_encoder, config.obs_shape, d)
-        self.embed_return = ReturnEmbedding(d)
-        self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
+        add_step_embeddings(self, config, d)
         self.position = PositionEmbedding(3 * K, d, config.position_embedding)
         self.memory = nn.Parameter(torch.zeros(config.n_layers, config.memory_size, d))  # learned initial banks
         self.drop = maybe_dropout(config.dropout)

@@ -23,7 +23,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 
 from rmdt.models import hidden_cache
-from rmdt.models.embeddings import ActionEmbedding, ObsNormalizer, PositionEmbedding, ReturnEmbedding, build_obs_encoder
+from rmdt.models.embeddings import PositionEmbedding, add_step_embeddings
 from rmdt.models.policy import Policy, action_loss
 from rmdt.models.rmdt.config import RMDTConfig
 from rmdt.models.rmdt.inference import RMDTRollouts
@@ -104,10 +104,7 @@ class RMDTModel(PreTrainedModel, RMDTRollouts, Policy):
         super().__init__(config)
         d, K, M = config.d_model, config.context_len, config.memory_tokens
         self.discrete = config.num_actions is not None
-        self.obs_norm = ObsNormalizer(config.obs_mean, config.obs_std)
-        self.embed_obs = build_obs_encoder(config.obs_encoder, config.obs_shape, d)
-        self.embed_return = ReturnEmbedding(d)
-        self.embed_action = ActionEmbedding(d, config.num_actions, config.act_dim)
+        add_step_embeddings(self, config, d)
         self.position = PositionEmbedding(2 * M + 3 * K, d, config.position_embedding)
         self.timestep = nn.Embedding(config.max_timestep, d) if config.max_timestep else None
         self.memory = nn.Parameter(torch.zeros(M, d))  # learned initial memory m_1
