@@ -36,7 +36,7 @@ def evaluated(runs: Path, name: str, mean_return: float, normalised: float) -> N
 def test_memory_suites_sweep_has_a_config_for_every_task_and_model():
     """Every row the table promises is a run config users can also train with train.py."""
     sweep = load_sweep(SWEEPS / "memory_suites.yaml")
-    assert len(sweep.runs) == 10 * 9 * 3 and len(sweep.tasks) == 10
+    assert len(sweep.runs) == 10 * 10 * 3 and len(sweep.tasks) == 10
     for run in sweep.runs:
         config = load_config(run.config, list(run.overrides))
         assert config.name == f"{run.task.replace('/', '_')}_{run.model}" and config.seed == run.seed, run.name
