@@ -109,13 +109,14 @@ def jacobians(run: str, episodes: int, seed: int) -> tuple[float, float]:
     return float(g_old.norm() / v.norm()), float(g_in.norm() / v.norm())
 
 
-def plot(curves: dict, K: int, path) -> None:
+def plot(curves: dict, K: dict, path) -> None:
+    """``curves``: run name -> (separations, success); ``K``: run name -> its segment length."""
     from rmdt.plotting import pyplot, save_png
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, (values, success) in curves.items():
-        ax.plot(K * np.arange(1, len(values) + 1), values, label=f"{name} (success {success:.2f})")
+        ax.plot(K[name] * np.arange(1, len(values) + 1), values, label=f"{name} (success {success:.2f})")
     ax.set(xlabel="step of the corridor (segment boundary)", ylabel="clue separation", yscale="symlog")
     ax.axhline(1, color="grey", lw=0.8, ls="--")
     ax.legend(fontsize=8)
@@ -146,7 +147,7 @@ def main(argv=None) -> None:
     if args.plot:
         from rmdt.evaluation import load_policy
 
-        plot(curves, load_policy(args.runs[0]).config.context_len, args.plot)
+        plot(curves, {Path(run).name: load_policy(run).config.context_len for run in args.runs}, args.plot)
         print(f"plot: {args.plot}")
 
 
