@@ -57,7 +57,7 @@ def test_the_sweep_is_the_popgym_easy_table_packed_on_the_gpu(load_script):
     parsed = parser().parse_args(module.sweep_args(args))
     assert (parsed.gpus_per_run, parsed.cpus_per_run, parsed.out) == (0.25, 1, "/tmp/s")
     runs = load_sweep(parsed.sweep, parsed.tasks, parsed.models, parsed.seeds).runs
-    assert len(runs) == 9 * 9 * 3 and {r.task.split("/")[0] for r in runs} == {"popgym"}
+    assert len(runs) == 9 * 10 * 3 and {r.task.split("/")[0] for r in runs} == {"popgym"}
     assert {r.model for r in runs} <= set(PRESETS) and {r.seed for r in runs} == {0, 1, 2}
     assert not module.parse_args(["--device", "cpu", "--tiny"]).sweep  # the CPU test runs the rows only
     assert module.parse_args(["--device", "cpu", "--no-rows", "--sweep"]).rows is False
