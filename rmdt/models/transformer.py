@@ -16,6 +16,11 @@ from torch import nn
 KVCache = tuple[torch.Tensor, torch.Tensor]  # keys, values: (B, n_heads, T, d_model // n_heads)
 
 
+def put_rows(cache: list[KVCache], index: torch.Tensor, rows: list[KVCache]) -> list[KVCache]:
+    """Per-layer ``cache`` with the batch rows ``index`` replaced by ``rows`` (out of place)."""
+    return [(k.index_copy(0, index, k2), v.index_copy(0, index, v2)) for (k, v), (k2, v2) in zip(cache, rows)]
+
+
 def maybe_dropout(p: float) -> nn.Module:
     """``nn.Dropout(p)``, or no module at all for p = 0: a dropout of 0 is still one operator a call."""
     return nn.Dropout(p) if p else nn.Identity()

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rmdt.models.elmur.layers import lru_write
-from rmdt.models.transformer import KVCache
+from rmdt.models.transformer import KVCache, put_rows
 
 
 @dataclass
@@ -60,8 +59,7 @@ class ELMURRollouts:
         step[rows], segment[rows] = 0, 0
         index = torch.as_tensor(rows, device=state.memory.device)
         fresh = self._fresh(len(rows), state.hidden)
-        cache = [(k.index_copy(0, index, k2), v.index_copy(0, index, v2))
-                 for (k, v), (k2, v2) in zip(state.cache, fresh.pop("cache"))]
+        cache = put_rows(state.cache, index, fresh.pop("cache"))
         changed = {name: getattr(state, name).index_copy(0, index, value) for name, value in fresh.items()}
         return dataclasses.replace(state, cache=cache, step=step, segment=segment, **changed)
 
@@ -89,19 +87,13 @@ class ELMURRollouts:
         a = self.drop(self.embed_action(last_action[index])[:, None] + self.position(T - 1, T))
         self._tokens(a, slot, time, memory, slot_time, cache, hidden)
         token_time = time - T + 1 + torch.arange(T, device=slot.device)
-        banks, times = [], []
-        for i, layer in enumerate(self.layers):
-            candidate = layer.candidate(memory[:, i], slot_time[:, i], hidden[:, i, :T], token_time)[0]
-            bank, when = lru_write(memory[:, i], slot_time[:, i], candidate, time[:, 0], self.config.lru_blend_alpha)
-            banks.append(bank)
-            times.append(when)
-        memory = torch.stack(banks, dim=1)
+        memory, slot_time, _ = self._write_banks(memory, slot_time, hidden[:, :, :T].unbind(1), token_time)
         if self.memory_hook is not None:
             memory = self.memory_hook(memory.flatten(1, 2)).view_as(memory)
         step, segment = state.step.copy(), state.segment.copy()
         step[rows], segment[rows] = 0, segment[rows] + 1
         return dataclasses.replace(state, memory=state.memory.index_copy(0, index, memory),
-                                   slot_time=state.slot_time.index_copy(0, index, torch.stack(times, dim=1)),
+                                   slot_time=state.slot_time.index_copy(0, index, slot_time),
                                    step=step, segment=segment)
 
     @torch.no_grad()

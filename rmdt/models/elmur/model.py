@@ -8,7 +8,6 @@ time, are the job of rmdt.models.elmur.inference.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +21,7 @@ from rmdt.models.elmur.inference import ELMURRollouts
 from rmdt.models.elmur.layers import ELMURLayer, lru_write
 from rmdt.models.embeddings import PositionEmbedding, add_step_embeddings
 from rmdt.models.policy import Policy, action_loss
+from rmdt.models.rmdt.model import segment_mask
 from rmdt.models.transformer import maybe_dropout
 
 
@@ -35,13 +35,6 @@ class ELMUROutput:
     # columns and its self-attention over the tokens' columns; a write row, slot m's attention over the tokens;
     # the bank's rows are no queries (zero)
     attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@functools.lru_cache(maxsize=64)
-def _causal(T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.inference_mode(False):
-        i = torch.arange(T, device=device)
-        return i[None, :] <= i[:, None], i[None, :] == i[:, None]
 
 
 class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
@@ -88,10 +81,9 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
         B, K = step_mask.shape
         M, T = self.config.memory_size, 3 * K
         key_ok = step_mask.repeat_interleave(3, dim=1)
-        causal, diagonal = _causal(T, step_mask.device)
         allowed = step_mask.new_zeros(B, 2 * M + T, 2 * M + T)
         allowed[:, M:M + T, :M] = True
-        allowed[:, M:M + T, M:M + T] = (causal & key_ok[:, None, :]) | diagonal
+        allowed[:, M:M + T, M:M + T] = segment_mask(step_mask, 0)[:, 0]  # a DT segment's: causal, padding hidden
         allowed[:, M + T:, M:M + T] = (key_ok | ~key_ok.any(dim=1, keepdim=True))[:, None, :]
         return allowed[:, None]
 
@@ -127,7 +119,6 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
                               self.embed_action(actions)], dim=2)
         tokens = rearrange(tokens, "b (n k) r d -> b n (k r) d", k=K)
         T = 3 * K
-        causal, diagonal = _causal(T, tokens.device)
         clock = torch.arange(T, device=tokens.device).expand(B, T)
         memory, slot_time = self.initial_memory(B) if memory is None else memory
         clock = clock + (slot_time.amax(dim=(1, 2)) + 1).clamp_min(0)[:, None]  # after the last write
@@ -136,32 +127,47 @@ class ELMURModel(PreTrainedModel, ELMURRollouts, Policy):
         for s in range(L // K):
             if s and self.config.grad_segments is not None and s % self.config.grad_segments == 0:
                 memory = memory.detach()  # truncated backpropagation through memory
-            key_ok = mask[:, s * K:(s + 1) * K].repeat_interleave(3, dim=1)
+            step_mask = mask[:, s * K:(s + 1) * K]
+            key_ok = step_mask.repeat_interleave(3, dim=1)
             real = key_ok.any(dim=1)
-            self_mask = ((causal & key_ok[:, None, :]) | diagonal)[:, None]
+            self_mask = segment_mask(step_mask, 0)
             token_time = clock + s * T
-            now = token_time[:, -1]
             x = self.drop(tokens[:, s] + self.position(0, T))
-            banks, times, weights = [], [], []
+            outputs, weights = [], []
             for i, layer in enumerate(self.layers):
-                x, _, (w_self, w_read) = layer.tokens(x, memory[:, i], token_time, slot_time[:, i], self_mask,
-                                                      output_attentions=output_attentions)
-                # a segment of padding only writes nothing; its keys stay open so no softmax row is empty
-                candidate, w_write = layer.candidate(memory[:, i], slot_time[:, i], x, token_time,
-                                                     key_ok | ~real[:, None], output_attentions=output_attentions)
-                bank, time = lru_write(memory[:, i], slot_time[:, i], candidate, now, self.config.lru_blend_alpha)
-                banks.append(bank)
-                times.append(time)
-                weights.append((w_self, w_read, w_write))
-            memory = torch.where(real[:, None, None, None], torch.stack(banks, dim=1), memory)
-            slot_time = torch.where(real[:, None, None], torch.stack(times, dim=1), slot_time)
+                x, _, w = layer.tokens(x, memory[:, i], token_time, slot_time[:, i], self_mask,
+                                       output_attentions=output_attentions)
+                outputs.append(x)
+                weights.append(w)
+            # a segment of padding only writes nothing; its keys stay open so no softmax row is empty
+            banks, times, writes = self._write_banks(memory, slot_time, outputs, token_time, key_ok | ~real[:, None],
+                                                     output_attentions)
+            memory = torch.where(real[:, None, None, None], banks, memory)
+            slot_time = torch.where(real[:, None, None], times, slot_time)
             preds.append(self._head(x[:, 1::3]))
             if output_attentions:
-                attentions.append([self._square(*w) for w in weights])
+                attentions.append([self._square(*w, write) for w, write in zip(weights, writes)])
         if output_attentions:  # per layer (B, N, heads, T, T)
             attentions = tuple(torch.stack(layer, dim=1) for layer in zip(*attentions))
         return ELMUROutput(action_preds=torch.cat(preds, dim=1), memory=memory, slot_time=slot_time,
                            attentions=attentions)
+
+    def _write_banks(self, memory: torch.Tensor, slot_time: torch.Tensor, outputs, token_time: torch.Tensor,
+                     key_ok: torch.Tensor | None = None, output_attentions: bool = False):
+        """Every layer's bank after a segment: (B, n_layers, M, d) banks and (B, n_layers, M) slot times from
+        the banks before it, each layer's ``outputs`` (B, 3K, d) of the segment's tokens at ``token_time``
+        (B, 3K) (``key_ok``: the real ones; None: all) and per layer the write weights (None unless
+        ``output_attentions``). The write's time is the segment's last token's."""
+        banks, times, weights = [], [], []
+        for i, (layer, x) in enumerate(zip(self.layers, outputs)):
+            candidate, w = layer.candidate(memory[:, i], slot_time[:, i], x, token_time, key_ok,
+                                           output_attentions=output_attentions)
+            bank, time = lru_write(memory[:, i], slot_time[:, i], candidate, token_time[:, -1],
+                                   self.config.lru_blend_alpha)
+            banks.append(bank)
+            times.append(time)
+            weights.append(w)
+        return torch.stack(banks, dim=1), torch.stack(times, dim=1), weights
 
     def _square(self, self_weights, read, write) -> torch.Tensor:
         """One layer's self-attention, read and write weights of a segment placed in the maps' (B, heads, T, T)."""

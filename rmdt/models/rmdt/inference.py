@@ -23,7 +23,7 @@ import torch
 from rmdt.models import hidden_cache
 from rmdt.models.rmdt.sliding import act as sliding_act
 from rmdt.models.rmdt.sliding import empty_window
-from rmdt.models.transformer import KVCache
+from rmdt.models.transformer import KVCache, put_rows
 
 
 @dataclass
@@ -48,11 +48,6 @@ class RMDTState:
     segment_hidden: torch.Tensor | None = None
     # max_timestep > 0 with dt_context "segments": (B,) int64 steps of the episode already taken (its timestep)
     time: np.ndarray | None = None
-
-
-def _put_rows(cache: list[KVCache], index: torch.Tensor, rows: list[KVCache]) -> list[KVCache]:
-    """``cache`` with the batch rows ``index`` replaced by ``rows`` (out of place)."""
-    return [(k.index_copy(0, index, k2), v.index_copy(0, index, v2)) for (k, v), (k2, v2) in zip(cache, rows)]
 
 
 class RMDTRollouts:
@@ -126,7 +121,7 @@ class RMDTRollouts:
         hidden = {name: getattr(state, name).index_copy(0, index, value)
                   for name, value in self._empty_hidden(len(rows), memory).items()}
         return dataclasses.replace(state, memory=state.memory.index_copy(0, index, memory),
-                                   cache=_put_rows(state.cache, index, fresh), step=step, **hidden)
+                                   cache=put_rows(state.cache, index, fresh), step=step, **hidden)
 
     def _hooked(self, memory: torch.Tensor, hidden: torch.Tensor | None):
         """``memory`` (and the cached ``hidden`` states when the hook covers the cache) through ``memory_hook``,
@@ -174,7 +169,7 @@ class RMDTRollouts:
         kv = hidden_cache.cache_keys_values(self.blocks, hidden, self.cache_position) if C else None
         fresh = self._fresh_cache(memory, kv)
         return dataclasses.replace(state, memory=state.memory.index_copy(0, index, memory),
-                                   cache=_put_rows(state.cache, index, fresh), step=step, **changed)
+                                   cache=put_rows(state.cache, index, fresh), step=step, **changed)
 
     @torch.no_grad()
     def act(self, state: RMDTState, obs: torch.Tensor, last_action: torch.Tensor, last_reward: torch.Tensor,
